@@ -1,0 +1,249 @@
+"""The device contracts: one abstract class per role, with template methods.
+
+The public methods (``feed``, ``print_card``, ``transmit`` …) live here once: they trace
+the exchange into a ring buffer of frames, map a backend's own exceptions into the tree
+of :mod:`drivers.errors` (chained with ``from``) and attach the last frames to the error,
+so a failure can be dumped for the technician. A backend implements only the
+``_*_internal`` methods. Backends are found by name through :data:`PRINTER_DRIVERS` and
+:data:`CHIP_DRIVERS`, imported lazily so a station without pyscard still starts.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import threading
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from drivers.errors import DeviceError
+
+FRAME_HISTORY = 32
+
+
+class PrinterState(enum.StrEnum):
+    READY = "ready"
+    BUSY = "busy"
+    FEEDER_EMPTY = "feeder_empty"
+    RIBBON_OUT = "ribbon_out"
+    JAM = "jam"
+    COVER_OPEN = "cover_open"
+    OFFLINE = "offline"
+
+
+class CardPosition(enum.StrEnum):
+    """Where the card being worked on is, as far as the printer knows."""
+
+    NONE = "none"  # no card in the path
+    CONTACT = "contact"  # parked at the chip contact/encoder station
+    PRINT = "print"  # under the print head
+    JAMMED = "jammed"
+
+
+@dataclass(frozen=True)
+class PrinterStatus:
+    state: PrinterState
+    card: CardPosition = CardPosition.NONE
+    #: Blanks the printer sees in its hopper, when it can count them (None: unknown).
+    hopper: int | None = None
+    ribbon_left: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class PrinterInfo:
+    model: str
+    serial: str
+    firmware: str
+
+
+@dataclass(frozen=True)
+class PrintJob:
+    """What to print on one card. ``label`` is a non-personal tag (the record id)."""
+
+    label: str
+    front: bytes
+    back: bytes | None = None
+
+
+class FrameLog:
+    """The last N frames exchanged with a device, for the failure dump (Klipper-style)."""
+
+    def __init__(self, size: int = FRAME_HISTORY) -> None:
+        self._frames: deque[str] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def add(self, direction: str, text: str) -> None:
+        with self._lock:
+            self._frames.append(f"{direction} {text}")
+
+    def snapshot(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(self._frames)
+
+
+_T = TypeVar("_T")
+
+
+class _Device:
+    """Shared plumbing: frame tracing and error mapping for every role."""
+
+    #: Backend exception types that mean "device gone"; subclasses widen this.
+    offline_errors: tuple[type[BaseException], ...] = (OSError,)
+
+    def __init__(self) -> None:
+        self.frames = FrameLog()
+
+    def _trace(self, direction: str, text: str) -> None:
+        self.frames.add(direction, text)
+
+    @contextmanager
+    def _mapped(self, what: str) -> Iterator[None]:
+        """Map backend errors of step ``what`` into the tree, with the frame dump."""
+        from drivers.errors import DeviceOffline
+
+        try:
+            yield
+        except DeviceError as exc:
+            if not exc.frames:
+                exc.frames = self.frames.snapshot()
+            raise
+        except self.offline_errors as exc:
+            raise DeviceOffline(
+                f"{what}: device unreachable ({type(exc).__name__})",
+                frames=self.frames.snapshot(),
+            ) from exc
+
+    def _call(self, what: str, fn: Callable[[], _T]) -> _T:
+        self._trace(">", what)
+        with self._mapped(what):
+            result = fn()
+        self._trace("<", f"{what} ok")
+        return result
+
+
+class CardPrinter(_Device, ABC):
+    """A card printer with an input hopper, a chip contact station and two trays."""
+
+    def open(self) -> PrinterInfo:
+        return self._call("open", self._open_internal)
+
+    def close(self) -> None:
+        self._call("close", self._close_internal)
+
+    def status(self) -> PrinterStatus:
+        return self._call("status", self._status_internal)
+
+    def feed(self) -> str | None:
+        """Take a blank from the hopper to the contact station; its serial if known."""
+        return self._call("feed", self._feed_internal)
+
+    def print_card(self, job: PrintJob) -> None:
+        """Move the card from the contact station under the head and print its panels."""
+        self._call(f"print {job.label}", lambda: self._print_internal(job))
+
+    def eject(self) -> None:
+        """Send the card in the path to the output tray (a good card)."""
+        self._call("eject", self._eject_internal)
+
+    def reject(self) -> None:
+        """Send the card in the path, if any, to the reject tray."""
+        self._call("reject", self._reject_internal)
+
+    def reset(self) -> None:
+        self._call("reset", self._reset_internal)
+
+    @abstractmethod
+    def _open_internal(self) -> PrinterInfo: ...
+
+    @abstractmethod
+    def _close_internal(self) -> None: ...
+
+    @abstractmethod
+    def _status_internal(self) -> PrinterStatus: ...
+
+    @abstractmethod
+    def _feed_internal(self) -> str | None: ...
+
+    @abstractmethod
+    def _print_internal(self, job: PrintJob) -> None: ...
+
+    @abstractmethod
+    def _eject_internal(self) -> None: ...
+
+    @abstractmethod
+    def _reject_internal(self) -> None: ...
+
+    @abstractmethod
+    def _reset_internal(self) -> None: ...
+
+
+class ChipChannel(_Device, ABC):
+    """An ISO 7816 channel to the chip of the card parked at the contact station."""
+
+    def connect(self, timeout: float = 5.0) -> bytes:
+        """Power the card and return its ATR; waits up to ``timeout`` for a card."""
+        atr = self._call("connect", lambda: self._connect_internal(timeout))
+        self._trace("<", f"ATR {atr.hex()}")
+        return atr
+
+    def transmit(self, apdu: bytes) -> bytes:
+        """Send one command APDU, return the response (data + SW1 SW2)."""
+        # Header only: APDU data carries personal fields and never goes to a frame dump.
+        self._trace(">", f"APDU {apdu[:4].hex()} Lc={max(len(apdu) - 5, 0)}")
+        with self._mapped("transmit"):
+            response = self._transmit_internal(apdu)
+        self._trace("<", f"SW {response[-2:].hex()} len={len(response) - 2}")
+        return response
+
+    def disconnect(self) -> None:
+        self._call("disconnect", self._disconnect_internal)
+
+    def uid(self) -> str | None:
+        """The chip's serial/UID as the reader reports it, when it can (else None)."""
+        return self._call("uid", self._uid_internal)
+
+    @abstractmethod
+    def _connect_internal(self, timeout: float) -> bytes: ...
+
+    @abstractmethod
+    def _transmit_internal(self, apdu: bytes) -> bytes: ...
+
+    @abstractmethod
+    def _disconnect_internal(self) -> None: ...
+
+    def _uid_internal(self) -> str | None:
+        return None
+
+
+#: name → "module:Class", imported only when chosen in the configuration.
+PRINTER_DRIVERS: dict[str, str] = {
+    "sim": "drivers.sim:SimPrinter",
+}
+CHIP_DRIVERS: dict[str, str] = {
+    "sim": "drivers.sim:SimChipChannel",
+}
+
+
+def load_driver(registry: dict[str, str], name: str) -> type[Any]:
+    """Import the class registered under ``name`` (ValueError names the known ones)."""
+    try:
+        target = registry[name]
+    except KeyError:
+        known = ", ".join(sorted(registry))
+        raise ValueError(f"unknown driver {name!r} (known: {known})") from None
+    module_name, _, class_name = target.partition(":")
+    module = importlib.import_module(module_name)
+    cls: type[Any] = getattr(module, class_name)
+    return cls
+
+
+@dataclass
+class DriverOptions:
+    """Free-form options for a driver, straight from the config's driver table."""
+
+    values: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,112 @@
+"""One exception tree for every device the station drives.
+
+Each class says two things the pipeline and the technician need: whether trying the same
+step again may help (``retryable``), and what a person must do (``action``), shown by
+``station status``. Drivers raise only these; a backend's own exceptions (pyusb, pyserial,
+pyscard, OSError) are chained with ``from`` by the template methods in ``drivers.base``.
+
+::
+
+    DeviceError                      action: technician reads the message
+    ├── TransientDeviceError         retryable: the same step may succeed shortly
+    │   ├── DeviceBusy               printer still working on the previous command
+    │   ├── DeviceTimeout            no answer in time (also: a hung card)
+    │   └── DeviceOffline            unplugged, powered off, pcscd gone; re-found later
+    ├── PrinterError                 not retryable until a person acts
+    │   ├── MediaOut
+    │   │   ├── FeederEmpty          no blank in the input hopper
+    │   │   └── RibbonOut            ribbon finished
+    │   ├── CardJam                  card stuck in the path
+    │   ├── CoverOpen                cover opened
+    │   └── PrintFailed              printing a panel failed (head, data)
+    └── ChipError                    the chip or the encoder refused
+        ├── NoCard                   no card at the contact station
+        ├── ChipDead                 no ATR / card mute: the blank is bad
+        └── ChipStatusError          a status word other than the one expected
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class DeviceError(Exception):
+    """Base of every device failure; ``str()`` is safe to log (never personal data)."""
+
+    retryable: ClassVar[bool] = False
+    action: ClassVar[str] = "check the device and the station log"
+    #: Whether a card that was inside the device is damaged or must be rejected.
+    spoils_card: ClassVar[bool] = True
+
+    def __init__(self, message: str, *, frames: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        #: The last frames exchanged with the device (commands/APDUs, data elided).
+        self.frames = frames
+
+
+class TransientDeviceError(DeviceError):
+    retryable = True
+    action = "none: the station retries by itself"
+    spoils_card = False
+
+
+class DeviceBusy(TransientDeviceError):
+    pass
+
+
+class DeviceTimeout(TransientDeviceError):
+    action = "if it repeats, power-cycle the device"
+    spoils_card = True
+
+
+class DeviceOffline(TransientDeviceError):
+    action = "check the cable and power of the device"
+
+
+class PrinterError(DeviceError):
+    pass
+
+
+class MediaOut(PrinterError):
+    spoils_card = False
+
+
+class FeederEmpty(MediaOut):
+    action = "load blanks into the input hopper"
+
+
+class RibbonOut(MediaOut):
+    action = "replace the ribbon"
+
+
+class CardJam(PrinterError):
+    action = "open the printer, remove the jammed card into the reject tray, close the cover"
+
+
+class CoverOpen(PrinterError):
+    action = "close the printer cover"
+    spoils_card = False
+
+
+class PrintFailed(PrinterError):
+    action = "inspect the card in the reject tray; clean the print head if it repeats"
+
+
+class ChipError(DeviceError):
+    action = "none: the card is rejected and the record retried with a new blank"
+
+
+class NoCard(ChipError):
+    action = "check that the encoder sees the card at the contact station"
+
+
+class ChipDead(ChipError):
+    pass
+
+
+class ChipStatusError(ChipError):
+    """The card answered a status word the step did not expect."""
+
+    def __init__(self, message: str, *, sw: int, frames: tuple[str, ...] = ()) -> None:
+        super().__init__(message, frames=frames)
+        self.sw = sw
