@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from drivers.script import ChipStep
 from station.nik import NikError, parse_nik
 
 Kind = Literal["first", "reprint"]
@@ -66,17 +67,6 @@ class Person(_Strict):
 class Region(_Strict):
     province: str
     regency: str
-
-
-class ChipStep(_Strict):
-    """One step of the chip personalisation script (hex APDU, ``{name}`` placeholders)."""
-
-    target: Literal["card", "sam"] = "card"
-    apdu: str = Field(pattern=r"^([0-9A-Fa-f]{2}|\{[a-z_][a-z0-9_]*\})+$")
-    expect_sw: list[str] = Field(default_factory=lambda: ["9000"])
-    expect_data: str | None = None
-    expect_sha256: str | None = None
-    capture: str | None = None
 
 
 class PrintReadyRecord(_Strict):
