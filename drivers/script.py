@@ -1,10 +1,23 @@
-"""Chip personalisation scripts: the step format (runner to come with the PC/SC work)."""
+"""Chip personalisation scripts: the step format and the runner that plays them.
+
+A step is a hex APDU with ``{name}`` placeholders (hex of data captured by an earlier
+step), sent to the card or the SAM; its status word must match one of ``expect_sw``
+(``x`` = any nibble). Messages name the step, INS and SW, never data bytes.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from drivers import ktpel_layout as layout
+from drivers.base import ChipChannel
+from drivers.errors import ChipError, ChipStatusError
+from drivers.iso7816 import CLA_CHAINING, CommandApdu, transceive
 
 
 class ChipStep(BaseModel):
@@ -18,3 +31,225 @@ class ChipStep(BaseModel):
     expect_data: str | None = None
     expect_sha256: str | None = None
     capture: str | None = None
+
+
+# -- the runner ------------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+_SW_PATTERN = re.compile(r"^[0-9A-Fa-fxX]{4}$")
+INS_SELECT = 0xA4
+INS_READ_BINARY = 0xB0
+INS_UPDATE_BINARY = 0xD6
+#: Largest READ BINARY of the read-back (short Le 00 = 256 bytes).
+READ_CHUNK = 256
+
+
+class ScriptError(ChipError):
+    """The script itself is unusable (bad placeholder, malformed APDU, no SAM)."""
+
+    action = "report the record as failed: its chip script cannot run"
+
+
+def sw_matches(pattern: str, sw: int) -> bool:
+    """Whether ``sw`` matches a 4-character pattern where ``x`` stands for any nibble."""
+    actual = f"{sw:04X}"
+    return all(p in "xX" or p.upper() == a for p, a in zip(pattern, actual, strict=True))
+
+
+@dataclass(frozen=True)
+class ScriptOutcome:
+    """What a run did; ``values`` (captured bytes) stays out of the repr and logs."""
+
+    steps_run: int
+    bytes_written: int
+    captured: tuple[str, ...]
+    files_written: tuple[str, ...]
+    values: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class _File:
+    """Bytes written to one EF, and the SELECTs that reach it again."""
+
+    selects: tuple[bytes, ...]
+    written: dict[int, int] = field(default_factory=dict)  # offset → byte
+
+
+class ScriptRunner:
+    """Runs personalisation steps on the card (and SAM), then verifies by reading back.
+
+    SELECT by file id (``00 A4`` with P1 ``00``/``02``) is tracked as a chain of commands
+    since the last SELECT of the MF; every UPDATE BINARY answered 9000 is remembered per
+    chain, and :meth:`verify` replays each chain and compares READ BINARY answers.
+    """
+
+    def __init__(self, card: ChipChannel, sam: ChipChannel | None = None) -> None:
+        self.card = card
+        self.sam = sam
+        self._files: dict[tuple[bytes, ...], _File] = {}
+        self._selects: list[tuple[int, bytes]] = []  # (P1, SELECT APDU)
+
+    def run(self, steps: list[ChipStep]) -> ScriptOutcome:
+        """Run ``steps`` in order; the first unexpected answer raises ChipStatusError."""
+        values: dict[str, bytes] = {}
+        written = 0
+        for i, step in enumerate(steps):
+            channel = self._channel(i, step)
+            cmd = self._command(i, step, values)
+            response = transceive(channel.transmit, cmd)
+            where = f"step {i} (INS {cmd.ins:02X})"
+            if not any(sw_matches(p, response.sw) for p in self._patterns(i, step)):
+                self._fail(
+                    channel, f"{where}: SW {response.sw:04X} {response.meaning()}", response.sw
+                )
+            if step.expect_data is not None and response.data != _hex(i, step.expect_data):
+                self._fail(channel, f"{where}: response data differs from expected", response.sw)
+            if step.expect_sha256 is not None and (
+                hashlib.sha256(response.data).hexdigest() != step.expect_sha256.lower()
+            ):
+                self._fail(channel, f"{where}: response data digest differs", response.sw)
+            if step.capture is not None:
+                values[step.capture] = response.data
+            if step.target == "card" and response.sw == 0x9000:
+                written += self._track(i, cmd)
+        return ScriptOutcome(
+            steps_run=len(steps),
+            bytes_written=written,
+            captured=tuple(values),
+            files_written=tuple(f.selects[-1][5:7].hex().upper() for f in self._files.values()),
+            values=values,
+        )
+
+    def verify(self) -> int:
+        """Re-select each written file and READ BINARY what was written; bytes compared."""
+        checked = 0
+        for f in self._files.values():
+            fid = f.selects[-1][5:7].hex().upper()
+            for raw in f.selects:
+                response = transceive(self.card.transmit, CommandApdu.parse(raw))
+                if response.sw != 0x9000:
+                    self._fail(
+                        self.card,
+                        f"read-back of file {fid}: SELECT answered "
+                        f"SW {response.sw:04X} {response.meaning()}",
+                        response.sw,
+                    )
+            for start, expected in _runs(f.written):
+                for off in range(0, len(expected), READ_CHUNK):
+                    want = expected[off : off + READ_CHUNK]
+                    pos = start + off
+                    cmd = CommandApdu(0x00, INS_READ_BINARY, pos >> 8, pos & 0xFF, le=len(want))
+                    response = transceive(self.card.transmit, cmd)
+                    if response.sw != 0x9000:
+                        self._fail(
+                            self.card,
+                            f"read-back of file {fid} at offset {pos}: "
+                            f"SW {response.sw:04X} {response.meaning()}",
+                            response.sw,
+                        )
+                    got = response.data
+                    for k, b in enumerate(want):
+                        if k >= len(got) or got[k] != b:
+                            self._fail(
+                                self.card,
+                                f"read-back of file {fid} differs at offset {pos + k}",
+                                response.sw,
+                            )
+                    checked += len(want)
+        return checked
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _channel(self, i: int, step: ChipStep) -> ChipChannel:
+        if step.target == "card":
+            return self.card
+        if self.sam is None:
+            raise ScriptError(f"step {i} needs the SAM, but no SAM channel is configured")
+        return self.sam
+
+    @staticmethod
+    def _patterns(i: int, step: ChipStep) -> list[str]:
+        for p in step.expect_sw:
+            if not _SW_PATTERN.match(p):
+                raise ScriptError(f"step {i}: expect_sw {p!r} is not 4 hex digits or x")
+        return step.expect_sw
+
+    @staticmethod
+    def _command(i: int, step: ChipStep, values: dict[str, bytes]) -> CommandApdu:
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in values:
+                raise ScriptError(f"step {i}: placeholder {{{name}}} was not captured before")
+            return values[name].hex()
+
+        try:
+            return CommandApdu.parse(_hex(i, _PLACEHOLDER.sub(substitute, step.apdu)))
+        except ValueError as exc:
+            raise ScriptError(f"step {i}: malformed APDU ({exc})") from exc
+
+    def _track(self, i: int, cmd: CommandApdu) -> int:
+        """Follow SELECTs and remember UPDATE BINARY data; returns bytes written."""
+        if cmd.ins == INS_SELECT and cmd.p1 in (0x00, 0x02) and len(cmd.data) == 2:
+            raw = CommandApdu(cmd.cla, cmd.ins, cmd.p1, 0x0C, cmd.data).to_bytes()
+            if cmd.data == b"\x3f\x00":
+                self._selects = []
+            # re-selecting a file of the chain cuts it there; a new EF replaces the last EF
+            for k, (_, known) in enumerate(self._selects):
+                if known[5:7] == cmd.data:
+                    del self._selects[k:]
+                    break
+            if cmd.p1 == 0x02 and self._selects and self._selects[-1][0] == 0x02:
+                self._selects.pop()
+            self._selects.append((cmd.p1, raw))
+            return 0
+        if cmd.ins != INS_UPDATE_BINARY:
+            return 0
+        if cmd.p1 & 0x80 or cmd.cla & CLA_CHAINING:
+            raise ScriptError(
+                f"step {i}: UPDATE BINARY by short EF id or chaining cannot be verified"
+            )
+        if not self._selects:
+            raise ScriptError(f"step {i}: UPDATE BINARY before any SELECT of a file")
+        chain_ = tuple(s[1] for s in self._selects)
+        f = self._files.setdefault(chain_, _File(chain_))
+        offset = (cmd.p1 << 8) | cmd.p2
+        for k, b in enumerate(cmd.data):
+            f.written[offset + k] = b
+        return len(cmd.data)
+
+    @staticmethod
+    def _fail(channel: ChipChannel, message: str, sw: int) -> NoReturn:
+        raise ChipStatusError(message, sw=sw, frames=channel.frames.snapshot())
+
+
+def _hex(i: int, text: str) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except ValueError as exc:
+        raise ScriptError(f"step {i}: not hexadecimal") from exc
+
+
+def _runs(written: dict[int, int]) -> list[tuple[int, bytes]]:
+    """Contiguous (offset, bytes) runs of a sparse offset → byte map."""
+    runs: list[tuple[int, bytearray]] = []
+    for offset in sorted(written):
+        if runs and runs[-1][0] + len(runs[-1][1]) == offset:
+            runs[-1][1].append(written[offset])
+        else:
+            runs.append((offset, bytearray((written[offset],))))
+    return [(start, bytes(data)) for start, data in runs]
+
+
+def read_chip_serial(card: ChipChannel) -> str:
+    """The chip's serial as upper-case hex: the reader's UID if it knows, else GET DATA."""
+    uid = card.uid()
+    if uid:
+        return uid.replace(":", "").replace(" ", "").upper()
+    response = transceive(card.transmit, CommandApdu.parse(layout.GET_SERIAL_APDU))
+    if response.sw != 0x9000 or not response.data:
+        raise ChipStatusError(
+            f"GET DATA serial: SW {response.sw:04X} {response.meaning()}",
+            sw=response.sw,
+            frames=card.frames.snapshot(),
+        )
+    return response.data.hex().upper()

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 
 @pytest.fixture(autouse=True)
@@ -16,10 +17,16 @@ def _no_leaked_threads() -> Iterator[None]:
     yield
     deadline = time.monotonic() + 5.0
     while True:
-        leaked = [
-            t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon
-        ] + [t for t in threading.enumerate() if t not in before and t.is_alive() and t.daemon]
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
         if not leaked or time.monotonic() > deadline:
             break
         time.sleep(0.02)
     assert not leaked, f"test left threads running: {[t.name for t in leaked]}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Each test starts and ends with structlog's defaults (a test may configure it)."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()

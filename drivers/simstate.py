@@ -1,0 +1,149 @@
+"""The simulator's persistent model: options, timings, faults, the state file format.
+
+Split from :mod:`drivers.sim` to keep modules small; everything here is plain data plus
+the atomic file write the simulator uses at every physical step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from drivers.base import CardPosition
+
+STATE_VERSION = 1
+
+
+class SimTimings(BaseModel):
+    """Milliseconds each step takes (defaults: a real printer, scaled down)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    feed: float = Field(300.0, ge=0)
+    encode_apdu: float = Field(0.0, ge=0)
+    print: float = Field(1500.0, ge=0)
+    eject: float = Field(200.0, ge=0)
+    reject: float = Field(200.0, ge=0)
+    status: float = Field(5.0, ge=0)
+
+    @classmethod
+    def instant(cls) -> SimTimings:
+        """No waiting at all (unit tests)."""
+        return cls(feed=0, encode_apdu=0, print=0, eject=0, reject=0, status=0)
+
+
+class SimFaults(BaseModel):
+    """Probability (0..1) of each fault at each step where it can happen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    feed_jam: float = Field(0.0, ge=0, le=1)
+    feeder_misfeed: float = Field(0.0, ge=0, le=1)
+    print_fail: float = Field(0.0, ge=0, le=1)
+    ribbon_out: float = Field(0.0, ge=0, le=1)
+    cover_open: float = Field(0.0, ge=0, le=1)
+    chip_dead: float = Field(0.0, ge=0, le=1)
+    eject_jam: float = Field(0.0, ge=0, le=1)
+
+
+class SimPrinterOptions(BaseModel):
+    """The ``[printer.options]`` table of the station config for driver ``sim``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state_file: Path
+    hopper: int = Field(100, ge=0)
+    ribbon: int = Field(1000, ge=0)
+    seed: int = 0
+    timings_ms: SimTimings = SimTimings()
+    faults: SimFaults = SimFaults()
+    serial_prefix: str = Field("SIM", pattern=r"^[A-Z0-9]{1,6}$")
+
+
+class SimChipOptions(BaseModel):
+    """The ``[encoder.options]`` table for driver ``sim``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sam_mode: bool = False
+    t0: bool = False
+    require_auth: bool = False
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def validate_options(model: type[_M], options: dict[str, Any], what: str) -> _M:
+    """Validate a driver's options table; ValueError names each bad or unknown key."""
+    try:
+        return model.model_validate(options)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(options)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ValueError(f"{what} options: {problems}") from exc
+
+
+class SimCardRecord(BaseModel):
+    """One blank as the simulator knows it; never raw print data, only digests."""
+
+    serial: str
+    position: CardPosition = CardPosition.CONTACT
+    chip_dead: bool = False
+    #: EF id (hex) → content (hex, trailing zero bytes trimmed), while the card is in the
+    #: path; when it leaves for a tray only ``chip_sha256`` is kept (no personal data
+    #: accumulates in the state file, and it stays small and fast to rewrite).
+    chip: dict[str, str] = Field(default_factory=dict)
+    #: EF id (hex) → SHA-256 (hex) of the trimmed content, set when the card leaves.
+    chip_sha256: dict[str, str] = Field(default_factory=dict)
+    label: str | None = None
+    front_sha256: str | None = None
+    back_sha256: str | None = None
+    printed: Literal["no", "started", "done", "failed"] = "no"
+
+    def seal_chip(self) -> None:
+        """Keep only digests of the chip memory (the card leaves the printer)."""
+        self.chip_sha256 = {
+            fid: hashlib.sha256(bytes.fromhex(content)).hexdigest()
+            for fid, content in self.chip.items()
+        }
+        self.chip = {}
+
+    @property
+    def chip_serial(self) -> bytes:
+        """The chip's serial: the prefix's ASCII bytes + the 5 bytes of the hex tail."""
+        return self.serial[:-10].encode("ascii") + bytes.fromhex(self.serial[-10:])
+
+
+class SimState(BaseModel):
+    version: Literal[1] = 1
+    printer_serial: str
+    hopper: list[str]
+    path: SimCardRecord | None = None
+    output: list[SimCardRecord] = Field(default_factory=list)
+    reject: list[SimCardRecord] = Field(default_factory=list)
+    ribbon_left: int
+    cover_open: bool = False
+    jam: bool = False
+    steps: int = 0
+    counters: dict[str, int] = Field(default_factory=dict)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so a crash leaves the old or the new file, whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

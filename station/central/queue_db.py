@@ -1,0 +1,381 @@
+"""The reference queue server's state: SQLite (WAL) with versioned migrations.
+
+One connection guarded by one lock; every protocol operation is one transaction, so an
+answer is only produced after its changes committed. Lease times are wall-clock epoch
+seconds (the DB outlives a process); a lease is active while ``lease_expires > now``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import structlog
+
+from station.central import protocol as p
+from station.records import SignedRecord
+
+log = structlog.get_logger(__name__)
+
+_ACTIVE = "lease_id IS NOT NULL AND lease_expires > ?"
+
+#: Migration scripts; index + 1 is the schema version they bring the DB to.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE records (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        record_id    TEXT NOT NULL UNIQUE,
+        kind_rank    INTEGER NOT NULL,            -- 0 first, 1 reprint
+        urgent       INTEGER NOT NULL,            -- 1 when the record jumps the queue
+        enrolled_ts  REAL NOT NULL,               -- epoch seconds (UTC)
+        signed_json  TEXT NOT NULL,               -- the SignedRecord as sent
+        state        TEXT NOT NULL DEFAULT 'ready' CHECK (state IN ('ready','printed','failed')),
+        lease_id     TEXT,                        -- current lease (active while not expired)
+        lease_station TEXT,
+        lease_expires REAL,
+        added_ts     REAL NOT NULL
+    );
+    CREATE INDEX records_queue ON records (state, urgent DESC, kind_rank, enrolled_ts, seq);
+    CREATE TABLE leases (
+        lease_id     TEXT PRIMARY KEY,
+        record_id    TEXT NOT NULL,
+        station_id   TEXT NOT NULL,
+        granted_ts   REAL NOT NULL,
+        expires_ts   REAL NOT NULL,
+        closed_ts    REAL,
+        close_reason TEXT
+    );
+    CREATE INDEX leases_record ON leases (record_id);
+    CREATE TABLE results (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        result_id    TEXT NOT NULL UNIQUE,
+        station_id   TEXT NOT NULL,
+        record_id    TEXT NOT NULL,
+        lease_id     TEXT NOT NULL,
+        outcome      TEXT NOT NULL,
+        body_json    TEXT NOT NULL,               -- the CardResult as received
+        received_ts  REAL NOT NULL
+    );
+    CREATE INDEX results_record ON results (record_id, outcome);
+    CREATE TABLE heartbeats (
+        station_id   TEXT PRIMARY KEY,
+        body_json    TEXT NOT NULL,               -- the last Heartbeat
+        received_ts  REAL NOT NULL,
+        count        INTEGER NOT NULL
+    );
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO counters VALUES ('duplicate_results', 0);
+    """,
+)
+
+
+class SchemaError(RuntimeError):
+    """The database was written by a newer version of this server."""
+
+
+def _ts(value: Any, fallback: float) -> float:
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return fallback
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return parsed.timestamp()
+    return fallback
+
+
+class QueueDB:
+    """The server's SQLite state: records, leases, results, heartbeats (thread-safe)."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > len(MIGRATIONS):
+                raise SchemaError(
+                    f"queue DB schema version {version} is newer than this server's "
+                    f"({len(MIGRATIONS)})"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                # executescript commits first; the version bump belongs to the same script.
+                self._conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+                )
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    # -- records -------------------------------------------------------------------------
+
+    def add_records(self, records: Iterable[SignedRecord]) -> list[str]:
+        """Insert signed records (content is not validated: tests may queue bad ones)."""
+        now = self.clock()
+        rows = []
+        for signed in records:
+            rec = signed.record
+            rows.append(
+                (
+                    signed.record_id(),
+                    1 if rec.get("kind") == "reprint" else 0,
+                    1 if rec.get("urgent") else 0,
+                    _ts(rec.get("enrolled_at"), now),
+                    signed.model_dump_json(),
+                    now,
+                )
+            )
+        with self._tx() as c:
+            c.executemany(
+                "INSERT INTO records (record_id, kind_rank, urgent, enrolled_ts, signed_json,"
+                " added_ts) VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return [r[0] for r in rows]
+
+    def next_index(self) -> int:
+        """The next free PRR-NNNNNN number (after every record ever added)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT MAX(COALESCE(MAX(seq), 0), COALESCE(MAX(CAST(SUBSTR(record_id, 5)"
+                " AS INTEGER)), 0)) FROM records WHERE record_id GLOB 'PRR-[0-9]*'"
+                " OR record_id NOT GLOB 'PRR-*'"
+            ).fetchone()
+        return int(row[0]) + 1
+
+    def record_state(self, record_id: str) -> str | None:
+        """'ready' | 'leased' | 'printed' | 'failed', or None for an unknown record."""
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT state, {_ACTIVE} FROM records WHERE record_id = ?",
+                (self.clock(), record_id),
+            ).fetchone()
+        if row is None:
+            return None
+        return "leased" if row[0] == "ready" and row[1] else str(row[0])
+
+    # -- protocol operations -------------------------------------------------------------
+
+    def lease(self, req: p.LeaseRequest, ttl_s: float) -> p.LeaseResponse:
+        now = self.clock()
+        out: list[p.LeasedRecord] = []
+        with self._tx() as c:
+            rows = c.execute(
+                "SELECT record_id, signed_json FROM records WHERE state = 'ready'"
+                " AND NOT (" + _ACTIVE + ")"
+                " ORDER BY urgent DESC, kind_rank, enrolled_ts, seq LIMIT ?",
+                (now, req.max),
+            ).fetchall()
+            for record_id, signed_json in rows:
+                lease_id = uuid4().hex
+                c.execute(
+                    "UPDATE records SET lease_id = ?, lease_station = ?, lease_expires = ?"
+                    " WHERE record_id = ?",
+                    (lease_id, req.station_id, now + ttl_s, record_id),
+                )
+                c.execute(
+                    "INSERT INTO leases (lease_id, record_id, station_id, granted_ts, expires_ts)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (lease_id, record_id, req.station_id, now, now + ttl_s),
+                )
+                signed = SignedRecord.model_validate_json(signed_json)
+                out.append(p.LeasedRecord(lease_id=lease_id, ttl_s=ttl_s, signed=signed))
+        log.debug("central.leased", station=req.station_id, asked=req.max, granted=len(out))
+        return p.LeaseResponse(records=out)
+
+    def renew(self, req: p.RenewRequest, ttl_s: float) -> p.RenewResponse:
+        now = self.clock()
+        renewed: dict[str, float] = {}
+        lost: list[str] = []
+        with self._tx() as c:
+            for lease_id in req.lease_ids:
+                cur = c.execute(
+                    "UPDATE records SET lease_expires = ? WHERE lease_id = ?"
+                    " AND lease_station = ? AND state = 'ready' AND lease_expires > ?",
+                    (now + ttl_s, lease_id, req.station_id, now),
+                )
+                if cur.rowcount:
+                    c.execute(
+                        "UPDATE leases SET expires_ts = ? WHERE lease_id = ?",
+                        (now + ttl_s, lease_id),
+                    )
+                    renewed[lease_id] = ttl_s
+                else:
+                    lost.append(lease_id)
+        return p.RenewResponse(renewed=renewed, lost=lost)
+
+    def release(self, req: p.ReleaseRequest) -> p.ReleaseResponse:
+        now = self.clock()
+        released: list[str] = []
+        with self._tx() as c:
+            for lease_id in req.lease_ids:
+                cur = c.execute(
+                    "UPDATE records SET lease_id = NULL, lease_station = NULL,"
+                    " lease_expires = NULL WHERE lease_id = ? AND lease_station = ?"
+                    " AND lease_expires > ?",
+                    (lease_id, req.station_id, now),
+                )
+                if cur.rowcount:
+                    self._close_lease(c, lease_id, now, f"released:{req.reason}")
+                    released.append(lease_id)
+        return p.ReleaseResponse(released=released)
+
+    @staticmethod
+    def _close_lease(c: sqlite3.Connection, lease_id: str, now: float, why: str) -> None:
+        c.execute(
+            "UPDATE leases SET closed_ts = ?, close_reason = ? WHERE lease_id = ?"
+            " AND closed_ts IS NULL",
+            (now, why, lease_id),
+        )
+
+    def results(self, req: p.ResultsRequest) -> p.ResultsResponse:
+        now = self.clock()
+        acked: list[str] = []
+        dups = 0
+        with self._tx() as c:
+            for res in req.results:
+                acked.append(res.result_id)
+                known = c.execute(
+                    "SELECT 1 FROM results WHERE result_id = ?", (res.result_id,)
+                ).fetchone()
+                if known:
+                    dups += 1
+                    continue
+                c.execute(
+                    "INSERT INTO results (result_id, station_id, record_id, lease_id, outcome,"
+                    " body_json, received_ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        res.result_id,
+                        req.station_id,
+                        res.record_id,
+                        res.lease_id,
+                        res.outcome,
+                        res.model_dump_json(),
+                        now,
+                    ),
+                )
+                self._apply(c, res, now)
+            c.execute(
+                "UPDATE counters SET value = value + ? WHERE name = 'duplicate_results'", (dups,)
+            )
+        log.debug("central.results", station=req.station_id, n=len(acked), duplicates=dups)
+        return p.ResultsResponse(acked=acked)
+
+    def _apply(self, c: sqlite3.Connection, res: p.CardResult, now: float) -> None:
+        if res.outcome == "spoiled":
+            return  # counts a blank; the record's attempt goes on
+        self._close_lease(c, res.lease_id, now, res.outcome)
+        if res.outcome == "printed":
+            # Even when the lease expired meanwhile: the card exists.
+            c.execute(
+                "UPDATE records SET state = 'printed', lease_id = NULL, lease_station = NULL,"
+                " lease_expires = NULL WHERE record_id = ?",
+                (res.record_id,),
+            )
+        elif res.outcome == "failed":
+            c.execute(
+                "UPDATE records SET state = 'failed', lease_id = NULL, lease_station = NULL,"
+                " lease_expires = NULL WHERE record_id = ? AND state = 'ready'",
+                (res.record_id,),
+            )
+        else:  # deferred: back to ready, unless another station holds it by now
+            c.execute(
+                "UPDATE records SET lease_id = NULL, lease_station = NULL, lease_expires = NULL"
+                " WHERE record_id = ? AND lease_id = ?",
+                (res.record_id, res.lease_id),
+            )
+
+    def heartbeat(self, hb: p.Heartbeat) -> p.HeartbeatAck:
+        now = self.clock()
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO heartbeats (station_id, body_json, received_ts, count)"
+                " VALUES (?, ?, ?, 1) ON CONFLICT (station_id) DO UPDATE SET"
+                " body_json = excluded.body_json, received_ts = excluded.received_ts,"
+                " count = count + 1",
+                (hb.station_id, hb.model_dump_json(), now),
+            )
+        return p.HeartbeatAck(server_time=dt.datetime.fromtimestamp(now, dt.UTC))
+
+    def last_heartbeat(self, station_id: str) -> p.Heartbeat | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT body_json FROM heartbeats WHERE station_id = ?", (station_id,)
+            ).fetchone()
+        return None if row is None else p.Heartbeat.model_validate_json(row[0])
+
+    def results_for(self, record_id: str) -> list[p.CardResult]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT body_json FROM results WHERE record_id = ? ORDER BY seq", (record_id,)
+            ).fetchall()
+        return [p.CardResult.model_validate_json(r[0]) for r in rows]
+
+    def summary(self) -> p.ServerSummary:
+        now = self.clock()
+        with self._lock:
+            c = self._conn
+            counts = dict(
+                c.execute(
+                    "SELECT CASE WHEN state = 'ready' AND " + _ACTIVE + " THEN 'leased'"
+                    " ELSE state END AS s, COUNT(*) FROM records GROUP BY s",
+                    (now,),
+                ).fetchall()
+            )
+            n_results = c.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+            dups = c.execute(
+                "SELECT value FROM counters WHERE name = 'duplicate_results'"
+            ).fetchone()[0]
+            twice = [
+                r[0]
+                for r in c.execute(
+                    "SELECT record_id FROM results WHERE outcome = 'printed'"
+                    " GROUP BY record_id HAVING COUNT(*) > 1 ORDER BY record_id"
+                ).fetchall()
+            ]
+            beats = c.execute("SELECT COALESCE(SUM(count), 0) FROM heartbeats").fetchone()[0]
+        return p.ServerSummary(
+            records=sum(counts.values()),
+            ready=counts.get("ready", 0),
+            leased=counts.get("leased", 0),
+            printed=counts.get("printed", 0),
+            failed=counts.get("failed", 0),
+            results=n_results,
+            duplicate_results=dups,
+            printed_twice=twice,
+            heartbeats=beats,
+        )

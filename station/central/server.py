@@ -1,0 +1,240 @@
+"""The reference central queue server: real HTTP (stdlib) over its own SQLite database.
+
+For development, demos and tests; speaks :mod:`station.central.protocol` exactly. State
+lives in :class:`~station.central.queue_db.QueueDB` (one connection, one lock, one
+transaction per request); this layer only routes, validates and serialises. Logs carry
+ids and counts, never personal data.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import structlog
+from pydantic import BaseModel, ValidationError
+
+from station.central import protocol as p
+from station.central.queue_db import QueueDB
+from station.records import SignedRecord
+
+log = structlog.get_logger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+MAX_BODY = 32 * 1024 * 1024
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _validate(model: type[M], body: Any) -> M:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "body"
+        raise _HTTPError(
+            HTTPStatus.BAD_REQUEST, f"invalid {model.__name__}: field {where}: {first['msg']}"
+        ) from exc
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    protocol_version = "HTTP/1.0"  # one request per connection: no idle handler threads
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("central.http", line=format % args)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        central = self.server.central
+        if not central._enter():
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "server is stopping"})
+            return
+        try:
+            forced = central._take_failure()
+            if forced is not None:
+                self._send(HTTPStatus(forced), {"error": "injected failure"})
+                return
+            route = central._routes.get((self.command, self.path))
+            if route is None:
+                where = f"{self.command} {self.path[:100]}"
+                self._send(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint {where}"})
+                return
+            body = self._read_json() if self.command == "POST" else None
+            self._send(HTTPStatus.OK, route(body).model_dump_json().encode())
+        except _HTTPError as exc:
+            self._send(exc.status, {"error": exc.message})
+        except sqlite3.Error as exc:
+            log.warning("central.db_error", error=type(exc).__name__)
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "database unavailable"})
+        finally:
+            central._leave()
+
+    def _read_json(self) -> Any:
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError as exc:
+            raise _HTTPError(HTTPStatus.LENGTH_REQUIRED, "Content-Length required") from exc
+        if length < 0 or length > MAX_BODY:
+            raise _HTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large")
+        raw = self.rfile.read(length)
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise _HTTPError(HTTPStatus.BAD_REQUEST, f"invalid JSON: {exc}") from exc
+
+    def _send(self, status: HTTPStatus, payload: dict[str, str] | bytes) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client hung up; whatever committed stays committed, it will ask again.
+            log.debug("central.client_gone", path=self.path[:100], status=int(status))
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, addr: tuple[str, int], central: CentralServer) -> None:
+        self.central = central
+        super().__init__(addr, _Handler)
+
+
+class CentralServer:
+    """The reference queue server: ``start()``, ``url``, ``stop()`` (or ``with``)."""
+
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        lease_ttl_s: float = 600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.lease_ttl_s = lease_ttl_s
+        self.db = QueueDB(db_path, clock=clock)
+        try:
+            self._httpd = _HTTPServer((host, port), self)
+        except OSError:
+            self.db.close()
+            raise
+        self._thread: threading.Thread | None = None
+        self._state = threading.Condition()
+        self._inflight = 0
+        self._stopping = False
+        self._fail_left = 0
+        self._fail_status = 503
+        self._routes: dict[tuple[str, str], Callable[[Any], BaseModel]] = {
+            ("POST", "/v1/leases"): lambda b: self.db.lease(
+                _validate(p.LeaseRequest, b), self.lease_ttl_s
+            ),
+            ("POST", "/v1/leases/renew"): lambda b: self.db.renew(
+                _validate(p.RenewRequest, b), self.lease_ttl_s
+            ),
+            ("POST", "/v1/leases/release"): lambda b: self.db.release(
+                _validate(p.ReleaseRequest, b)
+            ),
+            ("POST", "/v1/results"): lambda b: self.db.results(_validate(p.ResultsRequest, b)),
+            ("POST", "/v1/heartbeat"): lambda b: self.db.heartbeat(_validate(p.Heartbeat, b)),
+            ("GET", "/v1/summary"): lambda _b: self.db.summary(),
+        }
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        host_s = host.decode() if isinstance(host, bytes) else host
+        return f"http://{host_s}:{port}"
+
+    def start(self) -> CentralServer:
+        if self._thread is not None:
+            raise RuntimeError("server already started")
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"central-server:{self._httpd.server_address[1]}",
+        )
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving, wait for requests in flight (up to ``timeout``), close the DB."""
+        with self._state:
+            if self._stopping:
+                return
+            self._stopping = True
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+        self._httpd.server_close()
+        with self._state:
+            self._state.wait_for(lambda: self._inflight == 0, timeout=timeout)
+        self.db.close()
+        log.debug("central.stopped")
+
+    def __enter__(self) -> CentralServer:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def fail_next(self, n: int, status: int = 503) -> None:
+        """The next ``n`` requests answer ``status`` without touching any state."""
+        HTTPStatus(status)  # ValueError for a status that does not exist
+        with self._state:
+            self._fail_left, self._fail_status = n, status
+
+    def summary(self) -> p.ServerSummary:
+        return self.db.summary()
+
+    def results_for(self, record_id: str) -> list[p.CardResult]:
+        return self.db.results_for(record_id)
+
+    def add_records(self, records: Iterable[SignedRecord]) -> list[str]:
+        return self.db.add_records(records)
+
+    def record_state(self, record_id: str) -> str | None:
+        return self.db.record_state(record_id)
+
+    def _enter(self) -> bool:
+        with self._state:
+            if self._stopping:
+                return False
+            self._inflight += 1
+            return True
+
+    def _leave(self) -> None:
+        with self._state:
+            self._inflight -= 1
+            self._state.notify_all()
+
+    def _take_failure(self) -> int | None:
+        with self._state:
+            if self._fail_left <= 0:
+                return None
+            self._fail_left -= 1
+            return self._fail_status

@@ -1,0 +1,202 @@
+"""The ``station`` command: the daemon and the technician's verbs.
+
+    station run                         the daemon (systemd runs this)
+    station status [--json]             printer, blanks, buffer, outbox, link, last error
+    station inspect [--json]            attempts that need a person to look in the trays
+    station resolve ATTEMPT --good|--spoiled [--serial S]
+    station blanks receive COUNT --batch ID
+    station central serve|seed …        the reference queue server
+    station demo [--cards N]            server + daemon + simulator on the embedded defaults
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from station import store
+from station.config import ConfigError, StationConfig, config_path, load_config
+from station.crypto import KeyFileError
+from station.db import connect, migrate, transaction
+
+T = TypeVar("T")
+
+
+def _config(args: argparse.Namespace) -> StationConfig:
+    return load_config(config_path(args.config))
+
+
+def _with_db(args: argparse.Namespace, fn: Callable[[sqlite3.Connection], T]) -> T:
+    cfg = _config(args)
+    conn = connect(cfg.db_path)
+    try:
+        migrate(conn)
+        return transaction(conn, fn)
+    finally:
+        conn.close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from station import logs
+    from station.daemon import run
+
+    cfg = _config(args)
+    logs.setup(cfg.log_level, cfg.log_format)
+    return run(cfg)
+
+
+def status_snapshot(conn: sqlite3.Connection) -> dict[str, Any]:
+    snap = store.get_status(conn)
+    snap["counts"] = store.counts(conn)
+    return snap
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    snap = _with_db(args, status_snapshot)
+    if args.json:
+        print(json.dumps(snap, indent=2, sort_keys=True))
+        return 0
+    print(render_status(snap))
+    return 0
+
+
+def _ago(epoch: float | None) -> str:
+    if not epoch:
+        return "never"
+    secs = int(time.time() - epoch)
+    if secs < 120:
+        return f"{secs}s ago"
+    if secs < 7200:
+        return f"{secs // 60} min ago"
+    return f"{secs // 3600} h ago"
+
+
+def render_status(snap: dict[str, Any]) -> str:
+    c = snap["counts"]
+    state = snap.get("state") or {"category": "stopped", "message": "daemon never ran"}
+    link = snap.get("link") or {}
+    lines = [
+        f"station:   {state['category'].upper()} — {state['message']}",
+    ]
+    if state.get("action"):
+        lines.append(f"  to do:   {state['action']}")
+    lines += [
+        f"printer:   {snap.get('printer_state', 'unknown')}",
+        f"blanks:    {c['in_stock']} in stock ({c['received']} received, {c['used']} used, "
+        f"{c['spoiled']} spoiled, {c['in_printer']} in the printer)",
+        f"buffer:    {c['buffered']} records ready to print",
+        f"outbox:    {c['outbox']} results not yet acknowledged",
+        f"today:     {c['cards_today']} cards printed",
+    ]
+    if link:
+        word = "up" if link.get("up") else "DOWN"
+        lines.append(f"link:      {word} since {_ago(link.get('since'))}"
+                     + (f" ({link['detail']})" if link.get("detail") else ""))
+    else:
+        lines.append("link:      unknown")
+    if c["inspection"]:
+        lines.append(f"inspect:   {c['inspection']} attempt(s) need a person: station inspect")
+    err = snap.get("last_error")
+    if err:
+        lines.append(f"last error: {_ago(err['at'])} [{err['category']}] {err['message']}"
+                     f" — {err['action']}")
+    return "\n".join(lines)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    rows = _with_db(args, store.inspection_list)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("nothing needs inspection")
+        return 0
+    for r in rows:
+        print(f"attempt {r['attempt_id']}  record {r['record_id']}  blank "
+              f"{r['blank_serial'] or '?'}\n  {r['reason']}")
+    print("\nLook in the output and reject trays, then: "
+          "station resolve ATTEMPT --good [--serial S] | --spoiled")
+    return 0
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+
+    def act(conn: sqlite3.Connection) -> str:
+        return store.resolve(conn, args.attempt, good=args.good, serial=args.serial,
+                             max_attempts=cfg.pipeline.max_attempts)
+
+    try:
+        became = _with_db(args, act)
+    except (KeyError, ValueError) as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    word = {"printed": "recorded as a good card; the result will be reported",
+            "queued": "blank counted spoiled; the record will be printed again",
+            "failed": "blank counted spoiled; attempts used up, reported as failed"}[became]
+    print(f"attempt {args.attempt}: {word}")
+    return 0
+
+
+def cmd_blanks_receive(args: argparse.Namespace) -> int:
+    try:
+        _with_db(args, lambda c: store.receive_blanks(c, args.count, args.batch))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    totals = _with_db(args, store.ledger_totals)
+    print(f"received {args.count} blanks (batch {args.batch}); in stock: {totals['in_stock']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from station.central.cli import add_central_commands
+    from station.demo import add_demo_command
+
+    parser = argparse.ArgumentParser(prog="station", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="TOML config (default: $STATION_CONFIG or "
+                        "/etc/ektp-station/station.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the daemon").set_defaults(func=cmd_run)
+    p = sub.add_parser("status", help="show the station's state")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("inspect", help="list attempts that need inspection")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inspect)
+    p = sub.add_parser("resolve", help="close an attempt after looking at the card")
+    p.add_argument("attempt", type=int)
+    verdict = p.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--good", action="store_true", help="a good card is in the output tray")
+    verdict.add_argument("--spoiled", action="store_true", help="the card is spoiled")
+    p.add_argument("--serial", help="the card's blank serial, if read")
+    p.set_defaults(func=cmd_resolve)
+    blanks = sub.add_parser("blanks", help="blank stock").add_subparsers(dest="blanks",
+                                                                         required=True)
+    p = blanks.add_parser("receive", help="record a delivery of blanks")
+    p.add_argument("count", type=int)
+    p.add_argument("--batch", required=True)
+    p.set_defaults(func=cmd_blanks_receive)
+    add_central_commands(sub)
+    add_demo_command(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (ConfigError, KeyFileError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 78  # EX_CONFIG: systemd does not restart-loop on it (RestartPreventExitStatus)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

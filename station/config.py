@@ -1,0 +1,155 @@
+"""Station configuration: one TOML file plus ``STATION_*`` environment overrides.
+
+The file comes from ``--config``, else ``STATION_CONFIG``, else
+``/etc/ektp-station/station.toml``. Environment variables override the file, nested keys
+joined by ``__`` (``STATION_CENTRAL__URL``). Every mistake stops start-up with one line
+naming the key and the fix: :func:`load_config` raises :class:`ConfigError`.
+config/station.example.toml documents every key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from drivers.base import CHIP_DRIVERS, PRINTER_DRIVERS
+
+DEFAULT_PATH = Path("/etc/ektp-station/station.toml")
+
+
+class ConfigError(Exception):
+    """A configuration problem; ``str()`` is the one line shown to the technician."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CentralConfig(_Section):
+    url: str = Field(pattern=r"^https?://[^\s/]+(/.*)?$")
+    #: key id → file holding the centre's Ed25519 public key (base64, raw 32 bytes).
+    trusted_keys: dict[str, Path] = Field(min_length=1)
+    timeout_s: float = Field(default=10.0, gt=0)
+    buffer_target: int = Field(default=50, ge=1, le=10_000)
+    lease_batch: int = Field(default=50, ge=1, le=1000)
+    outbox_batch: int = Field(default=200, ge=1, le=1000)
+    sync_interval_s: float = Field(default=2.0, gt=0)
+    renew_every_s: float = Field(default=60.0, gt=0)
+    heartbeat_every_s: float = Field(default=30.0, gt=0)
+    retry_max_s: float = Field(default=60.0, gt=0)
+
+
+class DeviceConfig(_Section):
+    driver: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PrinterConfig(DeviceConfig):
+    driver: str = "sim"
+
+    @field_validator("driver")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in PRINTER_DRIVERS:
+            raise ValueError(f"unknown printer driver {value!r} (known: {sorted(PRINTER_DRIVERS)})")
+        return value
+
+
+class ChipConfig(DeviceConfig):
+    driver: str = "sim"
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("driver")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in CHIP_DRIVERS:
+            raise ValueError(f"unknown chip driver {value!r} (known: {sorted(CHIP_DRIVERS)})")
+        return value
+
+
+class PipelineConfig(_Section):
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    lease_margin_s: float = Field(default=60.0, ge=0)
+    device_retry_s: float = Field(default=5.0, gt=0)
+
+
+class StationConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STATION_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    station_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    state_dir: Path = Path("/var/lib/ektp-station")
+    #: AES-GCM key for personal data at rest; created (mode 0600) if missing.
+    data_key_file: Path | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = "json"
+    central: CentralConfig
+    printer: PrinterConfig = PrinterConfig()
+    chip: ChipConfig = ChipConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (passed in as init values).
+        return (env_settings, init_settings)
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "station.db"
+
+    @property
+    def key_path(self) -> Path:
+        return self.data_key_file or self.state_dir / "data.key"
+
+
+def config_path(cli_value: str | None) -> Path:
+    if cli_value:
+        return Path(cli_value)
+    return Path(os.environ.get("STATION_CONFIG") or DEFAULT_PATH)
+
+
+def load_config(path: Path) -> StationConfig:
+    """Read and validate the configuration; :class:`ConfigError` is one clear line."""
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} not found: pass --config PATH or set STATION_CONFIG"
+        ) from None
+    except PermissionError:
+        raise ConfigError(f"config file {path} is not readable by this user") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    try:
+        return StationConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, path)) from exc
+
+
+def _one_line(exc: ValidationError, path: Path) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    env = "STATION_" + "__".join(str(p) for p in err["loc"]).upper()
+    kind = err["type"]
+    if kind == "missing":
+        what = "is required but missing"
+    elif kind == "extra_forbidden":
+        return f"config error: unknown key {key} in {path}: remove it or check its spelling"
+    else:
+        msg = err["msg"].removeprefix("Value error, ")
+        what = f"is invalid ({msg}; got {err.get('input')!r})"
+    return f"config error: {key} {what}: set it in {path} or with {env}"

@@ -1,0 +1,111 @@
+"""The SQLite connection, owned by one thread (the Moonraker model), and its migrations.
+
+Every read and write of the daemon runs as a function handed to the owner thread through
+:meth:`Database.run`; a function is one transaction. ``durable=True`` commits with
+``synchronous=FULL`` (an fsync of the WAL); other commits use ``NORMAL``, which survives
+the death of the process (the WAL write is in the OS) but not a power cut: the next
+durable commit makes them durable too. The pipeline chooses its durable points.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from station.schema import MIGRATIONS
+
+T = TypeVar("T")
+_Job = tuple[Future[Any], Callable[[sqlite3.Connection], Any], bool]
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection with the station's pragmas (also used by CLI commands)."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations not yet applied; returns the schema version."""
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    for target, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        for stmt in statements:
+            conn.execute(stmt)
+        conn.execute(f"PRAGMA user_version={target}")
+        conn.execute("COMMIT")
+        version = target
+    return version
+
+
+def transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn`` inside BEGIN IMMEDIATE … COMMIT (rolled back if it raises)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+class Database:
+    """The owner thread of the daemon's connection; other threads submit work to it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._ready: Future[int] = Future()
+        self._thread = threading.Thread(target=self._own, name="db-owner", daemon=True)
+        self._thread.start()
+        self.schema_version = self._ready.result()
+
+    def _own(self) -> None:
+        try:
+            conn = connect(self.path)
+            self._ready.set_result(migrate(conn))
+        except (sqlite3.Error, OSError) as exc:
+            self._ready.set_exception(exc)
+            return
+        durable = True
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                fut, fn, want_durable = job
+                if want_durable != durable:
+                    conn.execute(f"PRAGMA synchronous={'FULL' if want_durable else 'NORMAL'}")
+                    durable = want_durable
+                if not fut.set_running_or_notify_cancel():
+                    continue
+                try:
+                    fut.set_result(transaction(conn, fn))
+                except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
+                    fut.set_exception(exc)
+        finally:
+            conn.close()
+
+    def run(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
+        """Run ``fn(conn)`` as one transaction on the owner thread and return its result."""
+        fut: Future[T] = Future()
+        self._jobs.put((fut, fn, durable))
+        return fut.result()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()

@@ -1,0 +1,98 @@
+"""``station demo``: the whole station on one machine, on config/demo.toml.
+
+Starts the reference queue server on loopback, seeds it, records the delivery of blanks,
+runs ``station run`` as a child process against the simulated printer, shows progress
+live, and once every card is printed and acknowledged stops the daemon with SIGTERM and
+prints ``station status``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+from station import store
+from station.config import StationConfig, config_path, load_config
+from station.db import connect, migrate, transaction
+
+if TYPE_CHECKING:
+    from station.central.server import CentralServer
+
+DEMO_CONFIG = "config/demo.toml"
+
+
+def add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="run the demo: server + daemon + simulated printer")
+    p.add_argument("--cards", type=int, default=100)
+    p.add_argument("--fresh", action="store_true", help="start from an empty var/demo")
+    p.add_argument("--verbose", action="store_true", help="show the daemon's log")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from station.central.seed import seed
+    from station.central.server import CentralServer
+
+    path = config_path(args.config or DEMO_CONFIG)
+    cfg = load_config(path)
+    root = cfg.state_dir.parent
+    if args.fresh and root.exists():
+        import shutil
+
+        shutil.rmtree(root)
+    central_dir = root / "central"
+    central_dir.mkdir(parents=True, exist_ok=True)
+    url = urlparse(cfg.central.url)
+    server = CentralServer(central_dir / "queue.db", host=url.hostname or "127.0.0.1",
+                           port=url.port or 8765, lease_ttl_s=600)
+    seed(central_dir / "queue.db", args.cards, seed=1, key_dir=central_dir / "keys")
+    _receive(cfg, args.cards + 20)
+    server.start()
+    print(f"reference server on {server.url}, {args.cards} records seeded")
+    env = dict(os.environ, STATION_CONFIG=str(path))
+    daemon = subprocess.Popen([sys.executable, "-m", "station.cli", "run"], env=env,
+                              stderr=subprocess.DEVNULL if not args.verbose else None)
+    try:
+        _progress(server, daemon, args.cards)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+        server.stop()
+    from station.cli import main
+
+    print()
+    return main(["--config", str(path), "status"])
+
+
+def _receive(cfg: StationConfig, count: int) -> None:
+    conn = connect(cfg.db_path)
+    try:
+        migrate(conn)
+        have = transaction(conn, store.ledger_totals)["received"]
+        if have == 0:
+            transaction(conn, lambda c: store.receive_blanks(c, count, "DEMO-1"))
+            print(f"received {count} blanks (batch DEMO-1)")
+    finally:
+        conn.close()
+
+
+def _progress(server: CentralServer, daemon: subprocess.Popen[bytes], cards: int) -> None:
+    start = time.monotonic()
+    while daemon.poll() is None:
+        s = server.summary()
+        done = s.printed + s.failed
+        bar = "#" * (30 * done // max(cards, 1))
+        rate = s.printed / max(time.monotonic() - start, 1e-3) * 60
+        print(f"\r[{bar:<30}] {s.printed}/{cards} printed, {s.failed} failed, "
+              f"{rate:5.0f} cards/min", end="", flush=True)
+        if done >= cards and s.ready == 0:
+            return
+        time.sleep(0.5)
+    print(f"\nthe daemon exited with code {daemon.returncode}", file=sys.stderr)
+

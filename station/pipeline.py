@@ -1,0 +1,243 @@
+"""One card through the devices, the card state machine, and recovery after a crash.
+
+``started → fed → encoded → verified → printing → printed → done``; any failure sends the
+card to the reject tray (``rejected``, blank spoiled, record retried up to a limit). Each
+transition is journaled before the device is told to move. Durable (fsync'd) points:
+``started`` (a blank leaves the stock), ``printing`` (from here a finished card may exist)
+and the end of the card (result + outbox). The others survive a crash of the process; a
+power cut may lose them, which recovery handles the same way, since it only asks whether
+the last state is before ``printing`` or not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from drivers.base import CardPosition, CardPrinter, ChipChannel, PrintJob
+from drivers.errors import ChipDead, ChipError, DeviceError
+from drivers.script import ScriptRunner, read_chip_serial
+from station import store
+from station.config import PipelineConfig
+from station.crypto import DataKey
+from station.db import Database
+from station.records import (
+    PrintReadyRecord,
+    RecordError,
+    SignedRecord,
+    canonical_bytes,
+    verify_record,
+)
+from station.status import Category, StatusBoard
+
+log = structlog.get_logger("station.pipeline")
+
+_BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str:
+    try:
+        return _BOOT_ID_FILE.read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def lease_check(margin_s: float) -> Callable[[store.Lease], bool]:
+    """Whether a lease may still be started: by the monotonic clock on this boot, else by
+    the wall clock; ``margin_s`` before the end counts as expired already."""
+    this_boot = boot_id()
+
+    def usable(lease: store.Lease) -> bool:
+        if lease.boot_id == this_boot:
+            return lease.mono - margin_s > time.monotonic()
+        return lease.deadline - margin_s > time.time()
+
+    return usable
+
+
+@dataclass
+class Outcome:
+    record_id: str
+    result: str  # printed | rejected | aborted | failed | needs_inspection
+    reason: str = ""
+
+
+def spoil_class(stage: str, exc: DeviceError) -> str:
+    """The spoilage class offices report, from where the card failed and why."""
+    if isinstance(exc, ChipDead):
+        return "chip dead/invalid"
+    if isinstance(exc, ChipError) or stage in ("fed", "encoded"):
+        return "failed encode"
+    return "failed print"
+
+
+class Pipeline:
+    def __init__(self, db: Database, printer: CardPrinter, chip: ChipChannel, *,
+                 keys: dict[str, Ed25519PublicKey], data_key: DataKey, cfg: PipelineConfig,
+                 chip_timeout_s: float, board: StatusBoard) -> None:
+        self.db = db
+        self.printer = printer
+        self.chip = chip
+        self.keys = keys
+        self.data_key = data_key
+        self.cfg = cfg
+        self.chip_timeout_s = chip_timeout_s
+        self.board = board
+        self._usable = lease_check(cfg.lease_margin_s)
+
+    # ------------------------------------------------------------------ one card
+    def next_record(self) -> store.BufferedRecord | None:
+        return self.db.run(lambda c: store.next_record(c, usable=self._usable), durable=False)
+
+    def print_one(self, buffered: store.BufferedRecord) -> Outcome:
+        """Put one buffered record through the devices; never raises a DeviceError."""
+        rid = buffered.record_id
+        try:
+            signed = SignedRecord.model_validate_json(
+                self.data_key.open(buffered.payload, rid.encode()))
+            record = verify_record(signed, self.keys)
+        except RecordError as exc:
+            reason = exc.reason
+            self.db.run(lambda c: store.fail_record(c, rid, reason))
+            log.warning("record_refused", record_id=rid, reason=reason)
+            return Outcome(rid, "failed", reason)
+        attempt = self.db.run(lambda c: store.begin_attempt(c, rid))
+        stage = "started"
+        try:
+            serial = self.printer.feed()
+            self._journal(attempt, "fed", serial)
+            stage = "fed"
+            uid = self._encode(record)
+            self._journal(attempt, "verified", uid)
+            stage = "verified"
+            self._journal(attempt, "printing", durable=True)
+            stage = "printing"
+            self.printer.print_card(self._job(record))
+            self._journal(attempt, "printed")
+            stage = "printed"
+            self.printer.eject()
+        except DeviceError as exc:
+            return self._failed(attempt, rid, stage, exc)
+        self.db.run(lambda c: store.finish_good(c, attempt, uid or serial))
+        log.info("card_printed", record_id=rid, attempt=attempt, blank=uid or serial)
+        return Outcome(rid, "printed")
+
+    def _encode(self, record: PrintReadyRecord) -> str:
+        self.chip.connect(self.chip_timeout_s)
+        try:
+            runner = ScriptRunner(self.chip)
+            runner.run(list(record.chip_script))
+            runner.verify()
+            return read_chip_serial(self.chip)
+        finally:
+            self._quietly(self.chip.disconnect)
+
+    @staticmethod
+    def _job(record: PrintReadyRecord) -> PrintJob:
+        # The face is rendered from the record's fields (station/face.py to come); the
+        # simulator keeps only a digest of what it is given.
+        face: dict[str, Any] = record.person.model_dump(mode="json")
+        face["region"] = record.region.model_dump()
+        return PrintJob(label=record.record_id, front=canonical_bytes(face))
+
+    def _journal(self, attempt: int, state: str, serial: str | None = None,
+                 *, durable: bool = False) -> None:
+        self.db.run(lambda c: store.transition(c, attempt, state, serial), durable=durable)
+
+    def _failed(self, attempt: int, rid: str, stage: str, exc: DeviceError) -> Outcome:
+        reason = f"{spoil_class(stage, exc)}: {exc}"
+        self.board.error(type(exc).__name__, str(exc), exc.action, exc.frames)
+        log.warning("card_failed", record_id=rid, attempt=attempt, stage=stage,
+                    error=type(exc).__name__, detail=str(exc), frames=list(exc.frames[-8:]))
+        card_taken = stage != "started" or self._card_in_path() is not False
+        if not card_taken:
+            self.db.run(lambda c: store.reject_attempt(
+                c, attempt, f"not started: {exc}", spoiled=False,
+                max_attempts=self.cfg.max_attempts))
+            return Outcome(rid, "aborted", str(exc))
+        try:
+            self.printer.reject()
+        except DeviceError as again:
+            why = f"{reason}; the card could not be sent to the reject tray ({again})"
+            self.db.run(lambda c: store.needs_inspection(c, attempt, why))
+            return Outcome(rid, "needs_inspection", why)
+        became = self.db.run(lambda c: store.reject_attempt(
+            c, attempt, reason, spoiled=True, max_attempts=self.cfg.max_attempts))
+        return Outcome(rid, "rejected" if became == "queued" else "failed", reason)
+
+    def _card_in_path(self) -> bool | None:
+        try:
+            return self.printer.status().card != CardPosition.NONE
+        except DeviceError:
+            return None
+
+    @staticmethod
+    def _quietly(fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except DeviceError as exc:
+            log.info("cleanup_failed", error=type(exc).__name__, detail=str(exc))
+
+    # ------------------------------------------------------------------ recovery
+    def recover(self) -> list[Outcome]:
+        """Settle attempts left open by a crash or power cut, by their last state."""
+        outcomes: list[Outcome] = []
+        for att in self.db.run(store.open_attempts):
+            in_path = self._card_in_path()
+            if att.state in store.BEFORE_PRINTING:
+                outcomes.append(self._recover_early(att, in_path))
+            else:
+                outcomes.append(self._recover_late(att, in_path))
+        for out in outcomes:
+            log.warning("recovered_attempt", record_id=out.record_id, result=out.result,
+                        reason=out.reason)
+        if outcomes:
+            self.board.set(recovered=len(outcomes))
+        return outcomes
+
+    def _recover_early(self, att: store.OpenAttempt, in_path: bool | None) -> Outcome:
+        if in_path is None:
+            why = "restart before printing; printer unreachable, card position unknown"
+            self.db.run(lambda c: store.needs_inspection(c, att.attempt_id, why))
+            return Outcome(att.record_id, "needs_inspection", why)
+        if not in_path and att.state == "started":
+            self.db.run(lambda c: store.reject_attempt(
+                c, att.attempt_id, "restart before the blank was fed", spoiled=False,
+                max_attempts=self.cfg.max_attempts))
+            return Outcome(att.record_id, "aborted")
+        if in_path:
+            self.printer.reject()
+        why = f"restart before printing (last state {att.state}): card rejected"
+        became = self.db.run(lambda c: store.reject_attempt(
+            c, att.attempt_id, why, spoiled=True, max_attempts=self.cfg.max_attempts))
+        return Outcome(att.record_id, "rejected" if became == "queued" else "failed", why)
+
+    def _recover_late(self, att: store.OpenAttempt, in_path: bool | None) -> Outcome:
+        why = (f"restart after printing began (last state {att.state}): "
+               "look in the output and reject trays")
+        if in_path:
+            self.printer.reject()  # never to the output tray: a person decides
+            why += "; the card in the printer was moved to the reject tray"
+        self.db.run(lambda c: store.needs_inspection(c, att.attempt_id, why))
+        return Outcome(att.record_id, "needs_inspection", why)
+
+    def pause_reason(self) -> tuple[Category, str, str] | None:
+        """Why no card can start now (printer not ready, no blanks), or None."""
+        totals = self.db.run(store.ledger_totals, durable=False)
+        if totals["in_stock"] <= 0:
+            return (Category.PAUSED, "no blanks in stock per the ledger",
+                    "receive blanks: station blanks receive COUNT --batch ID")
+        try:
+            status = self.printer.status()
+        except DeviceError as exc:
+            return (Category.ERROR, f"printer: {exc}", exc.action)
+        self.board.set(printer_state=str(status.state))
+        if status.state not in ("ready", "busy"):
+            return (Category.PAUSED, f"printer {status.state}", status.detail or "")
+        return None

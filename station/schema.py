@@ -1,0 +1,74 @@
+"""The station database schema as an ordered list of migrations.
+
+``PRAGMA user_version`` holds how many have been applied. Never edit a migration that
+has shipped: append a new one.
+"""
+
+from __future__ import annotations
+
+V1 = [
+    # The record buffer. payload: the SignedRecord JSON, AES-GCM encrypted.
+    # status: queued | inspection | done | failed | dropped
+    """CREATE TABLE records (
+        record_id      TEXT PRIMARY KEY,
+        lease_id       TEXT NOT NULL,
+        lease_deadline REAL NOT NULL,   -- wall clock (epoch s) the lease ends
+        lease_mono     REAL NOT NULL,   -- the same deadline on the monotonic clock
+        boot_id        TEXT NOT NULL,   -- boot on which lease_mono is valid
+        kind           TEXT NOT NULL,
+        urgent         INTEGER NOT NULL,
+        enrolled_at    TEXT NOT NULL,
+        status         TEXT NOT NULL DEFAULT 'queued',
+        attempts       INTEGER NOT NULL DEFAULT 0,
+        payload        BLOB,
+        received_at    REAL NOT NULL,
+        closed_at      REAL
+    )""",
+    "CREATE INDEX records_next ON records(status, urgent DESC, kind, enrolled_at)",
+    # One physical try of one record with one blank.
+    """CREATE TABLE attempts (
+        attempt_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+        record_id    TEXT NOT NULL REFERENCES records(record_id),
+        state        TEXT NOT NULL,
+        blank_serial TEXT,
+        reason       TEXT,
+        started_at   REAL NOT NULL,
+        updated_at   REAL NOT NULL
+    )""",
+    "CREATE INDEX attempts_state ON attempts(state)",
+    # Blank ledger: kind received | used | spoiled | adjusted; count signed.
+    """CREATE TABLE ledger (
+        entry_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind       TEXT NOT NULL,
+        count      INTEGER NOT NULL,
+        attempt_id INTEGER REFERENCES attempts(attempt_id),
+        serial     TEXT,
+        batch      TEXT,
+        reason     TEXT,
+        at         REAL NOT NULL
+    )""",
+    # Results waiting for the centre's acknowledgement.
+    """CREATE TABLE outbox (
+        result_id  TEXT PRIMARY KEY,
+        body       TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        acked_at   REAL
+    )""",
+    "CREATE INDEX outbox_pending ON outbox(acked_at, created_at)",
+    """CREATE TABLE audit (
+        audit_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+        at         REAL NOT NULL,
+        event      TEXT NOT NULL,
+        attempt_id INTEGER,
+        record_id  TEXT,
+        detail     TEXT
+    )""",
+    # The status snapshot the CLI reads: key → JSON value.
+    """CREATE TABLE status (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        at    REAL NOT NULL
+    )""",
+]
+
+MIGRATIONS: list[list[str]] = [V1]

@@ -1,0 +1,354 @@
+"""Every state change of the station as one function over a connection in a transaction.
+
+The daemon runs these on the database owner thread (``Database.run``); CLI commands run
+them through :func:`station.db.transaction` on their own connection. A card's result row
+and its outbox row are always written by the same function, hence the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from station.central.protocol import CardResult, Outcome
+
+# Attempt states, in order (DESIGN.md); terminal ones after.
+BEFORE_PRINTING = ("started", "fed", "encoded", "verified")
+PRINTING_OR_LATER = ("printing", "printed", "ejected")
+TERMINAL = ("done", "rejected", "aborted", "needs_inspection")
+
+
+@dataclass(frozen=True)
+class Lease:
+    record_id: str
+    lease_id: str
+    deadline: float  # wall clock
+    mono: float
+    boot_id: str
+
+
+@dataclass(frozen=True)
+class BufferedRecord:
+    record_id: str
+    lease_id: str
+    payload: bytes
+    attempts: int
+
+
+@dataclass(frozen=True)
+class OpenAttempt:
+    attempt_id: int
+    record_id: str
+    state: str
+    blank_serial: str | None
+
+
+def audit(conn: sqlite3.Connection, event: str, *, attempt_id: int | None = None,
+          record_id: str | None = None, detail: str | None = None) -> None:
+    conn.execute(
+        "INSERT INTO audit(at, event, attempt_id, record_id, detail) VALUES (?,?,?,?,?)",
+        (time.time(), event, attempt_id, record_id, detail),
+    )
+
+
+# ----------------------------------------------------------------------------- buffer
+def add_record(conn: sqlite3.Connection, lease: Lease, *, kind: str, urgent: bool,
+               enrolled_at: str, payload: bytes) -> bool:
+    """Buffer a leased record; a record already known only gets its new lease."""
+    cur = conn.execute(
+        "UPDATE records SET lease_id=?, lease_deadline=?, lease_mono=?, boot_id=? "
+        "WHERE record_id=? AND status='queued'",
+        (lease.lease_id, lease.deadline, lease.mono, lease.boot_id, lease.record_id),
+    )
+    if cur.rowcount:
+        return False
+    conn.execute(
+        "INSERT OR IGNORE INTO records(record_id, lease_id, lease_deadline, lease_mono, "
+        "boot_id, kind, urgent, enrolled_at, payload, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (lease.record_id, lease.lease_id, lease.deadline, lease.mono, lease.boot_id, kind,
+         int(urgent), enrolled_at, payload, time.time()),
+    )
+    audit(conn, "leased", record_id=lease.record_id)
+    return True
+
+
+def next_record(conn: sqlite3.Connection, *, usable: Any) -> BufferedRecord | None:
+    """The next queued record by policy (urgent, first cards, earliest enrolment) whose
+    lease ``usable(Lease)`` accepts; records whose lease is no longer usable are dropped."""
+    rows = conn.execute(
+        "SELECT record_id, lease_id, lease_deadline, lease_mono, boot_id, payload, attempts "
+        "FROM records WHERE status='queued' "
+        "ORDER BY urgent DESC, kind='reprint', enrolled_at LIMIT 20"
+    ).fetchall()
+    for row in rows:
+        lease = Lease(row[0], row[1], row[2], row[3], row[4])
+        if usable(lease):
+            return BufferedRecord(row[0], row[1], row[5], row[6])
+        drop_record(conn, row[0], "lease expired before printing")
+    return None
+
+
+def drop_record(conn: sqlite3.Connection, record_id: str, reason: str) -> None:
+    """Forget a record unprinted (lease expired or lost): the centre leases it again."""
+    conn.execute(
+        "UPDATE records SET status='dropped', payload=NULL, closed_at=? "
+        "WHERE record_id=? AND status='queued'",
+        (time.time(), record_id),
+    )
+    audit(conn, "dropped", record_id=record_id, detail=reason)
+
+
+def active_leases(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute(
+        "SELECT lease_id FROM records WHERE status IN ('queued','inspection')"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def renew_leases(conn: sqlite3.Connection, renewed: dict[str, tuple[float, float]],
+                 lost: list[str]) -> None:
+    for lease_id, (deadline, mono) in renewed.items():
+        conn.execute(
+            "UPDATE records SET lease_deadline=?, lease_mono=? WHERE lease_id=?",
+            (deadline, mono, lease_id),
+        )
+    for lease_id in lost:
+        row = conn.execute(
+            "SELECT record_id FROM records WHERE lease_id=? AND status='queued'", (lease_id,)
+        ).fetchone()
+        if row:
+            drop_record(conn, row[0], "lease lost at the centre")
+
+
+# ----------------------------------------------------------------------------- attempts
+def begin_attempt(conn: sqlite3.Connection, record_id: str) -> int:
+    now = time.time()
+    cur = conn.execute(
+        "INSERT INTO attempts(record_id, state, started_at, updated_at) VALUES (?,?,?,?)",
+        (record_id, "started", now, now),
+    )
+    conn.execute("UPDATE records SET attempts=attempts+1 WHERE record_id=?", (record_id,))
+    return int(cur.lastrowid or 0)
+
+
+def transition(conn: sqlite3.Connection, attempt_id: int, state: str,
+               serial: str | None = None) -> None:
+    conn.execute(
+        "UPDATE attempts SET state=?, blank_serial=COALESCE(?, blank_serial), updated_at=? "
+        "WHERE attempt_id=?",
+        (state, serial, time.time(), attempt_id),
+    )
+
+
+def _attempt(conn: sqlite3.Connection, attempt_id: int) -> sqlite3.Row:
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT a.attempt_id, a.record_id, a.state, a.blank_serial, a.started_at, "
+        "r.lease_id, r.attempts FROM attempts a JOIN records r USING(record_id) "
+        "WHERE attempt_id=?",
+        (attempt_id,),
+    ).fetchone()
+    if row is None:
+        raise KeyError(f"no attempt {attempt_id}")
+    return row
+
+
+def _outbox(conn: sqlite3.Connection, row: sqlite3.Row, outcome: Outcome,
+            serial: str | None, reason: str | None) -> None:
+    result = CardResult(
+        result_id=uuid.uuid4().hex,
+        record_id=row["record_id"],
+        lease_id=row["lease_id"],
+        outcome=outcome,
+        card_serial=serial,
+        started_at=_utc(row["started_at"]),
+        finished_at=_utc(time.time()),
+        reason=reason,
+    )
+    conn.execute(
+        "INSERT INTO outbox(result_id, body, created_at) VALUES (?,?,?)",
+        (result.result_id, result.model_dump_json(), time.time()),
+    )
+
+
+def _utc(epoch: float) -> Any:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
+
+
+def finish_good(conn: sqlite3.Connection, attempt_id: int, serial: str | None) -> None:
+    """A good card in the output tray: attempt done, record done, blank used, result."""
+    row = _attempt(conn, attempt_id)
+    serial = serial or row["blank_serial"]
+    transition(conn, attempt_id, "done", serial)
+    conn.execute(
+        "UPDATE records SET status='done', payload=NULL, closed_at=? WHERE record_id=?",
+        (time.time(), row["record_id"]),
+    )
+    conn.execute(
+        "INSERT INTO ledger(kind, count, attempt_id, serial, at) VALUES ('used', 1, ?, ?, ?)",
+        (attempt_id, serial, time.time()),
+    )
+    _outbox(conn, row, "printed", serial, None)
+    audit(conn, "printed", attempt_id=attempt_id, record_id=row["record_id"])
+
+
+def reject_attempt(conn: sqlite3.Connection, attempt_id: int, reason: str, *,
+                   spoiled: bool, max_attempts: int) -> str:
+    """The card (if any) went to the reject tray. Returns what became of the record:
+    ``queued`` (retried) or ``failed`` (attempts used up, reported)."""
+    row = _attempt(conn, attempt_id)
+    transition(conn, attempt_id, "rejected" if spoiled else "aborted")
+    conn.execute("UPDATE attempts SET reason=? WHERE attempt_id=?", (reason, attempt_id))
+    if spoiled:
+        conn.execute(
+            "INSERT INTO ledger(kind, count, attempt_id, serial, reason, at) "
+            "VALUES ('spoiled', 1, ?, ?, ?, ?)",
+            (attempt_id, row["blank_serial"], reason, time.time()),
+        )
+        _outbox(conn, row, "spoiled", row["blank_serial"], reason)
+    else:
+        conn.execute(
+            "UPDATE records SET attempts=attempts-1 WHERE record_id=?", (row["record_id"],)
+        )
+    audit(conn, "rejected" if spoiled else "aborted", attempt_id=attempt_id,
+          record_id=row["record_id"], detail=reason)
+    if spoiled and row["attempts"] >= max_attempts:
+        _close_failed(conn, row, f"{max_attempts} attempts failed; last: {reason}")
+        return "failed"
+    conn.execute("UPDATE records SET status='queued' WHERE record_id=?", (row["record_id"],))
+    return "queued"
+
+
+def fail_record(conn: sqlite3.Connection, record_id: str, reason: str) -> None:
+    """A record whose data is bad: never printed, reported failed so the centre fixes it."""
+    row = conn.execute(
+        "SELECT record_id, lease_id, received_at AS started_at FROM records WHERE record_id=?",
+        (record_id,),
+    ).fetchone()
+    _close_failed(conn, row, reason)
+
+
+def _close_failed(conn: sqlite3.Connection, row: sqlite3.Row, reason: str) -> None:
+    conn.execute(
+        "UPDATE records SET status='failed', payload=NULL, closed_at=? WHERE record_id=?",
+        (time.time(), row["record_id"]),
+    )
+    _outbox(conn, row, "failed", None, reason)
+    audit(conn, "failed", record_id=row["record_id"], detail=reason)
+
+
+def open_attempts(conn: sqlite3.Connection) -> list[OpenAttempt]:
+    rows = conn.execute(
+        "SELECT attempt_id, record_id, state, blank_serial FROM attempts "
+        f"WHERE state IN ({','.join('?' * len(BEFORE_PRINTING + PRINTING_OR_LATER))})",
+        BEFORE_PRINTING + PRINTING_OR_LATER,
+    ).fetchall()
+    return [OpenAttempt(*r) for r in rows]
+
+
+def needs_inspection(conn: sqlite3.Connection, attempt_id: int, reason: str) -> None:
+    row = _attempt(conn, attempt_id)
+    transition(conn, attempt_id, "needs_inspection")
+    conn.execute("UPDATE attempts SET reason=? WHERE attempt_id=?", (reason, attempt_id))
+    conn.execute("UPDATE records SET status='inspection' WHERE record_id=?", (row["record_id"],))
+    audit(conn, "needs_inspection", attempt_id=attempt_id, record_id=row["record_id"],
+          detail=reason)
+
+
+def inspection_list(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT attempt_id, record_id, blank_serial, reason, updated_at FROM attempts "
+        "WHERE state='needs_inspection' ORDER BY attempt_id"
+    ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def resolve(conn: sqlite3.Connection, attempt_id: int, *, good: bool,
+            serial: str | None, max_attempts: int) -> str:
+    """A technician's verdict on a needs_inspection attempt."""
+    row = _attempt(conn, attempt_id)
+    if row["state"] != "needs_inspection":
+        raise ValueError(f"attempt {attempt_id} is {row['state']}, not needs_inspection")
+    audit(conn, "resolved", attempt_id=attempt_id, record_id=row["record_id"],
+          detail="good" if good else "spoiled")
+    if good:
+        finish_good(conn, attempt_id, serial)
+        return "printed"
+    return reject_attempt(conn, attempt_id, "spoiled (technician inspection)",
+                          spoiled=True, max_attempts=max_attempts)
+
+
+# ----------------------------------------------------------------------------- outbox
+def pending_results(conn: sqlite3.Connection, limit: int) -> list[tuple[str, str]]:
+    rows = conn.execute(
+        "SELECT result_id, body FROM outbox WHERE acked_at IS NULL ORDER BY created_at LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def ack_results(conn: sqlite3.Connection, result_ids: list[str]) -> None:
+    now = time.time()
+    conn.executemany(
+        "UPDATE outbox SET acked_at=? WHERE result_id=? AND acked_at IS NULL",
+        [(now, rid) for rid in result_ids],
+    )
+
+
+# ----------------------------------------------------------------------------- blanks
+def receive_blanks(conn: sqlite3.Connection, count: int, batch: str) -> None:
+    if count <= 0:
+        raise ValueError("COUNT must be a positive number of blanks")
+    conn.execute(
+        "INSERT INTO ledger(kind, count, batch, at) VALUES ('received', ?, ?, ?)",
+        (count, batch, time.time()),
+    )
+    audit(conn, "blanks_received", detail=f"{count} batch {batch}")
+
+
+def ledger_totals(conn: sqlite3.Connection) -> dict[str, int]:
+    totals = {"received": 0, "used": 0, "spoiled": 0, "adjusted": 0}
+    for kind, total in conn.execute("SELECT kind, SUM(count) FROM ledger GROUP BY kind"):
+        totals[kind] = int(total)
+    in_flight = conn.execute(
+        "SELECT COUNT(*) FROM attempts WHERE state NOT IN ('done','rejected','aborted')"
+    ).fetchone()[0]
+    totals["in_printer"] = int(in_flight)
+    totals["in_stock"] = (
+        totals["received"] + totals["adjusted"] - totals["used"] - totals["spoiled"] - in_flight
+    )
+    return totals
+
+
+def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """What the status line and the heartbeat show, straight from the tables."""
+    midnight = time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))
+    out = ledger_totals(conn)
+    for key, sql, args in (
+        ("buffered", "SELECT COUNT(*) FROM records WHERE status='queued'", ()),
+        ("outbox", "SELECT COUNT(*) FROM outbox WHERE acked_at IS NULL", ()),
+        ("inspection", "SELECT COUNT(*) FROM attempts WHERE state='needs_inspection'", ()),
+        ("cards_today", "SELECT COUNT(*) FROM attempts WHERE state='done' AND updated_at>=?",
+         (midnight,)),
+    ):
+        out[key] = int(conn.execute(sql, args).fetchone()[0])
+    return out
+
+
+# ----------------------------------------------------------------------------- status
+def set_status(conn: sqlite3.Connection, **values: Any) -> None:
+    now = time.time()
+    conn.executemany(
+        "INSERT INTO status(key, value, at) VALUES (?,?,?) "
+        "ON CONFLICT(key) DO UPDATE SET value=excluded.value, at=excluded.at",
+        [(k, json.dumps(v), now) for k, v in values.items()],
+    )
+
+
+def get_status(conn: sqlite3.Connection) -> dict[str, Any]:
+    return {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM status")}

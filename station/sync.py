@@ -1,0 +1,160 @@
+"""The sync thread: keeps the buffer filled, the outbox drained and the leases renewed.
+
+Each round, while the link is up: drain the outbox in batches, renew leases when due,
+lease more records when the buffer is below target (never more than blanks in stock),
+heartbeat when due. A ``LinkDown`` marks the link down and backs off exponentially with
+jitter; the printer worker never waits for this thread, so printing goes on offline.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from station import __version__, store
+from station.central.client import CentralRefused, LinkDown, QueueClient
+from station.central.protocol import CardResult, Heartbeat, LeasedRecord
+from station.config import CentralConfig
+from station.crypto import DataKey
+from station.db import Database
+from station.pipeline import boot_id
+from station.records import RecordError, verify_record
+from station.status import StatusBoard
+
+log = structlog.get_logger("station.sync")
+
+
+class SyncLoop:
+    def __init__(self, db: Database, client: QueueClient, *, cfg: CentralConfig,
+                 keys: dict[str, Ed25519PublicKey], data_key: DataKey, board: StatusBoard,
+                 on_records: Callable[[], None] = lambda: None) -> None:
+        self.db = db
+        self.client = client
+        self.cfg = cfg
+        self.keys = keys
+        self.data_key = data_key
+        self.board = board
+        self.on_records = on_records
+        self.stop_event = threading.Event()
+        self.wake = threading.Event()
+        self._boot = boot_id()
+        self._next_renew = 0.0
+        self._next_beat = 0.0
+        self._backoff = 0.0
+        self._link_up: bool | None = None
+        self._thread = threading.Thread(target=self._run, name="sync", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.wake.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                busy = self.round()
+                self._set_link(True)
+                self._backoff = 0.0
+                delay = 0.0 if busy else self.cfg.sync_interval_s
+            except LinkDown as exc:
+                self._set_link(False, str(exc))
+                self._backoff = min(max(self._backoff * 2, 0.5), self.cfg.retry_max_s)
+                delay = self._backoff * random.uniform(0.5, 1.0)
+            except CentralRefused as exc:
+                log.error("central_refused", detail=str(exc))
+                self.board.error("central", str(exc), "tell the central system's operators")
+                delay = self.cfg.retry_max_s
+            self.wake.wait(delay)
+            self.wake.clear()
+
+    def _set_link(self, up: bool, detail: str = "") -> None:
+        if up != self._link_up:
+            self._link_up = up
+            self.board.set(link={"up": up, "since": time.time(), "detail": detail})
+            log.info("link_up" if up else "link_down", detail=detail)
+
+    def round(self) -> bool:
+        """One pass; True when there is more to do right away."""
+        busy = self.drain_outbox()
+        now = time.monotonic()
+        if now >= self._next_renew:
+            self.renew()
+            self._next_renew = now + self.cfg.renew_every_s
+        busy = self.fill_buffer() or busy
+        if now >= self._next_beat:
+            self.heartbeat()
+            self._next_beat = now + self.cfg.heartbeat_every_s
+        return busy
+
+    def drain_outbox(self) -> bool:
+        pending = self.db.run(lambda c: store.pending_results(c, self.cfg.outbox_batch),
+                              durable=False)
+        if not pending:
+            return False
+        results = [CardResult.model_validate_json(body) for _, body in pending]
+        acked = self.client.results(results).acked
+        self.db.run(lambda c: store.ack_results(c, acked))
+        return len(pending) == self.cfg.outbox_batch
+
+    def renew(self) -> None:
+        lease_ids = self.db.run(store.active_leases, durable=False)
+        if not lease_ids:
+            return
+        sent_at = (time.time(), time.monotonic())
+        answer = self.client.renew(lease_ids)
+        renewed = {lid: (sent_at[0] + ttl, sent_at[1] + ttl) for lid, ttl in answer.renewed.items()}
+        self.db.run(lambda c: store.renew_leases(c, renewed, answer.lost))
+        if answer.lost:
+            log.warning("leases_lost", count=len(answer.lost))
+
+    def fill_buffer(self) -> bool:
+        def room(conn: sqlite3.Connection) -> int:
+            counts = store.counts(conn)
+            target = min(self.cfg.buffer_target, counts["in_stock"])
+            return max(0, target - counts["buffered"])
+
+        want = min(self.db.run(room, durable=False), self.cfg.lease_batch)
+        if want <= 0:
+            return False
+        sent_at = (time.time(), time.monotonic())
+        records = self.client.lease(want).records
+        if records:
+            self.db.run(lambda c: self._ingest(c, records, sent_at))
+            self.on_records()
+        return len(records) == want and want == self.cfg.lease_batch
+
+    def _ingest(self, conn: sqlite3.Connection, leased: list[LeasedRecord],
+                sent_at: tuple[float, float]) -> None:
+        for item in leased:
+            rid = item.signed.record_id()
+            lease = store.Lease(rid, item.lease_id, sent_at[0] + item.ttl_s,
+                                sent_at[1] + item.ttl_s, self._boot)
+            try:
+                record = verify_record(item.signed, self.keys)
+            except RecordError as exc:
+                store.add_record(conn, lease, kind="first", urgent=False, enrolled_at="",
+                                 payload=b"")
+                store.fail_record(conn, rid, exc.reason)
+                log.warning("record_refused", record_id=rid, reason=exc.reason)
+                continue
+            payload = self.data_key.seal(item.signed.model_dump_json().encode(), rid.encode())
+            store.add_record(conn, lease, kind=record.kind, urgent=record.urgent is not None,
+                             enrolled_at=record.enrolled_at.isoformat(), payload=payload)
+
+    def heartbeat(self) -> None:
+        counts = self.db.run(store.counts, durable=False)
+        self.client.heartbeat(Heartbeat(
+            station_id=self.client.station_id, version=__version__,
+            printer_state=str(self.board.get("printer_state") or "unknown"),
+            blanks=counts["in_stock"], buffer=counts["buffered"], outbox=counts["outbox"],
+            cards_today=counts["cards_today"]))

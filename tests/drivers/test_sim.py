@@ -1,0 +1,426 @@
+"""The simulated printer: persistence, atomic writes, seeded faults, timing, the encoder."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from drivers import simstate
+from drivers.base import (
+    CHIP_DRIVERS,
+    PRINTER_DRIVERS,
+    CardPosition,
+    PrinterState,
+    PrintJob,
+    load_driver,
+)
+from drivers.errors import (
+    CardJam,
+    ChipDead,
+    CoverOpen,
+    DeviceBusy,
+    DeviceError,
+    DeviceOffline,
+    FeederEmpty,
+    NoCard,
+    PrinterError,
+    PrintFailed,
+    RibbonOut,
+)
+from drivers.sim import SimChipChannel, SimPrinter, SimTimings
+
+MakeSim = Callable[..., SimPrinter]
+H = bytes.fromhex
+JOB = PrintJob(label="rec-1", front=b"FRONT-PANEL-BYTES", back=b"BACK")
+
+
+def test_registered_names_load_the_simulator() -> None:
+    """The driver registry's name "sim" resolves to the simulator classes."""
+    assert load_driver(PRINTER_DRIVERS, "sim") is SimPrinter
+    assert load_driver(CHIP_DRIVERS, "sim") is SimChipChannel
+
+
+def test_full_cycle_moves_one_card(printer: SimPrinter) -> None:
+    """feed → print → eject takes one blank from the hopper to the output tray."""
+    serial = printer.feed()
+    assert serial is not None
+    assert serial.startswith("SIM")
+    assert len(serial) == 13
+    assert printer.status().card is CardPosition.CONTACT
+    printer.print_card(JOB)
+    assert printer.status().card is CardPosition.PRINT
+    printer.eject()
+    trays = printer.trays()
+    assert trays["output"] == [serial]
+    assert serial not in trays["hopper"]
+    assert len(trays["hopper"]) == 4
+    status = printer.status()
+    assert (status.state, status.card, status.hopper) == (PrinterState.READY, CardPosition.NONE, 4)
+    assert status.ribbon_left == 999
+
+
+def test_state_survives_a_new_printer_on_the_same_file(printer: SimPrinter, state_file: Path) -> None:
+    """A card left at the contact station is still there for a printer built after a crash."""
+    serial = printer.feed()
+    again = SimPrinter(state_file, timings=SimTimings.instant(), hopper=50)
+    card = again.card_in_path()
+    assert card is not None
+    assert (card.serial, card.position) == (serial, CardPosition.CONTACT)
+    assert again.status().hopper == 4  # the hopper argument only seeds a new file
+    again.reject()
+    assert again.trays()["reject"] == [serial]
+
+
+def test_print_records_label_and_digests_never_raw_bytes(
+    printer: SimPrinter, state_file: Path
+) -> None:
+    """The state file keeps the job label and SHA-256 of each panel, not the panel bytes."""
+    printer.feed()
+    printer.print_card(JOB)
+    printer.eject()
+    (card,) = printer.tray_cards("output")
+    assert card.label == "rec-1"
+    assert card.printed == "done"
+    assert card.front_sha256 is not None
+    assert len(card.front_sha256) == 64
+    assert b"FRONT-PANEL-BYTES" not in state_file.read_bytes()
+
+
+def test_state_write_is_atomic(
+    printer: SimPrinter, state_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash between writing the temporary file and renaming it leaves the old file whole."""
+    before = state_file.read_bytes()
+    calls: list[tuple[str, str]] = []
+
+    def crash(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        calls.append((os.fspath(src), os.fspath(dst)))
+        raise OSError("power cut")
+
+    monkeypatch.setattr(simstate.os, "replace", crash)
+    with pytest.raises(DeviceOffline):
+        printer.feed()
+    monkeypatch.undo()
+    assert calls == [(str(state_file) + ".tmp", str(state_file))]
+    assert state_file.read_bytes() == before
+    assert json.loads(Path(calls[0][0]).read_bytes())["path"] is not None  # the new state
+    assert SimPrinter(state_file).card_in_path() is None
+
+
+def test_corrupt_state_file_is_refused(state_file: Path) -> None:
+    """A state file that is not the simulator's is refused with a clear error."""
+    state_file.write_text('{"hopper": 3}')
+    with pytest.raises(ValueError, match="sim state file"):
+        SimPrinter(state_file)
+
+
+def _outcomes(printer: SimPrinter, cycles: int) -> list[str]:
+    """Run cycles and name what happened at each step (reject clears any failure)."""
+    seen: list[str] = []
+    for _ in range(cycles):
+        for step in (printer.feed, lambda: printer.print_card(JOB), printer.eject):
+            try:
+                step()
+                seen.append("ok")
+            except DeviceError as exc:
+                seen.append(type(exc).__name__)
+                printer.close_cover()
+                printer.replace_ribbon()
+                printer.reject()
+                break
+    return seen
+
+
+FAULT_MIX = {"feed_jam": 0.1, "print_fail": 0.2, "eject_jam": 0.1, "feeder_misfeed": 0.1}
+
+
+def test_seeded_faults_are_reproducible(tmp_path: Path) -> None:
+    """The same seed gives the same sequence of faults; another seed a different one."""
+
+    def run(name: str, seed: int) -> list[str]:
+        p = SimPrinter(
+            tmp_path / name,
+            timings=SimTimings.instant(),
+            faults=simstate.SimFaults(**FAULT_MIX),
+            seed=seed,
+            hopper=100,
+        )
+        return _outcomes(p, 30)
+
+    first, second, other = run("a.json", 7), run("b.json", 7), run("c.json", 8)
+    assert first == second
+    assert first != other
+    assert {"CardJam", "PrintFailed", "FeederEmpty"} <= set(first)
+
+
+def test_fault_sequence_continues_after_restart(tmp_path: Path) -> None:
+    """A printer rebuilt on the same file continues the seed's fault sequence, not restarts it."""
+
+    def make(name: str) -> SimPrinter:
+        return SimPrinter(
+            tmp_path / name,
+            timings=SimTimings.instant(),
+            faults=simstate.SimFaults(**FAULT_MIX),
+            seed=3,
+            hopper=100,
+        )
+
+    whole = _outcomes(make("whole.json"), 20)
+    part = _outcomes(make("split.json"), 10)
+    part += _outcomes(make("split.json"), 10)
+    assert part == whole
+
+
+def test_feed_jam_leaves_card_jammed_until_reject(make_sim: MakeSim) -> None:
+    """A feed jam raises CardJam, keeps the card jammed in the path; reject clears it."""
+    printer = make_sim(feed_jam=1.0)
+    with pytest.raises(CardJam) as info:
+        printer.feed()
+    assert info.value.frames  # the frame dump travels with the error
+    status = printer.status()
+    assert (status.state, status.card) == (PrinterState.JAM, CardPosition.JAMMED)
+    with pytest.raises(CardJam):
+        printer.feed()
+    with pytest.raises(CardJam):
+        printer.eject()
+    jammed = printer.card_in_path()
+    assert jammed is not None
+    printer.reject()
+    assert printer.trays()["reject"] == [jammed.serial]
+    assert printer.status().state is PrinterState.READY
+
+
+def test_reset_clears_the_jam_flag_but_the_card_stays(make_sim: MakeSim) -> None:
+    """reset() clears the jam state; the jammed card stays in the path until rejected."""
+    printer = make_sim(eject_jam=1.0)
+    printer.feed()
+    with pytest.raises(CardJam):
+        printer.eject()
+    printer.reset()
+    status = printer.status()
+    assert (status.state, status.card) == (PrinterState.READY, CardPosition.JAMMED)
+    with pytest.raises(CardJam):
+        printer.eject()
+    printer.reject()
+    assert len(printer.trays()["reject"]) == 1
+    assert printer.card_in_path() is None
+
+
+def test_misfeed_raises_feeder_empty_and_moves_nothing(make_sim: MakeSim) -> None:
+    """A misfeed raises FeederEmpty, leaves the hopper full and the path empty."""
+    printer = make_sim(feeder_misfeed=1.0)
+    with pytest.raises(FeederEmpty, match="misfeed"):
+        printer.feed()
+    assert printer.card_in_path() is None
+    assert printer.status().hopper == 5
+    assert printer.counters()["misfeeds"] == 1
+
+
+def test_empty_hopper(make_sim: MakeSim) -> None:
+    """An empty hopper raises FeederEmpty, status says feeder_empty, loading blanks fixes it."""
+    printer = make_sim(hopper=0)
+    assert printer.status().state is PrinterState.FEEDER_EMPTY
+    with pytest.raises(FeederEmpty):
+        printer.feed()
+    assert printer.card_in_path() is None
+    (new,) = printer.load_blanks(1)
+    assert printer.feed() == new
+
+
+def test_print_fail_keeps_card_at_print_position(make_sim: MakeSim) -> None:
+    """A print fault raises PrintFailed; the card stays under the head, ribbon used."""
+    printer = make_sim(print_fail=1.0)
+    printer.feed()
+    with pytest.raises(PrintFailed):
+        printer.print_card(JOB)
+    card = printer.card_in_path()
+    assert card is not None
+    assert (card.position, card.printed) == (CardPosition.PRINT, "failed")
+    assert printer.status().ribbon_left == 999
+
+
+def test_ribbon_out_keeps_card_at_contact(make_sim: MakeSim, state_file: Path) -> None:
+    """Ribbon out raises RibbonOut, status says ribbon_out, the card waits at contact."""
+    printer = make_sim(ribbon_out=1.0)
+    printer.feed()
+    with pytest.raises(RibbonOut):
+        printer.print_card(JOB)
+    assert printer.status().state is PrinterState.RIBBON_OUT
+    assert printer.status().card is CardPosition.CONTACT
+    fixed = SimPrinter(state_file, timings=SimTimings.instant())
+    with pytest.raises(RibbonOut, match="finished"):
+        fixed.print_card(JOB)
+    fixed.replace_ribbon(10)
+    fixed.print_card(JOB)
+    assert fixed.status().ribbon_left == 9
+
+
+def test_cover_open_stops_movement(make_sim: MakeSim) -> None:
+    """An opened cover raises CoverOpen, moves no card, and closing it resumes work."""
+    printer = make_sim(cover_open=1.0)
+    with pytest.raises(CoverOpen):
+        printer.feed()
+    assert printer.status().state is PrinterState.COVER_OPEN
+    assert printer.card_in_path() is None
+    printer.close_cover()
+    assert printer.status().state is PrinterState.READY
+
+
+def test_manual_cover(printer: SimPrinter) -> None:
+    """A technician opening the cover blocks feed and reject of a card until it is closed."""
+    printer.feed()
+    printer.open_cover()
+    with pytest.raises(CoverOpen):
+        printer.reject()
+    printer.close_cover()
+    printer.reject()
+    assert len(printer.trays()["reject"]) == 1
+
+
+def test_chip_dead_is_decided_at_feed_and_persisted(make_sim: MakeSim, state_file: Path) -> None:
+    """A blank with a dead chip gives ChipDead at connect, also after a restart."""
+    printer = make_sim(chip_dead=1.0)
+    printer.feed()
+    with pytest.raises(ChipDead):
+        SimChipChannel(printer).connect(timeout=0.1)
+    restarted = SimPrinter(state_file, timings=SimTimings.instant())
+    with pytest.raises(ChipDead):
+        SimChipChannel(restarted).connect(timeout=0.1)
+
+
+def test_movement_without_a_card(printer: SimPrinter) -> None:
+    """Print and eject need a card; feed refuses while one is in the path; reject is a no-op."""
+    with pytest.raises(PrinterError, match="no card"):
+        printer.print_card(JOB)
+    with pytest.raises(PrinterError, match="no card"):
+        printer.eject()
+    printer.reject()
+    printer.feed()
+    with pytest.raises(PrinterError, match="already in the path"):
+        printer.feed()
+
+
+def test_steps_take_their_configured_time(state_file: Path) -> None:
+    """Each physical step sleeps its configured time."""
+    timings = SimTimings(feed=30, print=60, eject=0, reject=0, status=0)
+    printer = SimPrinter(state_file, timings=timings)
+    start = time.monotonic()
+    printer.feed()
+    printer.print_card(JOB)
+    assert time.monotonic() - start >= 0.09
+
+
+def test_busy_while_printing(state_file: Path) -> None:
+    """During a print another thread sees status busy and a second command gets DeviceBusy."""
+    printer = SimPrinter(state_file, timings=SimTimings(feed=0, print=300, status=0))
+    printer.feed()
+    worker = threading.Thread(target=printer.print_card, args=(JOB,), name="print")
+    worker.start()
+    try:
+        deadline = time.monotonic() + 2
+        while printer.status().state is not PrinterState.BUSY and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert printer.status().state is PrinterState.BUSY
+        with pytest.raises(DeviceBusy):
+            printer.eject()
+    finally:
+        worker.join()
+    assert printer.status().state is PrinterState.READY
+
+
+def test_from_options_builds_and_names_bad_keys(tmp_path: Path) -> None:
+    """from_options accepts the config table and names an unknown or invalid key."""
+    printer = SimPrinter.from_options(
+        {
+            "state_file": str(tmp_path / "p.json"),
+            "hopper": 3,
+            "seed": 9,
+            "timings_ms": {"feed": 0, "print": 0},
+            "faults": {"feed_jam": 0.0},
+            "serial_prefix": "KTP",
+        }
+    )
+    assert printer.status().hopper == 3
+    serial = printer.feed()
+    assert serial is not None
+    assert serial.startswith("KTP")
+    with pytest.raises(ValueError, match="hoper"):
+        SimPrinter.from_options({"state_file": str(tmp_path / "q.json"), "hoper": 3})
+    with pytest.raises(ValueError, match=r"faults\.feed_jam"):
+        SimPrinter.from_options({"state_file": str(tmp_path / "q.json"), "faults": {"feed_jam": 2}})
+    with pytest.raises(ValueError, match=r"timings_ms\.fed"):
+        SimPrinter.from_options({"state_file": str(tmp_path / "q.json"), "timings_ms": {"fed": 1}})
+    with pytest.raises(ValueError, match="state_file"):
+        SimPrinter.from_options({})
+    channel = SimChipChannel.from_options({"sam_mode": True}, printer=printer)
+    assert channel.sam_mode
+    with pytest.raises(ValueError, match="sam"):
+        SimChipChannel.from_options({"sam": True}, printer=printer)
+
+
+# -- the encoder at the contact station ----------------------------------------------------
+
+
+def test_connect_without_card_raises_no_card_after_timeout(printer: SimPrinter) -> None:
+    """connect() waits up to its timeout for a card, then raises NoCard."""
+    channel = SimChipChannel(printer)
+    start = time.monotonic()
+    with pytest.raises(NoCard):
+        channel.connect(timeout=0.05)
+    assert 0.05 <= time.monotonic() - start < 1.0
+
+
+def test_connect_waits_for_a_card_arriving(state_file: Path) -> None:
+    """A card fed while connect() polls is found before the timeout."""
+    printer = SimPrinter(state_file, timings=SimTimings(feed=50, status=0))
+    feeder = threading.Thread(target=printer.feed, name="feed")
+    feeder.start()
+    try:
+        atr = SimChipChannel(printer).connect(timeout=2.0)
+    finally:
+        feeder.join()
+    assert atr[0] == 0x3B
+
+
+def test_card_leaving_contact_station_is_no_card(card: SimChipChannel, printer: SimPrinter) -> None:
+    """Once the card moves to the print position, the next APDU raises NoCard."""
+    printer.print_card(JOB)
+    with pytest.raises(NoCard):
+        card.transmit(H("00A4000C023F00"))
+
+
+def test_uid_and_get_data_give_the_chip_serial(card: SimChipChannel, printer: SimPrinter) -> None:
+    """uid() and GET DATA both report the blank's 8-byte chip serial."""
+    path_card = printer.card_in_path()
+    assert path_card is not None
+    expected = path_card.chip_serial
+    assert len(expected) == 8
+    assert card.uid() == expected.hex().upper()
+    assert card.transmit(H("00CA010100")) == expected + H("9000")
+
+
+def test_chip_memory_persists_and_is_sealed_on_eject(
+    card: SimChipChannel, printer: SimPrinter, state_file: Path
+) -> None:
+    """Chip writes survive a restart at the contact station; a card leaving keeps digests."""
+    for apdu in ("00A4000C027F10", "00A4020C020101", "00D6000003414243"):
+        assert card.transmit(H(apdu)) == H("9000")
+    card.disconnect()
+    restarted = SimPrinter(state_file, timings=SimTimings.instant())
+    channel = SimChipChannel(restarted)
+    channel.connect(timeout=0.1)
+    channel.transmit(H("00A4000C027F10"))
+    channel.transmit(H("00A4020C020101"))
+    assert channel.transmit(H("00B0000003")) == H("4142439000")
+    channel.disconnect()
+    restarted.eject()
+    (ejected,) = restarted.tray_cards("output")
+    assert ejected.chip == {}
+    assert set(ejected.chip_sha256) == {"0101"}
+    assert b"414243" not in state_file.read_bytes()

@@ -1,0 +1,56 @@
+"""The whole station in one process: server on loopback, daemon threads, simulated printer."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+from drivers.sim import SimPrinter
+from station import store
+from station.cli import main
+from station.config import load_config
+from station.daemon import Station
+from tests.station.harness import Central, station_config, wait_for
+
+
+def receive(config: Path, count: int) -> None:
+    """Record a delivery of blanks as a technician does."""
+    assert main(["--config", str(config), "blanks", "receive", str(count), "--batch", "T-1"]) == 0
+
+
+def ledger(db_path: Path) -> dict[str, int]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return store.counts(conn)
+    finally:
+        conn.close()
+
+
+def test_200_records_become_200_good_cards(tmp_path: Path, central: Central) -> None:
+    """200 seeded records come out as 200 good cards, each once, all acknowledged."""
+    central.seed(200)
+    config = station_config(tmp_path, central, printer={"options": {"hopper": 210}})
+    cfg = load_config(config)
+    receive(config, 210)
+    station = Station.build(cfg)
+    station.start()
+    try:
+        wait_for("200 printed results at the server",
+                 lambda: central.server.summary().printed == 200, timeout=120)
+        wait_for("an empty outbox", lambda: ledger(cfg.db_path)["outbox"] == 0)
+    finally:
+        station.stop()
+    summary = central.server.summary()
+    assert summary.printed == 200
+    assert summary.printed_twice == []
+    assert summary.duplicate_results == 0
+    printer = SimPrinter(tmp_path / "printer.json")
+    labels = Counter(card.label for card in printer.tray_cards("output"))
+    assert len(labels) == 200
+    assert set(labels.values()) == {1}
+    totals = ledger(cfg.db_path)
+    assert totals["used"] == 200
+    assert totals["spoiled"] == 0
+    assert totals["received"] == totals["in_stock"] + totals["used"] + totals["spoiled"]
+    assert len(printer.trays()["hopper"]) == totals["in_stock"] == 10

@@ -1,0 +1,121 @@
+"""Power cuts: the daemon killed with SIGKILL at random moments, restarted each time."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from drivers.sim import SimPrinter
+from station import store
+from station.config import load_config
+from tests.station.harness import Central, station_config, wait_for
+
+KILLS = int(os.environ.get("STATION_TEST_KILLS", "50"))
+RECORDS = 60
+HOPPER = 200
+
+
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "station.cli", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=60, check=True)
+
+
+def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as fh:
+        return subprocess.Popen([sys.executable, "-m", "station.cli", "--config", str(config),
+                                 "run"], stdout=fh, stderr=fh)
+
+
+def counts(db: Path) -> dict[str, int]:
+    conn = sqlite3.connect(db)
+    try:
+        return store.counts(conn)
+    finally:
+        conn.close()
+
+
+def resolve_as_technician(config: Path, printer_state: Path) -> int:
+    """Look in the trays for each attempt that needs inspection and say what is there."""
+    pending = json.loads(cli(config, "inspect", "--json").stdout)
+    printer = SimPrinter(printer_state)
+    good_labels = {card.label for card in printer.tray_cards("output")}
+    for item in pending:
+        verdict = "--good" if item["record_id"] in good_labels else "--spoiled"
+        cli(config, "resolve", str(item["attempt_id"]), verdict)
+    return len(pending)
+
+
+@pytest.mark.slow
+def test_kill_minus_nine_loses_nothing_and_prints_no_one_twice(tmp_path: Path,
+                                                               central: Central) -> None:
+    """After many SIGKILLs: no record has two good cards, no result is lost or counted
+    twice, and every blank is in exactly one place, matching the ledger."""
+    rng = random.Random(20261123)
+    central.seed(RECORDS)
+    config = station_config(
+        tmp_path, central,
+        printer={"options": {"hopper": HOPPER, "seed": 5,
+                             "timings_ms": {"feed": 8, "encode_apdu": 0, "print": 20,
+                                            "eject": 8, "reject": 5, "status": 0},
+                             "faults": {"feed_jam": 0.02, "print_fail": 0.02,
+                                        "chip_dead": 0.02}}},
+        pipeline={"max_attempts": 10})
+    cfg = load_config(config)
+    cli(config, "blanks", "receive", str(HOPPER), "--batch", "KILL-1")
+    log = tmp_path / "daemon.log"
+    resolved = 0
+    for _ in range(KILLS):
+        proc = start_daemon(config, log)
+        time.sleep(rng.uniform(0.4, 1.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        resolved += resolve_as_technician(config, tmp_path / "printer.json")
+
+    proc = start_daemon(config, log)
+    try:
+        wait_for("every record printed or failed at the server",
+                 lambda: (s := central.server.summary()).printed + s.failed == RECORDS,
+                 timeout=180)
+        wait_for("an empty outbox", lambda: counts(cfg.db_path)["outbox"] == 0)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+
+    summary = central.server.summary()
+    printer = SimPrinter(tmp_path / "printer.json")
+    output = printer.tray_cards("output")
+    per_record = Counter(card.label for card in output)
+    assert summary.printed_twice == []
+    assert all(n == 1 for n in per_record.values()), per_record.most_common(3)
+    assert summary.printed == len(output) == len(per_record)
+    trays = printer.trays()
+    totals = counts(cfg.db_path)
+    assert totals["inspection"] == 0
+    assert totals["in_printer"] == 0
+    assert printer.card_in_path() is None
+    assert len(trays["hopper"]) + len(trays["output"]) + len(trays["reject"]) == HOPPER
+    assert totals["used"] == len(trays["output"])
+    assert totals["spoiled"] == len(trays["reject"])
+    assert totals["in_stock"] == len(trays["hopper"])
+    assert totals["received"] == totals["in_stock"] + totals["used"] + totals["spoiled"]
+    assert summary.results == len(set(_result_ids(cfg.db_path)))
+    print(f"kills={KILLS} resolved={resolved} printed={summary.printed} "
+          f"spoiled={totals['spoiled']} duplicates_acked={summary.duplicate_results}")
+
+
+def _result_ids(db: Path) -> list[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return [r[0] for r in conn.execute("SELECT result_id FROM outbox")]
+    finally:
+        conn.close()
