@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, NoReturn
 
@@ -96,6 +97,9 @@ class ScriptRunner:
         for i, step in enumerate(steps):
             channel = self._channel(i, step)
             cmd = self._command(i, step, values)
+            if cmd.ins == INS_UPDATE_BINARY and (cmd.p1 & 0x80 or cmd.cla & CLA_CHAINING):
+                # refused before sending: the read-back could not check such a write
+                raise ScriptError(f"step {i}: UPDATE BINARY by short EF id or chaining")
             response = transceive(channel.transmit, cmd)
             where = f"step {i} (INS {cmd.ins:02X})"
             if not any(sw_matches(p, response.sw) for p in self._patterns(i, step)):
@@ -204,10 +208,6 @@ class ScriptRunner:
             return 0
         if cmd.ins != INS_UPDATE_BINARY:
             return 0
-        if cmd.p1 & 0x80 or cmd.cla & CLA_CHAINING:
-            raise ScriptError(
-                f"step {i}: UPDATE BINARY by short EF id or chaining cannot be verified"
-            )
         if not self._selects:
             raise ScriptError(f"step {i}: UPDATE BINARY before any SELECT of a file")
         chain_ = tuple(s[1] for s in self._selects)
@@ -238,6 +238,39 @@ def _runs(written: dict[int, int]) -> list[tuple[int, bytes]]:
         else:
             runs.append((offset, bytearray((written[offset],))))
     return [(start, bytes(data)) for start, data in runs]
+
+
+def build_write_script(files: Mapping[int, bytes], *, authenticate: bool = False) -> list[ChipStep]:
+    """A script writing ``files`` (EF id → content) into the KTP-el-like layout.
+
+    With ``authenticate`` it first proves the SAM's key to the card: GET CHALLENGE
+    (captured as ``challenge``), the SAM's cryptogram (``cryptogram``), EXTERNAL
+    AUTHENTICATE. Each UPDATE BINARY carries at most 255 bytes (short APDUs).
+    """
+    steps: list[ChipStep] = []
+    if authenticate:
+        steps += [
+            ChipStep(apdu=layout.GET_CHALLENGE_APDU.hex().upper(), capture="challenge"),
+            ChipStep(
+                target="sam",
+                apdu=f"{layout.SAM_CLA:02X}{layout.SAM_INS_CRYPTOGRAM:02X}000008{{challenge}}08",
+                capture="cryptogram",
+            ),
+            ChipStep(apdu=f"00{layout.INS_EXTERNAL_AUTHENTICATE:02X}000008{{cryptogram}}"),
+        ]
+    steps += [
+        ChipStep(apdu=f"00A4000C02{layout.MF:04X}"),
+        ChipStep(apdu=f"00A4000C02{layout.DF_KTPEL:04X}"),
+    ]
+    for fid, content in files.items():
+        if len(content) > layout.EF_SIZES.get(fid, 0):
+            raise ValueError(f"{len(content)} bytes do not fit EF {fid:04X}")
+        steps.append(ChipStep(apdu=f"00A4020C02{fid:04X}"))
+        for off in range(0, len(content), layout.MAX_SHORT_DATA):
+            chunk = content[off : off + layout.MAX_SHORT_DATA]
+            apdu = CommandApdu(0x00, INS_UPDATE_BINARY, off >> 8, off & 0xFF, chunk)
+            steps.append(ChipStep(apdu=apdu.to_bytes().hex().upper()))
+    return steps
 
 
 def read_chip_serial(card: ChipChannel) -> str:

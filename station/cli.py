@@ -88,7 +88,8 @@ def render_status(snap: dict[str, Any]) -> str:
     lines += [
         f"printer:   {snap.get('printer_state', 'unknown')}",
         f"blanks:    {c['in_stock']} in stock ({c['received']} received, {c['used']} used, "
-        f"{c['spoiled']} spoiled, {c['in_printer']} in the printer)",
+        f"{c['spoiled']} spoiled, {c['in_printer']} in the printer, "
+        f"{c['inspection']} awaiting inspection)",
         f"buffer:    {c['buffered']} records ready to print",
         f"outbox:    {c['outbox']} results not yet acknowledged",
         f"today:     {c['cards_today']} cards printed",

@@ -169,7 +169,6 @@ def _pid() -> int:
 
 def run(cfg: StationConfig) -> int:
     """Run until SIGTERM/SIGINT; the exit code for the CLI."""
-    station = Station.build(cfg)
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -178,6 +177,7 @@ def run(cfg: StationConfig) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    station = Station.build(cfg)
     try:
         station.start()
         systemd.notify("READY=1")

@@ -315,13 +315,13 @@ def ledger_totals(conn: sqlite3.Connection) -> dict[str, int]:
     totals = {"received": 0, "used": 0, "spoiled": 0, "adjusted": 0}
     for kind, total in conn.execute("SELECT kind, SUM(count) FROM ledger GROUP BY kind"):
         totals[kind] = int(total)
-    in_flight = conn.execute(
-        "SELECT COUNT(*) FROM attempts WHERE state NOT IN ('done','rejected','aborted')"
-    ).fetchone()[0]
-    totals["in_printer"] = int(in_flight)
-    totals["in_stock"] = (
-        totals["received"] + totals["adjusted"] - totals["used"] - totals["spoiled"] - in_flight
-    )
+    by_state = dict(conn.execute(
+        "SELECT state, COUNT(*) FROM attempts WHERE state NOT IN ('done','rejected','aborted') "
+        "GROUP BY state").fetchall())
+    totals["inspection"] = int(by_state.pop("needs_inspection", 0))
+    totals["in_printer"] = int(sum(by_state.values()))
+    totals["in_stock"] = (totals["received"] + totals["adjusted"] - totals["used"]
+                          - totals["spoiled"] - totals["in_printer"] - totals["inspection"])
     return totals
 
 
@@ -332,7 +332,6 @@ def counts(conn: sqlite3.Connection) -> dict[str, int]:
     for key, sql, args in (
         ("buffered", "SELECT COUNT(*) FROM records WHERE status='queued'", ()),
         ("outbox", "SELECT COUNT(*) FROM outbox WHERE acked_at IS NULL", ()),
-        ("inspection", "SELECT COUNT(*) FROM attempts WHERE state='needs_inspection'", ()),
         ("cards_today", "SELECT COUNT(*) FROM attempts WHERE state='done' AND updated_at>=?",
          (midnight,)),
     ):

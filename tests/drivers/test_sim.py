@@ -65,7 +65,9 @@ def test_full_cycle_moves_one_card(printer: SimPrinter) -> None:
     assert status.ribbon_left == 999
 
 
-def test_state_survives_a_new_printer_on_the_same_file(printer: SimPrinter, state_file: Path) -> None:
+def test_state_survives_a_new_printer_on_the_same_file(
+    printer: SimPrinter, state_file: Path
+) -> None:
     """A card left at the contact station is still there for a printer built after a crash."""
     serial = printer.feed()
     again = SimPrinter(state_file, timings=SimTimings.instant(), hopper=50)

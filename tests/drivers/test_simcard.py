@@ -155,9 +155,7 @@ def test_t0_mode_answers_case_4_with_61xx() -> None:
     sam.power_on()
     challenge = bytes(range(8))
     assert sam.process(H("80AE000008") + challenge + H("08")) == H("6108")
-    assert sam.process(H("00C0000004")) == cryptogram(layout.SIM_SAM_KEY, challenge)[:4] + H(
-        "6104"
-    )
+    assert sam.process(H("00C0000004")) == cryptogram(layout.SIM_SAM_KEY, challenge)[:4] + H("6104")
     assert sw(sam.process(H("00C0000010"))) == "6C04"
     assert sam.process(H("00C0000004"))[:-2] == cryptogram(layout.SIM_SAM_KEY, challenge)[4:]
     assert sw(sam.process(H("00C0000004"))) == "6985"

@@ -21,8 +21,8 @@ from station.config import load_config
 from tests.station.harness import Central, station_config, wait_for
 
 KILLS = int(os.environ.get("STATION_TEST_KILLS", "50"))
-RECORDS = 60
-HOPPER = 200
+RECORDS = 100
+HOPPER = 260
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -34,6 +34,11 @@ def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as fh:
         return subprocess.Popen([sys.executable, "-m", "station.cli", "--config", str(config),
                                  "run"], stdout=fh, stderr=fh)
+
+
+def status_of(config: Path) -> dict[str, object]:
+    snapshot: dict[str, object] = json.loads(cli(config, "status", "--json").stdout)
+    return snapshot
 
 
 def counts(db: Path) -> dict[str, int]:
@@ -65,8 +70,8 @@ def test_kill_minus_nine_loses_nothing_and_prints_no_one_twice(tmp_path: Path,
     config = station_config(
         tmp_path, central,
         printer={"options": {"hopper": HOPPER, "seed": 5,
-                             "timings_ms": {"feed": 8, "encode_apdu": 0, "print": 20,
-                                            "eject": 8, "reject": 5, "status": 0},
+                             "timings_ms": {"feed": 30, "encode_apdu": 0, "print": 120,
+                                            "eject": 30, "reject": 10, "status": 0},
                              "faults": {"feed_jam": 0.02, "print_fail": 0.02,
                                         "chip_dead": 0.02}}},
         pipeline={"max_attempts": 10})
@@ -83,6 +88,8 @@ def test_kill_minus_nine_loses_nothing_and_prints_no_one_twice(tmp_path: Path,
 
     proc = start_daemon(config, log)
     try:
+        wait_for("the daemon to be up", lambda: status_of(config).get("pid") == proc.pid)
+        resolved += resolve_as_technician(config, tmp_path / "printer.json")
         wait_for("every record printed or failed at the server",
                  lambda: (s := central.server.summary()).printed + s.failed == RECORDS,
                  timeout=180)
@@ -108,6 +115,7 @@ def test_kill_minus_nine_loses_nothing_and_prints_no_one_twice(tmp_path: Path,
     assert totals["spoiled"] == len(trays["reject"])
     assert totals["in_stock"] == len(trays["hopper"])
     assert totals["received"] == totals["in_stock"] + totals["used"] + totals["spoiled"]
+    assert resolved > 0, "the kills never hit a card in print: the test proves too little"
     assert summary.results == len(set(_result_ids(cfg.db_path)))
     print(f"kills={KILLS} resolved={resolved} printed={summary.printed} "
           f"spoiled={totals['spoiled']} duplicates_acked={summary.duplicate_results}")
