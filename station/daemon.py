@@ -125,7 +125,6 @@ class Station:
                 continue
             self.board.state(Category.PRINTING, "printing")
             outcome = self.pipeline.print_one(buffered)
-            self.sync.wake.set()
             if outcome.result == "needs_inspection":
                 self.board.state(Category.PAUSED, "a card needs inspection",
                                  "station inspect, then station resolve")

@@ -1,0 +1,184 @@
+"""bench/utilization: how much of the printer's time the daemon keeps it busy.
+
+Two runs over the same simulated printer timings (default 500 ms a card, no faults):
+a bare loop that drives the devices directly with pre-parsed records, and the whole
+station (reference server on loopback, daemon threads, SQLite with its fsync'd points,
+decryption, signature checks). utilization = bare seconds / station seconds for the same
+number of cards. The station's own overhead per card is measured inside the station run:
+the time of a card cycle minus the time spent inside device calls.
+
+    python bench/utilization.py [--cards 400] [--card-ms 500]
+
+Last line: {"bench": "utilization", "utilization": …, "p50_overhead_ms": …,
+"p99_overhead_ms": …, …}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from drivers.base import CardPrinter, ChipChannel  # noqa: E402
+from drivers.script import ScriptRunner, read_chip_serial  # noqa: E402
+from drivers.sim import SimChipChannel, SimPrinter  # noqa: E402
+from station.cli import main as cli  # noqa: E402
+from station.config import load_config  # noqa: E402
+from station.daemon import Station  # noqa: E402
+from station.pipeline import Pipeline  # noqa: E402
+from station.records import parse_record  # noqa: E402
+from station.central.seed import new_records, seed  # noqa: E402
+from tests.station.harness import Central, station_config, wait_for  # noqa: E402
+
+
+def timings(card_ms: float) -> dict[str, float]:
+    # feed 20 %, print 70 %, eject 10 %: shaped like a real retransfer printer.
+    return {"feed": card_ms * 0.2, "encode_apdu": 0, "print": card_ms * 0.7,
+            "eject": card_ms * 0.1, "reject": 0, "status": 0}
+
+
+class DeviceClock:
+    """Accumulates the time spent inside device calls (wrapping the public methods)."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._lock = threading.Lock()
+
+    def wrap(self, device: CardPrinter | ChipChannel, names: tuple[str, ...]) -> None:
+        for name in names:
+            inner = getattr(device, name)
+
+            def timed(*args: Any, _inner: Any = inner) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return _inner(*args)
+                finally:
+                    with self._lock:
+                        self.total += time.perf_counter() - t0
+
+            setattr(device, name, timed)
+
+
+PRINTER_CALLS = ("feed", "print_card", "eject", "reject", "status")
+CHIP_CALLS = ("connect", "transmit", "disconnect", "uid")
+
+
+def bare_loop(root: Path, records: list[dict[str, Any]], card_ms: float) -> float:
+    printer = SimPrinter.from_options({"state_file": str(root / "bare.json"),
+                                       "hopper": len(records) + 5,
+                                       "timings_ms": timings(card_ms)})
+    chip = SimChipChannel(printer)
+    parsed = [parse_record(r) for r in records]
+    printer.open()
+    t0 = time.perf_counter()
+    for record in parsed:
+        printer.feed()
+        chip.connect(1.0)
+        runner = ScriptRunner(chip)
+        runner.run(list(record.chip_script))
+        runner.verify()
+        read_chip_serial(chip)
+        chip.disconnect()
+        printer.print_card(Pipeline._job(record))
+        printer.eject()
+    return time.perf_counter() - t0
+
+
+def start_server_process(root: Path, cards: int) -> tuple[subprocess.Popen[str], Central]:
+    """The reference server in its own process, as the centre is on another machine."""
+    db, keys = root / "central" / "queue.db", root / "central" / "keys"
+    db.parent.mkdir(parents=True)
+    seed(db, cards, seed=0, key_dir=keys)
+    proc = subprocess.Popen([sys.executable, "-m", "station.cli", "central", "serve", "--db",
+                             str(db), "--port", "0", "--key-dir", str(keys)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().split()[-1]
+    return proc, Central(_UrlOnly(url), db, keys)  # type: ignore[arg-type]
+
+
+class _UrlOnly:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+def station_run(root: Path, cards: int, card_ms: float) -> tuple[float, list[float]]:
+    server, central = start_server_process(root, cards)
+    try:
+        config = station_config(
+            root, central,
+            central={"buffer_target": cards, "lease_batch": min(cards, 1000),
+                     "sync_interval_s": 0.5},
+            printer={"options": {"hopper": cards + 5, "timings_ms": timings(card_ms)}})
+        cli(["--config", str(config), "blanks", "receive", str(cards + 5), "--batch", "B"])
+        cfg = load_config(config)
+        station = Station.build(cfg)
+        clock = DeviceClock()
+        clock.wrap(station.pipeline.printer, PRINTER_CALLS)
+        clock.wrap(station.pipeline.chip, CHIP_CALLS)
+        cycles: list[tuple[float, float]] = []  # (wall, device) at each card start
+        inner = station.pipeline.print_one
+
+        def print_one(buffered: Any) -> Any:
+            cycles.append((time.perf_counter(), clock.total))
+            return inner(buffered)
+
+        station.pipeline.print_one = print_one  # type: ignore[method-assign]
+        station.start()
+        try:
+            wait_for("the whole buffer", lambda: station.db.run(
+                lambda c: c.execute("SELECT COUNT(*) FROM records").fetchone()[0]) >= cards,
+                timeout=120)
+            wait_for("every card", lambda: len(cycles) >= cards and station.db.run(
+                lambda c: c.execute("SELECT COUNT(*) FROM attempts WHERE state='done'")
+                .fetchone()[0]) >= cards, timeout=cards * card_ms / 1000 * 3 + 60, every=0.01)
+            end = (time.perf_counter(), clock.total)
+        finally:
+            station.stop()
+    finally:
+        server.terminate()
+        server.wait()
+    marks = [*cycles[:cards], end]
+    overheads = [(w1 - w0 - (d1 - d0)) * 1000 for (w0, d0), (w1, d1) in zip(marks, marks[1:])]
+    return marks[-1][0] - marks[0][0], overheads
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cards", type=int, default=400)
+    ap.add_argument("--card-ms", type=float, default=500)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        records = list(new_records(args.cards, seed=0))
+        (root / "s").mkdir()
+        station_s, overheads = station_run(root / "s", args.cards, args.card_ms)
+        bare_s = bare_loop(root, records, args.card_ms)
+    overheads.sort()
+    p99 = overheads[min(len(overheads) - 1, int(len(overheads) * 0.99))]
+    figures = {
+        "bench": "utilization",
+        "cards": args.cards,
+        "card_ms": args.card_ms,
+        "bare_s": round(bare_s, 3),
+        "station_s": round(station_s, 3),
+        "utilization": round(bare_s / station_s, 4),
+        "p50_overhead_ms": round(statistics.median(overheads), 3),
+        "p99_overhead_ms": round(p99, 3),
+    }
+    print(f"bare loop {bare_s:.2f} s, station {station_s:.2f} s for {args.cards} cards; "
+          f"overhead per card p50 {figures['p50_overhead_ms']} ms, p99 {p99:.2f} ms")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
