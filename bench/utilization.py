@@ -28,16 +28,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drivers.base import CardPrinter, ChipChannel  # noqa: E402
-from drivers.script import ScriptRunner, read_chip_serial  # noqa: E402
-from drivers.sim import SimChipChannel, SimPrinter  # noqa: E402
-from station.cli import main as cli  # noqa: E402
-from station.config import load_config  # noqa: E402
-from station.daemon import Station  # noqa: E402
-from station.pipeline import Pipeline  # noqa: E402
-from station.records import parse_record  # noqa: E402
-from station.central.seed import new_records, seed  # noqa: E402
-from tests.station.harness import Central, station_config, wait_for  # noqa: E402
+import itertools
+
+from drivers.base import CardPrinter, ChipChannel
+from drivers.script import ScriptRunner, read_chip_serial
+from drivers.sim import SimChipChannel, SimPrinter
+from station.central.seed import new_records, seed
+from station.cli import main as cli
+from station.config import load_config
+from station.daemon import Station
+from station.pipeline import Pipeline
+from station.records import parse_record
+from tests.station.harness import Central, station_config, wait_for
 
 
 def timings(card_ms: float) -> dict[str, float]:
@@ -148,7 +150,7 @@ def station_run(root: Path, cards: int, card_ms: float) -> tuple[float, list[flo
         server.terminate()
         server.wait()
     marks = [*cycles[:cards], end]
-    overheads = [(w1 - w0 - (d1 - d0)) * 1000 for (w0, d0), (w1, d1) in zip(marks, marks[1:])]
+    overheads = [(w1 - w0 - (d1 - d0)) * 1000 for (w0, d0), (w1, d1) in itertools.pairwise(marks)]
     return marks[-1][0] - marks[0][0], overheads
 
 
