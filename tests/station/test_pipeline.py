@@ -1,0 +1,86 @@
+"""The card state machine against the simulator: faults, bad records, the ledger."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from drivers.sim import SimPrinter
+from station import store
+from station.central.seed import load_or_create_key, signed_records
+from station.config import load_config
+from station.daemon import Station
+from station.records import SignedRecord
+from tests.station.harness import Central, station_config, wait_for
+from tests.station.test_end_to_end import receive
+
+
+def run_until(config: Path, central: Central, done: int) -> dict[str, int]:
+    cfg = load_config(config)
+    station = Station.build(cfg)
+    station.start()
+    try:
+        wait_for(f"{done} records closed at the server",
+                 lambda: (s := central.server.summary()).printed + s.failed >= done)
+        wait_for("an empty outbox", lambda: station.db.run(store.counts)["outbox"] == 0)
+    finally:
+        station.stop()
+    conn = sqlite3.connect(cfg.db_path)
+    try:
+        return store.counts(conn)
+    finally:
+        conn.close()
+
+
+def test_faults_spoil_blanks_and_records_are_retried(tmp_path: Path, central: Central) -> None:
+    """Jams, print failures and dead chips send cards to the reject tray, count the blank
+    spoiled, report it, and the record still ends as one good card."""
+    central.seed(40)
+    config = station_config(tmp_path, central, pipeline={"max_attempts": 10}, printer={
+        "options": {"hopper": 120, "seed": 3,
+                    "faults": {"feed_jam": 0.08, "print_fail": 0.08, "chip_dead": 0.08}}})
+    receive(config, 120)
+    totals = run_until(config, central, 40)
+    printer = SimPrinter(tmp_path / "printer.json")
+    trays = printer.trays()
+    assert central.server.summary().printed == 40
+    assert totals["spoiled"] == len(trays["reject"]) > 0
+    assert totals["used"] == len(trays["output"]) == 40
+    assert totals["in_stock"] == len(trays["hopper"])
+    assert central.server.summary().results == 40 + totals["spoiled"]
+
+
+def test_forged_record_is_reported_failed_and_never_printed(tmp_path: Path,
+                                                            central: Central) -> None:
+    """A record whose signature does not verify is reported failed with the reason."""
+    _, key = load_or_create_key(central.key_dir)
+    good = next(signed_records(1, key, seed=9, start_index=500))
+    forged_record = dict(good.record, issue_place="PALSU")
+    forged = SignedRecord(record=forged_record, key_id=good.key_id, signature=good.signature)
+    central.server.add_records([forged])
+    central.seed(3)
+    config = station_config(tmp_path, central)
+    receive(config, 10)
+    run_until(config, central, 4)
+    results = central.server.results_for(good.record_id())
+    assert [(r.outcome, r.reason) for r in results] == [("failed", "signature does not verify")]
+    labels = {c.label for c in SimPrinter(tmp_path / "printer.json").tray_cards("output")}
+    assert good.record_id() not in labels
+    assert len(labels) == 3
+
+
+def test_no_blanks_in_the_ledger_pauses_with_the_fix(tmp_path: Path, central: Central) -> None:
+    """With no blanks received, nothing is printed and the status says what to run."""
+    central.seed(3)
+    cfg = load_config(station_config(tmp_path, central))
+    station = Station.build(cfg)
+    station.start()
+    try:
+        wait_for("the paused state", lambda: (station.board.get("state") or {}).get(
+            "category") == "paused")
+        state = station.board.get("state")
+    finally:
+        station.stop()
+    assert state["message"] == "no blanks in stock per the ledger"
+    assert state["action"] == "receive blanks: station blanks receive COUNT --batch ID"
+    assert central.server.summary().printed == 0
