@@ -39,6 +39,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from station.central.seed import seed
     from station.central.server import CentralServer
 
+    from station import logs
+
+    logs.setup("warning", "console")  # the in-process server stays quiet; progress shows
     path = config_path(args.config or DEMO_CONFIG)
     cfg = load_config(path)
     root = cfg.state_dir.parent
