@@ -105,7 +105,7 @@ def test_state_write_is_atomic(
         calls.append((os.fspath(src), os.fspath(dst)))
         raise OSError("power cut")
 
-    monkeypatch.setattr(simstate.os, "replace", crash)
+    monkeypatch.setattr(os, "replace", crash)  # the simulator writes with os.replace
     with pytest.raises(DeviceOffline):
         printer.feed()
     monkeypatch.undo()
