@@ -73,7 +73,7 @@ class _File:
     """Bytes written to one EF, and the SELECTs that reach it again."""
 
     selects: tuple[bytes, ...]
-    written: dict[int, int] = field(default_factory=dict)  # offset → byte
+    writes: list[tuple[int, bytes]] = field(default_factory=list)  # (offset, data) in order
 
 
 class ScriptRunner:
@@ -138,7 +138,7 @@ class ScriptRunner:
                         f"SW {response.sw:04X} {response.meaning()}",
                         response.sw,
                     )
-            for start, expected in _runs(f.written):
+            for start, expected in _runs(f.writes):
                 for off in range(0, len(expected), READ_CHUNK):
                     want = expected[off : off + READ_CHUNK]
                     pos = start + off
@@ -152,13 +152,14 @@ class ScriptRunner:
                             response.sw,
                         )
                     got = response.data
-                    for k, b in enumerate(want):
-                        if k >= len(got) or got[k] != b:
-                            self._fail(
-                                self.card,
-                                f"read-back of file {fid} differs at offset {pos + k}",
-                                response.sw,
-                            )
+                    if got[: len(want)] != want:
+                        k = next((k for k, b in enumerate(want)
+                                  if k >= len(got) or got[k] != b), len(want))
+                        self._fail(
+                            self.card,
+                            f"read-back of file {fid} differs at offset {pos + k}",
+                            response.sw,
+                        )
                     checked += len(want)
         return checked
 
@@ -212,9 +213,7 @@ class ScriptRunner:
             raise ScriptError(f"step {i}: UPDATE BINARY before any SELECT of a file")
         chain_ = tuple(s[1] for s in self._selects)
         f = self._files.setdefault(chain_, _File(chain_))
-        offset = (cmd.p1 << 8) | cmd.p2
-        for k, b in enumerate(cmd.data):
-            f.written[offset + k] = b
+        f.writes.append(((cmd.p1 << 8) | cmd.p2, cmd.data))
         return len(cmd.data)
 
     @staticmethod
@@ -229,15 +228,24 @@ def _hex(i: int, text: str) -> bytes:
         raise ScriptError(f"step {i}: not hexadecimal") from exc
 
 
-def _runs(written: dict[int, int]) -> list[tuple[int, bytes]]:
-    """Contiguous (offset, bytes) runs of a sparse offset → byte map."""
-    runs: list[tuple[int, bytearray]] = []
-    for offset in sorted(written):
-        if runs and runs[-1][0] + len(runs[-1][1]) == offset:
-            runs[-1][1].append(written[offset])
-        else:
-            runs.append((offset, bytearray((written[offset],))))
-    return [(start, bytes(data)) for start, data in runs]
+def _runs(writes: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """Contiguous (offset, bytes) runs of a file after ``writes``, later writes winning."""
+    if not writes:
+        return []
+    base = min(off for off, _ in writes)
+    size = max(off + len(data) for off, data in writes) - base
+    image, mask = bytearray(size), bytearray(size)
+    for off, data in writes:
+        image[off - base : off - base + len(data)] = data
+        mask[off - base : off - base + len(data)] = b"\x01" * len(data)
+    runs: list[tuple[int, bytes]] = []
+    pos = mask.find(1)
+    while pos >= 0:
+        end = mask.find(0, pos)
+        end = size if end < 0 else end
+        runs.append((base + pos, bytes(image[pos:end])))
+        pos = mask.find(1, end)
+    return runs
 
 
 def build_write_script(files: Mapping[int, bytes], *, authenticate: bool = False) -> list[ChipStep]:

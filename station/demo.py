@@ -36,10 +36,9 @@ def add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from station import logs
     from station.central.seed import seed
     from station.central.server import CentralServer
-
-    from station import logs
 
     logs.setup("warning", "console")  # the in-process server stays quiet; progress shows
     path = config_path(args.config or DEMO_CONFIG)

@@ -80,14 +80,16 @@ def next_record(conn: sqlite3.Connection, *, usable: Any) -> BufferedRecord | No
     """The next queued record by policy (urgent, first cards, earliest enrolment) whose
     lease ``usable(Lease)`` accepts; records whose lease is no longer usable are dropped."""
     rows = conn.execute(
-        "SELECT record_id, lease_id, lease_deadline, lease_mono, boot_id, payload, attempts "
+        "SELECT record_id, lease_id, lease_deadline, lease_mono, boot_id, attempts "
         "FROM records WHERE status='queued' "
         "ORDER BY urgent DESC, kind='reprint', enrolled_at LIMIT 20"
     ).fetchall()
     for row in rows:
         lease = Lease(row[0], row[1], row[2], row[3], row[4])
         if usable(lease):
-            return BufferedRecord(row[0], row[1], row[5], row[6])
+            payload = conn.execute(
+                "SELECT payload FROM records WHERE record_id=?", (row[0],)).fetchone()[0]
+            return BufferedRecord(row[0], row[1], payload, row[5])
         drop_record(conn, row[0], "lease expired before printing")
     return None
 
