@@ -223,9 +223,11 @@ class ChipChannel(_Device, ABC):
 #: name → "module:Class", imported only when chosen in the configuration.
 PRINTER_DRIVERS: dict[str, str] = {
     "sim": "drivers.sim:SimPrinter",
+    "evolis": "drivers.evolis:EvolisPrinter",
 }
 CHIP_DRIVERS: dict[str, str] = {
     "sim": "drivers.sim:SimChipChannel",
+    "pcsc": "drivers.pcsc:PcscChipChannel",
 }
 
 
@@ -237,7 +239,11 @@ def load_driver(registry: dict[str, str], name: str) -> type[Any]:
         known = ", ".join(sorted(registry))
         raise ValueError(f"unknown driver {name!r} (known: {known})") from None
     module_name, _, class_name = target.partition(":")
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"driver {name!r} cannot be loaded: {exc} (is its extra installed?)"
+                         ) from exc
     cls: type[Any] = getattr(module, class_name)
     return cls
 

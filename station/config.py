@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -49,27 +49,29 @@ class DeviceConfig(_Section):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class PrinterConfig(DeviceConfig):
-    driver: str = "sim"
+    #: the driver registry this role chooses from, and its name in messages
+    registry: ClassVar[dict[str, str]] = {}
+    role: ClassVar[str] = "device"
 
     @field_validator("driver")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in PRINTER_DRIVERS:
-            raise ValueError(f"unknown printer driver {value!r} (known: {sorted(PRINTER_DRIVERS)})")
+        if value not in cls.registry:
+            raise ValueError(f"unknown {cls.role} driver {value!r} (known: {sorted(cls.registry)})")
         return value
+
+
+class PrinterConfig(DeviceConfig):
+    registry = PRINTER_DRIVERS
+    role = "printer"
+    driver: str = "sim"
 
 
 class ChipConfig(DeviceConfig):
+    registry = CHIP_DRIVERS
+    role = "chip"
     driver: str = "sim"
     connect_timeout_s: float = Field(default=5.0, gt=0)
-
-    @field_validator("driver")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        if value not in CHIP_DRIVERS:
-            raise ValueError(f"unknown chip driver {value!r} (known: {sorted(CHIP_DRIVERS)})")
-        return value
 
 
 class PipelineConfig(_Section):

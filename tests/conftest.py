@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 import structlog
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--hardware",
+        action="store_true",
+        default=False,
+        help="run the driver contract on the real printer/encoder (EKTP_HW_* variables)",
+    )
+
+
+def hardware_enabled(config: pytest.Config) -> bool:
+    """``--hardware`` given (or EKTP_HARDWARE=1 when this conftest is not an initial one)."""
+    flag = bool(config.getoption("--hardware", default=False))
+    return flag or os.environ.get("EKTP_HARDWARE") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if hardware_enabled(config):
+        return
+    skip = pytest.mark.skip(reason="needs --hardware and a real device")
+    for item in items:
+        if "hardware" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

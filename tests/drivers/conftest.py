@@ -1,8 +1,7 @@
-"""Driver fixtures: a fast simulated printer on a temporary state file; ``--hardware``."""
+"""Driver fixtures: a fast simulated printer on a temporary state file."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Protocol
 
@@ -12,30 +11,6 @@ from drivers.sim import SimChipChannel, SimFaults, SimPrinter, SimTimings
 
 #: Fast but not zero: steps still sleep, so ordering and timing bugs can show.
 FAST = SimTimings(feed=1, encode_apdu=0, print=2, eject=1, reject=1, status=0)
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--hardware",
-        action="store_true",
-        default=False,
-        help="run the driver contract on the real printer/encoder (EKTP_HW_* variables)",
-    )
-
-
-def hardware_enabled(config: pytest.Config) -> bool:
-    """``--hardware`` given (or EKTP_HARDWARE=1 when this conftest is not an initial one)."""
-    flag = bool(config.getoption("--hardware", default=False))
-    return flag or os.environ.get("EKTP_HARDWARE") == "1"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if hardware_enabled(config):
-        return
-    skip = pytest.mark.skip(reason="needs --hardware and a real device")
-    for item in items:
-        if "hardware" in item.keywords:
-            item.add_marker(skip)
 
 
 @pytest.fixture

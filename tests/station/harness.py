@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from station import store
 from station.central.seed import PUB_FILE, load_or_create_key, seed
 from station.central.server import CentralServer
 
@@ -103,3 +105,12 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(every)
+
+
+def db_counts(db: Path) -> dict[str, int]:
+    """The station's counts (ledger, buffer, outbox) read from its database file."""
+    conn = sqlite3.connect(db)
+    try:
+        return store.counts(conn)
+    finally:
+        conn.close()

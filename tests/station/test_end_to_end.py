@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
 from drivers.sim import SimPrinter
-from station import store
 from station.cli import main
 from station.config import load_config
 from station.daemon import Station
-from tests.station.harness import Central, station_config, wait_for
+from tests.station.harness import Central, db_counts, station_config, wait_for
 
 
 def receive(config: Path, count: int) -> None:
     """Record a delivery of blanks as a technician does."""
     assert main(["--config", str(config), "blanks", "receive", str(count), "--batch", "T-1"]) == 0
-
-
-def ledger(db_path: Path) -> dict[str, int]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return store.counts(conn)
-    finally:
-        conn.close()
 
 
 def test_200_records_become_200_good_cards(tmp_path: Path, central: Central) -> None:
@@ -38,7 +28,7 @@ def test_200_records_become_200_good_cards(tmp_path: Path, central: Central) -> 
     try:
         wait_for("200 printed results at the server",
                  lambda: central.server.summary().printed == 200, timeout=120)
-        wait_for("an empty outbox", lambda: ledger(cfg.db_path)["outbox"] == 0)
+        wait_for("an empty outbox", lambda: db_counts(cfg.db_path)["outbox"] == 0)
     finally:
         station.stop()
     summary = central.server.summary()
@@ -49,7 +39,7 @@ def test_200_records_become_200_good_cards(tmp_path: Path, central: Central) -> 
     labels = Counter(card.label for card in printer.tray_cards("output"))
     assert len(labels) == 200
     assert set(labels.values()) == {1}
-    totals = ledger(cfg.db_path)
+    totals = db_counts(cfg.db_path)
     assert totals["used"] == 200
     assert totals["spoiled"] == 0
     assert totals["received"] == totals["in_stock"] + totals["used"] + totals["spoiled"]

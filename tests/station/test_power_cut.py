@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -16,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from drivers.sim import SimPrinter
-from station import store
 from station.config import load_config
-from tests.station.harness import Central, station_config, wait_for
+from tests.station.harness import Central, db_counts, station_config, wait_for
 
 KILLS = int(os.environ.get("STATION_TEST_KILLS", "50"))
 RECORDS = 100
@@ -39,14 +39,6 @@ def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
 def status_of(config: Path) -> dict[str, object]:
     snapshot: dict[str, object] = json.loads(cli(config, "status", "--json").stdout)
     return snapshot
-
-
-def counts(db: Path) -> dict[str, int]:
-    conn = sqlite3.connect(db)
-    try:
-        return store.counts(conn)
-    finally:
-        conn.close()
 
 
 def resolve_as_technician(config: Path, printer_state: Path) -> int:
@@ -93,7 +85,7 @@ def test_kill_minus_nine_loses_nothing_and_prints_no_one_twice(tmp_path: Path,
         wait_for("every record printed or failed at the server",
                  lambda: (s := central.server.summary()).printed + s.failed == RECORDS,
                  timeout=180)
-        wait_for("an empty outbox", lambda: counts(cfg.db_path)["outbox"] == 0)
+        wait_for("an empty outbox", lambda: db_counts(cfg.db_path)["outbox"] == 0)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
@@ -106,7 +98,7 @@ def test_kill_minus_nine_loses_nothing_and_prints_no_one_twice(tmp_path: Path,
     assert all(n == 1 for n in per_record.values()), per_record.most_common(3)
     assert summary.printed == len(output) == len(per_record)
     trays = printer.trays()
-    totals = counts(cfg.db_path)
+    totals = db_counts(cfg.db_path)
     assert totals["inspection"] == 0
     assert totals["in_printer"] == 0
     assert printer.card_in_path() is None
@@ -117,6 +109,7 @@ def test_kill_minus_nine_loses_nothing_and_prints_no_one_twice(tmp_path: Path,
     assert totals["received"] == totals["in_stock"] + totals["used"] + totals["spoiled"]
     assert resolved > 0, "the kills never hit a card in print: the test proves too little"
     assert summary.results == len(set(_result_ids(cfg.db_path)))
+    assert not re.search(r"(?<!\d)\d{16}(?!\d)", log.read_text()), "a NIK reached the log"
     print(f"kills={KILLS} resolved={resolved} printed={summary.printed} "
           f"spoiled={totals['spoiled']} duplicates_acked={summary.duplicate_results}")
 
