@@ -24,7 +24,7 @@ from station.central.client import QueueClient
 from station.config import ConfigError, StationConfig
 from station.crypto import DataKey, load_data_key
 from station.db import Database
-from station.pipeline import Pipeline
+from station.pipeline import NO_STOCK, NO_STOCK_PAUSE, GoodCard, Pipeline, Started
 from station.records import load_public_key
 from station.status import Category, StatusBoard
 from station.sync import SyncLoop
@@ -109,25 +109,43 @@ class Station:
         log.info("station_started", station_id=self.cfg.station_id, printer=info.model)
 
     def _work(self, wake: threading.Event) -> None:
+        """The printer worker. The printer's status is asked at start, after a failure and
+        while idle; between good cards the feed itself reports a printer that stopped."""
         retry = self.cfg.pipeline.device_retry_s
+        pending: GoodCard | None = None
+        check_printer = True
         while not self.stop_event.is_set():
             self.worker_beat = time.monotonic()
-            pause = self.pipeline.pause_reason()
-            if pause:
-                self.board.state(*pause)
-                self.stop_event.wait(retry)
-                continue
-            buffered = self.pipeline.next_record()
-            if buffered is None:
-                self.board.state(Category.READY, "waiting for records")
-                wake.wait(1.0)
-                wake.clear()
+            if check_printer:
+                pause = self.pipeline.printer_pause()
+                if pause:
+                    if pending is not None:
+                        self.pipeline.card_boundary(pending, start=False)
+                        pending = None
+                    self.board.state(*pause)
+                    self.stop_event.wait(retry)
+                    continue
+            picked = self.pipeline.card_boundary(pending)
+            pending = None
+            if not isinstance(picked, Started):
+                check_printer = True
+                if picked is NO_STOCK:
+                    self.board.state(*NO_STOCK_PAUSE)
+                    self.stop_event.wait(retry)
+                else:
+                    self.board.state(Category.READY, "waiting for records")
+                    wake.wait(1.0)
+                    wake.clear()
                 continue
             self.board.state(Category.PRINTING, "printing")
-            outcome = self.pipeline.print_one(buffered)
+            outcome = self.pipeline.print_one(picked)
+            pending = outcome.good
+            check_printer = pending is None
             if outcome.result == "needs_inspection":
                 self.board.state(Category.PAUSED, "a card needs inspection",
                                  "station inspect, then station resolve")
+        if pending is not None:
+            self.pipeline.card_boundary(pending, start=False)
 
     worker_beat: float = 0.0
 

@@ -11,6 +11,7 @@ the last state is before ``printing`` or not.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,16 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from drivers.base import CardPosition, CardPrinter, ChipChannel, PrintJob
-from drivers.errors import ChipDead, ChipError, DeviceError
+from drivers.errors import (
+    CardJam,
+    ChipDead,
+    ChipError,
+    CoverOpen,
+    DeviceError,
+    DeviceOffline,
+    FeederEmpty,
+    RibbonOut,
+)
 from drivers.script import ScriptRunner, read_chip_serial
 from station import store
 from station.config import PipelineConfig
@@ -61,11 +71,36 @@ def lease_check(margin_s: float) -> Callable[[store.Lease], bool]:
     return usable
 
 
+@dataclass(frozen=True)
+class Started:
+    """A record picked by policy with its attempt journaled ``started`` (blank reserved)."""
+
+    buffered: store.BufferedRecord
+    attempt: int
+
+
+@dataclass(frozen=True)
+class GoodCard:
+    """A card in the output tray whose result is written at the next card boundary."""
+
+    record_id: str
+    attempt: int
+    serial: str | None
+
+
+class NoStock:
+    """The ledger has no blank left: nothing may start."""
+
+
+NO_STOCK = NoStock()
+
+
 @dataclass
 class Outcome:
     record_id: str
     result: str  # printed | rejected | aborted | failed | needs_inspection
     reason: str = ""
+    good: GoodCard | None = None
 
 
 def spoil_class(stage: str, exc: DeviceError) -> str:
@@ -92,24 +127,45 @@ class Pipeline:
         self._usable = lease_check(cfg.lease_margin_s)
 
     # ------------------------------------------------------------------ one card
-    def next_record(self) -> store.BufferedRecord | None:
-        return self.db.run(lambda c: store.next_record(c, usable=self._usable), durable=False)
+    def card_boundary(self, finished: GoodCard | None, *,
+                      start: bool = True) -> Started | NoStock | None:
+        """One durable transaction between two cards: the previous good card's result
+        (attempt done, blank used, outbox row), then the stock check, the next record by
+        policy and its attempt ``started``. None: nothing to print now."""
 
-    def print_one(self, buffered: store.BufferedRecord) -> Outcome:
-        """Put one buffered record through the devices; never raises a DeviceError."""
-        rid = buffered.record_id
+        def tx(conn: sqlite3.Connection) -> Started | NoStock | None:
+            if finished is not None:
+                store.finish_good(conn, finished.attempt, finished.serial)
+            if not start:
+                return None
+            if store.ledger_totals(conn)["in_stock"] <= 0:
+                return NO_STOCK
+            buffered = store.next_record(conn, usable=self._usable)
+            if buffered is None:
+                return None
+            return Started(buffered, store.begin_attempt(conn, buffered.record_id))
+
+        picked = self.db.run(tx)
+        if finished is not None:
+            log.info("card_printed", record_id=finished.record_id, attempt=finished.attempt,
+                     blank=finished.serial)
+        return picked
+
+    def print_one(self, started: Started) -> Outcome:
+        """Put one started record through the devices; never raises a DeviceError. A good
+        card comes back as ``Outcome.good``, for the next :meth:`card_boundary`."""
+        rid, attempt = started.buffered.record_id, started.attempt
         try:
             # The signature was verified when the record was leased; the sealed payload is
             # authenticated (AES-GCM), so only its content is parsed again here.
             signed = SignedRecord.model_validate_json(
-                self.data_key.open(buffered.payload, rid.encode()))
+                self.data_key.open(started.buffered.payload, rid.encode()))
             record = parse_record(signed.record)
         except RecordError as exc:
             reason = exc.reason
-            self.db.run(lambda c: store.fail_record(c, rid, reason))
+            self.db.run(lambda c: store.refuse_started(c, attempt, rid, reason))
             log.warning("record_refused", record_id=rid, reason=reason)
             return Outcome(rid, "failed", reason)
-        attempt = self.db.run(lambda c: store.begin_attempt(c, rid))
         stage = "started"
         try:
             serial = self.printer.feed()
@@ -126,9 +182,7 @@ class Pipeline:
             self.printer.eject()
         except DeviceError as exc:
             return self._failed(attempt, rid, stage, exc)
-        self.db.run(lambda c: store.finish_good(c, attempt, uid or serial))
-        log.info("card_printed", record_id=rid, attempt=attempt, blank=uid or serial)
-        return Outcome(rid, "printed")
+        return Outcome(rid, "printed", good=GoodCard(rid, attempt, uid or serial))
 
     def _encode(self, record: PrintReadyRecord) -> str:
         self.chip.connect(self.chip_timeout_s)
@@ -229,17 +283,27 @@ class Pipeline:
         self.db.run(lambda c: store.needs_inspection(c, att.attempt_id, why))
         return Outcome(att.record_id, "needs_inspection", why)
 
-    def pause_reason(self) -> tuple[Category, str, str] | None:
-        """Why no card can start now (printer not ready, no blanks), or None."""
-        totals = self.db.run(store.ledger_totals, durable=False)
-        if totals["in_stock"] <= 0:
-            return (Category.PAUSED, "no blanks in stock per the ledger",
-                    "receive blanks: station blanks receive COUNT --batch ID")
+    def printer_pause(self) -> tuple[Category, str, str] | None:
+        """Why the printer cannot take a card now, or None."""
         try:
             status = self.printer.status()
         except DeviceError as exc:
             return (Category.ERROR, f"printer: {exc}", exc.action)
         self.board.set(printer_state=str(status.state))
         if status.state not in ("ready", "busy"):
-            return (Category.PAUSED, f"printer {status.state}", status.detail or "")
+            return (Category.PAUSED, f"printer {status.state}",
+                    status.detail or PRINTER_ACTIONS.get(status.state, ""))
         return None
+
+
+NO_STOCK_PAUSE = (Category.PAUSED, "no blanks in stock per the ledger",
+                  "receive blanks: station blanks receive COUNT --batch ID")
+
+#: What a technician does about each printer state that stops printing.
+PRINTER_ACTIONS = {
+    "feeder_empty": FeederEmpty.action,
+    "ribbon_out": RibbonOut.action,
+    "jam": CardJam.action,
+    "cover_open": CoverOpen.action,
+    "offline": DeviceOffline.action,
+}

@@ -235,6 +235,13 @@ def fail_record(conn: sqlite3.Connection, record_id: str, reason: str) -> None:
     _close_failed(conn, row, reason)
 
 
+def refuse_started(conn: sqlite3.Connection, attempt_id: int, record_id: str,
+                   reason: str) -> None:
+    """A started record turned out unprintable before any card moved: no blank used."""
+    reject_attempt(conn, attempt_id, "record refused", spoiled=False, max_attempts=1)
+    fail_record(conn, record_id, reason)
+
+
 def _close_failed(conn: sqlite3.Connection, row: sqlite3.Row, reason: str) -> None:
     conn.execute(
         "UPDATE records SET status='failed', payload=NULL, closed_at=? WHERE record_id=?",
