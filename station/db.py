@@ -1,7 +1,8 @@
 """The SQLite connection, owned by one thread (the Moonraker model), and its migrations.
 
 Every read and write of the daemon runs as a function handed to the owner thread through
-:meth:`Database.run`; a function is one transaction. ``durable=True`` commits with
+:meth:`Database.run` (or :meth:`Database.submit`, which does not wait); a function is one
+transaction. ``durable=True`` commits with
 ``synchronous=FULL`` (an fsync of the WAL); other commits use ``NORMAL``, which survives
 the death of the process (the WAL write is in the OS) but not a power cut: the next
 durable commit makes them durable too. The pipeline chooses its durable points.
@@ -62,6 +63,15 @@ def transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T])
     return result
 
 
+def _log_failure(fut: Future[object]) -> None:
+    exc = fut.exception()
+    if exc is not None:
+        import structlog
+
+        structlog.get_logger("station.db").error(
+            "queued_write_failed", error=type(exc).__name__, detail=str(exc))
+
+
 class Database:
     """The owner thread of the daemon's connection; other threads submit work to it."""
 
@@ -104,6 +114,16 @@ class Database:
         fut: Future[T] = Future()
         self._jobs.put((fut, fn, durable))
         return fut.result()
+
+    def submit(self, fn: Callable[[sqlite3.Connection], object]) -> Future[object]:
+        """Queue ``fn`` as a non-durable transaction without waiting for it. Jobs run in
+        submission order, so any later :meth:`run` commits after it; a crash before the
+        owner thread reached it loses it, exactly as a power cut may lose a non-durable
+        commit."""
+        fut: Future[object] = Future()
+        fut.add_done_callback(_log_failure)
+        self._jobs.put((fut, fn, False))
+        return fut
 
     def close(self) -> None:
         if self._thread.is_alive():

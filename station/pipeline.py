@@ -2,11 +2,13 @@
 
 ``started → fed → encoded → verified → printing → printed → done``; any failure sends the
 card to the reject tray (``rejected``, blank spoiled, record retried up to a limit). Each
-transition is journaled before the device is told to move. Durable (fsync'd) points:
-``started`` (a blank leaves the stock), ``printing`` (from here a finished card may exist)
-and the end of the card (result + outbox). The others survive a crash of the process; a
-power cut may lose them, which recovery handles the same way, since it only asks whether
-the last state is before ``printing`` or not.
+transition is journaled before the device is told to move. Durable (fsync'd, waited for)
+points: ``started`` (a blank leaves the stock), ``printing`` (from here a finished card may
+exist) and the end of the card (result + outbox, written at the next card boundary in the
+same transaction as the next card's ``started``). The others (``fed``, ``verified``,
+``printed``) are queued, in order, to the database owner without waiting: a crash or power
+cut may lose them, which recovery handles the same way, since it only asks whether the last
+durable state is before ``printing`` or not.
 """
 
 from __future__ import annotations
@@ -204,7 +206,12 @@ class Pipeline:
 
     def _journal(self, attempt: int, state: str, serial: str | None = None,
                  *, durable: bool = False) -> None:
-        self.db.run(lambda c: store.transition(c, attempt, state, serial), durable=durable)
+        """Journal a transition: durable ones are committed (fsync) before returning;
+        the others are queued in order to the database owner and not waited for."""
+        if durable:
+            self.db.run(lambda c: store.transition(c, attempt, state, serial))
+        else:
+            self.db.submit(lambda c: store.transition(c, attempt, state, serial))
 
     def _failed(self, attempt: int, rid: str, stage: str, exc: DeviceError) -> Outcome:
         reason = f"{spoil_class(stage, exc)}: {exc}"
