@@ -14,7 +14,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from drivers.base import CHIP_DRIVERS, PRINTER_DRIVERS
@@ -35,6 +42,11 @@ class CentralConfig(_Section):
     #: key id → file holding the centre's Ed25519 public key (base64, raw 32 bytes).
     trusted_keys: dict[str, Path] = Field(min_length=1)
     timeout_s: float = Field(default=10.0, gt=0)
+    #: CA bundle that signs the centre's certificate (https only; default: system CAs).
+    ca_file: Path | None = None
+    #: Client certificate and key for mutual TLS (both or neither).
+    client_cert: Path | None = None
+    client_key: Path | None = None
     buffer_target: int = Field(default=50, ge=1, le=10_000)
     lease_batch: int = Field(default=50, ge=1, le=1000)
     outbox_batch: int = Field(default=200, ge=1, le=1000)
@@ -42,6 +54,12 @@ class CentralConfig(_Section):
     renew_every_s: float = Field(default=60.0, gt=0)
     heartbeat_every_s: float = Field(default=30.0, gt=0)
     retry_max_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> CentralConfig:
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError("client_key is set but client_cert is not: set both or neither")
+        return self
 
 
 class DeviceConfig(_Section):

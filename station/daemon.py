@@ -8,6 +8,7 @@ worker is alive. SIGTERM or SIGINT: the worker finishes the card in hand, then a
 from __future__ import annotations
 
 import signal
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from drivers.base import CHIP_DRIVERS, PRINTER_DRIVERS, CardPrinter, ChipChannel, load_driver
 from drivers.errors import DeviceError
 from station import store, systemd
-from station.central.client import QueueClient
+from station.central.client import QueueClient, TlsSettings
 from station.config import ConfigError, StationConfig
 from station.crypto import DataKey, load_data_key
 from station.db import Database
@@ -63,6 +64,17 @@ def open_devices(cfg: StationConfig) -> tuple[CardPrinter, ChipChannel]:
     return printer, chip
 
 
+def make_client(cfg: StationConfig) -> QueueClient:
+    c = cfg.central
+    try:
+        return QueueClient(c.url, cfg.station_id, timeout_s=c.timeout_s,
+                           tls=TlsSettings(c.ca_file, c.client_cert, c.client_key))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"config error: central.ca_file/client_cert/client_key: cannot load ({exc}): "
+            "point them at readable PEM files") from exc
+
+
 @dataclass
 class Station:
     """Everything ``station run`` starts, so tests can run a station in-process too."""
@@ -86,8 +98,7 @@ class Station:
         board = StatusBoard(db)
         pipeline = Pipeline(db, printer, chip, keys=keys, data_key=data_key, cfg=cfg.pipeline,
                             chip_timeout_s=cfg.chip.connect_timeout_s, board=board)
-        client = client or QueueClient(cfg.central.url, cfg.station_id,
-                                       timeout_s=cfg.central.timeout_s)
+        client = client or make_client(cfg)
         stop_event = threading.Event()
         wake = threading.Event()
         sync = SyncLoop(db, client, cfg=cfg.central, keys=keys, data_key=data_key, board=board,

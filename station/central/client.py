@@ -7,6 +7,9 @@ is not. Tests inject an ``httpx.MockTransport`` or point it at the reference ser
 
 from __future__ import annotations
 
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import httpx
@@ -48,11 +51,29 @@ class CentralRefused(CentralError):
     """The centre answered but refused the request, or answered nonsense (permanent)."""
 
 
+@dataclass(frozen=True)
+class TlsSettings:
+    """How to trust the centre (CA bundle) and prove this station (client certificate)."""
+
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        if self.client_cert is not None:
+            ctx.load_cert_chain(str(self.client_cert),
+                                str(self.client_key) if self.client_key else None)
+        return ctx
+
+
 class QueueClient:
     def __init__(self, base_url: str, station_id: str, *, timeout_s: float = 10.0,
-                 transport: httpx.BaseTransport | None = None, attempts: int = 3) -> None:
+                 transport: httpx.BaseTransport | None = None, attempts: int = 3,
+                 tls: TlsSettings | None = None) -> None:
         self.station_id = station_id
-        self._http = httpx.Client(base_url=base_url, timeout=timeout_s, transport=transport)
+        self._http = httpx.Client(base_url=base_url, timeout=timeout_s, transport=transport,
+                                  verify=(tls or TlsSettings()).context())
         self._post = retry(
             retry=retry_if_exception_type(LinkDown),
             wait=wait_exponential_jitter(multiplier=0.2, max=2.0),
