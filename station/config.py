@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from drivers.base import CHIP_DRIVERS, PRINTER_DRIVERS
+from station.policy import RationingConfig
 
 DEFAULT_PATH = Path("/etc/ektp-station/station.toml")
 
@@ -113,6 +114,7 @@ class StationConfig(BaseSettings):
     printer: PrinterConfig = PrinterConfig()
     chip: ChipConfig = ChipConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    rationing: RationingConfig = RationingConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -25,7 +25,7 @@ from station.central.client import QueueClient, TlsSettings
 from station.config import ConfigError, StationConfig
 from station.crypto import DataKey, load_data_key
 from station.db import Database
-from station.pipeline import NO_STOCK, NO_STOCK_PAUSE, GoodCard, Pipeline, Started
+from station.pipeline import GoodCard, Hold, Pipeline, Started
 from station.records import load_public_key
 from station.status import Category, StatusBoard
 from station.sync import SyncLoop
@@ -97,7 +97,8 @@ class Station:
         db = Database(cfg.db_path)
         board = StatusBoard(db)
         pipeline = Pipeline(db, printer, chip, keys=keys, data_key=data_key, cfg=cfg.pipeline,
-                            chip_timeout_s=cfg.chip.connect_timeout_s, board=board)
+                            chip_timeout_s=cfg.chip.connect_timeout_s, board=board,
+                            rationing=cfg.rationing)
         client = client or make_client(cfg)
         stop_event = threading.Event()
         wake = threading.Event()
@@ -140,8 +141,8 @@ class Station:
             pending = None
             if not isinstance(picked, Started):
                 check_printer = True
-                if picked is NO_STOCK:
-                    self.board.state(*NO_STOCK_PAUSE)
+                if isinstance(picked, Hold):
+                    self.board.state(*picked.state())
                     self.stop_event.wait(retry)
                 else:
                     self.board.state(Category.READY, "waiting for records")

@@ -35,7 +35,7 @@ from drivers.errors import (
     RibbonOut,
 )
 from drivers.script import ScriptRunner, read_chip_serial
-from station import store
+from station import policy, store
 from station.config import PipelineConfig
 from station.crypto import DataKey
 from station.db import Database
@@ -90,11 +90,24 @@ class GoodCard:
     serial: str | None
 
 
-class NoStock:
-    """The ledger has no blank left: nothing may start."""
+@dataclass(frozen=True)
+class Hold:
+    """Nothing may start now, by the office's rules: ``reason`` is no_blanks, quota or
+    reserve; ``message`` and ``action`` are what ``station status`` shows."""
+
+    reason: str
+    message: str
+    action: str = ""
+
+    def state(self) -> tuple[Category, str, str]:
+        return (Category.PAUSED, self.message, self.action)
 
 
-NO_STOCK = NoStock()
+HOLD_ACTIONS = {
+    "no_blanks": "receive blanks: station blanks receive COUNT --batch ID",
+    "quota": "none: the quota is the office's rule ([rationing] in the config)",
+    "reserve": "none: the last blanks are kept for urgent records; receive more blanks",
+}
 
 
 @dataclass
@@ -117,7 +130,8 @@ def spoil_class(stage: str, exc: DeviceError) -> str:
 class Pipeline:
     def __init__(self, db: Database, printer: CardPrinter, chip: ChipChannel, *,
                  keys: dict[str, Ed25519PublicKey], data_key: DataKey, cfg: PipelineConfig,
-                 chip_timeout_s: float, board: StatusBoard) -> None:
+                 chip_timeout_s: float, board: StatusBoard,
+                 rationing: policy.RationingConfig | None = None) -> None:
         self.db = db
         self.printer = printer
         self.chip = chip
@@ -127,23 +141,32 @@ class Pipeline:
         self.chip_timeout_s = chip_timeout_s
         self.board = board
         self._usable = lease_check(cfg.lease_margin_s)
+        #: The office's rules; replaced as a whole on reload (SIGHUP).
+        self.rationing = rationing or policy.RationingConfig()
 
     # ------------------------------------------------------------------ one card
     def card_boundary(self, finished: GoodCard | None, *,
-                      start: bool = True) -> Started | NoStock | None:
+                      start: bool = True) -> Started | Hold | None:
         """One durable transaction between two cards: the previous good card's result
         (attempt done, blank used, outbox row), then the stock check, the next record by
         policy and its attempt ``started``. None: nothing to print now."""
 
-        def tx(conn: sqlite3.Connection) -> Started | NoStock | None:
+        def tx(conn: sqlite3.Connection) -> Started | Hold | None:
             if finished is not None:
                 store.finish_good(conn, finished.attempt, finished.serial)
             if not start:
                 return None
-            if store.ledger_totals(conn)["in_stock"] <= 0:
-                return NO_STOCK
-            buffered = store.next_record(conn, usable=self._usable)
+            allow = policy.allowance(conn, self.rationing,
+                                     store.ledger_totals(conn)["in_stock"])
+            if allow.stop:
+                return Hold(allow.stop, allow.detail, HOLD_ACTIONS[allow.stop])
+            buffered = store.next_record(conn, usable=self._usable, kinds=allow.kinds,
+                                         urgent_only=allow.urgent_only)
             if buffered is None:
+                if allow.urgent_only:
+                    return Hold("reserve", f"only urgent records may start: the stock is at "
+                                f"the reserve of {self.rationing.urgent_reserve} blanks",
+                                HOLD_ACTIONS["reserve"])
                 return None
             return Started(buffered, store.begin_attempt(conn, buffered.record_id))
 
@@ -214,7 +237,9 @@ class Pipeline:
             self.db.submit(lambda c: store.transition(c, attempt, state, serial))
 
     def _failed(self, attempt: int, rid: str, stage: str, exc: DeviceError) -> Outcome:
-        reason = f"{spoil_class(stage, exc)}: {exc}"
+        klass = spoil_class(stage, exc)
+        reason = f"{klass}: {exc}"
+        detail = f"{stage}: {type(exc).__name__}: {exc}"
         self.board.error(type(exc).__name__, str(exc), exc.action, exc.frames)
         log.warning("card_failed", record_id=rid, attempt=attempt, stage=stage,
                     error=type(exc).__name__, detail=str(exc), frames=list(exc.frames[-8:]))
@@ -231,7 +256,8 @@ class Pipeline:
             self.db.run(lambda c: store.needs_inspection(c, attempt, why))
             return Outcome(rid, "needs_inspection", why)
         became = self.db.run(lambda c: store.reject_attempt(
-            c, attempt, reason, spoiled=True, max_attempts=self.cfg.max_attempts))
+            c, attempt, reason, spoiled=True, max_attempts=self.cfg.max_attempts,
+            spoil_class=klass, detail=detail))
         return Outcome(rid, "rejected" if became == "queued" else "failed", reason)
 
     def _card_in_path(self) -> bool | None:
@@ -278,7 +304,8 @@ class Pipeline:
             self.printer.reject()
         why = f"restart before printing (last state {att.state}): card rejected"
         became = self.db.run(lambda c: store.reject_attempt(
-            c, att.attempt_id, why, spoiled=True, max_attempts=self.cfg.max_attempts))
+            c, att.attempt_id, why, spoiled=True, max_attempts=self.cfg.max_attempts,
+            spoil_class="failed encode", detail=f"power cut or crash at {att.state}"))
         return Outcome(att.record_id, "rejected" if became == "queued" else "failed", why)
 
     def _recover_late(self, att: store.OpenAttempt, in_path: bool | None) -> Outcome:
@@ -302,9 +329,6 @@ class Pipeline:
                     status.detail or PRINTER_ACTIONS.get(status.state, ""))
         return None
 
-
-NO_STOCK_PAUSE = (Category.PAUSED, "no blanks in stock per the ledger",
-                  "receive blanks: station blanks receive COUNT --batch ID")
 
 #: What a technician does about each printer state that stops printing.
 PRINTER_ACTIONS = {

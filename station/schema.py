@@ -71,4 +71,40 @@ V1 = [
     )""",
 ]
 
-MIGRATIONS: list[list[str]] = [V1]
+V2 = [
+    # Blank accounting as offices report it (the issue "Blanks").
+    "ALTER TABLE attempts ADD COLUMN kind TEXT",
+    "CREATE INDEX attempts_done ON attempts(state, updated_at)",
+    "ALTER TABLE ledger ADD COLUMN class TEXT",  # spoilage class
+    "ALTER TABLE ledger ADD COLUMN detail TEXT",  # jam, step, status word
+    "ALTER TABLE ledger ADD COLUMN who TEXT",  # adjustments: who made them
+    "ALTER TABLE ledger ADD COLUMN first_serial TEXT",  # received: serial range, if known
+    "ALTER TABLE ledger ADD COLUMN last_serial TEXT",
+    "ALTER TABLE ledger ADD COLUMN destruction_id INTEGER",
+    "CREATE INDEX ledger_at ON ledger(at)",
+    """CREATE TABLE destructions (
+        destruction_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at         REAL NOT NULL,
+        place      TEXT NOT NULL,
+        witnesses  TEXT NOT NULL,   -- JSON list of names
+        document   TEXT NOT NULL    -- path of the berita acara written
+    )""",
+    """CREATE TABLE physical_counts (
+        count_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at       REAL NOT NULL,
+        physical INTEGER NOT NULL,
+        expected INTEGER NOT NULL,
+        who      TEXT
+    )""",
+    # Leases handed back because the station cannot print them soon.
+    """CREATE TABLE releases (
+        release_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        lease_id   TEXT NOT NULL,
+        record_id  TEXT NOT NULL,
+        reason     TEXT NOT NULL,
+        at         REAL NOT NULL,
+        sent_at    REAL
+    )""",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2]

@@ -76,13 +76,18 @@ def add_record(conn: sqlite3.Connection, lease: Lease, *, kind: str, urgent: boo
     return True
 
 
-def next_record(conn: sqlite3.Connection, *, usable: Any) -> BufferedRecord | None:
-    """The next queued record by policy (urgent, first cards, earliest enrolment) whose
-    lease ``usable(Lease)`` accepts; records whose lease is no longer usable are dropped."""
+def next_record(conn: sqlite3.Connection, *, usable: Any,
+                kinds: tuple[str, ...] = ("first", "reprint"),
+                urgent_only: bool = False) -> BufferedRecord | None:
+    """The next queued record by policy (urgent, first cards, earliest enrolment) among
+    ``kinds`` (and only urgent ones if asked) whose lease ``usable(Lease)`` accepts;
+    records whose lease is no longer usable are dropped."""
     rows = conn.execute(
         "SELECT record_id, lease_id, lease_deadline, lease_mono, boot_id, attempts "
-        "FROM records WHERE status='queued' "
-        "ORDER BY urgent DESC, kind='reprint', enrolled_at LIMIT 20"
+        f"FROM records WHERE status='queued' AND kind IN ({','.join('?' * len(kinds))}) "
+        f"{'AND urgent=1 ' if urgent_only else ''}"
+        "ORDER BY urgent DESC, kind='reprint', enrolled_at LIMIT 20",
+        kinds,
     ).fetchall()
     for row in rows:
         lease = Lease(row[0], row[1], row[2], row[3], row[4])
@@ -130,8 +135,9 @@ def renew_leases(conn: sqlite3.Connection, renewed: dict[str, tuple[float, float
 def begin_attempt(conn: sqlite3.Connection, record_id: str) -> int:
     now = time.time()
     cur = conn.execute(
-        "INSERT INTO attempts(record_id, state, started_at, updated_at) VALUES (?,?,?,?)",
-        (record_id, "started", now, now),
+        "INSERT INTO attempts(record_id, state, started_at, updated_at, kind) "
+        "SELECT ?, 'started', ?, ?, kind FROM records WHERE record_id=?",
+        (record_id, now, now, record_id),
     )
     conn.execute("UPDATE records SET attempts=attempts+1 WHERE record_id=?", (record_id,))
     return int(cur.lastrowid or 0)
@@ -199,18 +205,26 @@ def finish_good(conn: sqlite3.Connection, attempt_id: int, serial: str | None) -
     audit(conn, "printed", attempt_id=attempt_id, record_id=row["record_id"])
 
 
+SPOIL_CLASSES = ("failed encode", "failed print", "physically damaged", "chip dead/invalid")
+
+
 def reject_attempt(conn: sqlite3.Connection, attempt_id: int, reason: str, *,
-                   spoiled: bool, max_attempts: int) -> str:
+                   spoiled: bool, max_attempts: int, spoil_class: str = "failed print",
+                   detail: str | None = None) -> str:
     """The card (if any) went to the reject tray. Returns what became of the record:
-    ``queued`` (retried) or ``failed`` (attempts used up, reported)."""
+    ``queued`` (retried) or ``failed`` (attempts used up, reported). A spoiled blank is
+    written to the ledger with its class and detail (jam, step, status word)."""
+    if spoil_class not in SPOIL_CLASSES:
+        raise ValueError(f"unknown spoilage class {spoil_class!r} (known: {SPOIL_CLASSES})")
     row = _attempt(conn, attempt_id)
     transition(conn, attempt_id, "rejected" if spoiled else "aborted")
     conn.execute("UPDATE attempts SET reason=? WHERE attempt_id=?", (reason, attempt_id))
     if spoiled:
         conn.execute(
-            "INSERT INTO ledger(kind, count, attempt_id, serial, reason, at) "
-            "VALUES ('spoiled', 1, ?, ?, ?, ?)",
-            (attempt_id, row["blank_serial"], reason, time.time()),
+            "INSERT INTO ledger(kind, count, attempt_id, serial, reason, class, detail, at) "
+            "VALUES ('spoiled', 1, ?, ?, ?, ?, ?, ?)",
+            (attempt_id, row["blank_serial"], reason, spoil_class, detail or reason,
+             time.time()),
         )
         _outbox(conn, row, "spoiled", row["blank_serial"], reason)
     else:
@@ -278,7 +292,8 @@ def inspection_list(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 
 
 def resolve(conn: sqlite3.Connection, attempt_id: int, *, good: bool,
-            serial: str | None, max_attempts: int) -> str:
+            serial: str | None, max_attempts: int,
+            spoil_class: str = "physically damaged") -> str:
     """A technician's verdict on a needs_inspection attempt."""
     row = _attempt(conn, attempt_id)
     if row["state"] != "needs_inspection":
@@ -289,7 +304,7 @@ def resolve(conn: sqlite3.Connection, attempt_id: int, *, good: bool,
         finish_good(conn, attempt_id, serial)
         return "printed"
     return reject_attempt(conn, attempt_id, "spoiled (technician inspection)",
-                          spoiled=True, max_attempts=max_attempts)
+                          spoiled=True, max_attempts=max_attempts, spoil_class=spoil_class)
 
 
 # ----------------------------------------------------------------------------- outbox
@@ -334,9 +349,11 @@ def ledger_totals(conn: sqlite3.Connection) -> dict[str, int]:
     return totals
 
 
-def counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """What the status line and the heartbeat show, straight from the tables."""
-    midnight = time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))
+def counts(conn: sqlite3.Connection, midnight: float | None = None) -> dict[str, int]:
+    """What the status line and the heartbeat show, straight from the tables.
+    ``midnight``: start of the office's day (default: the machine's local midnight)."""
+    if midnight is None:
+        midnight = time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))
     out = ledger_totals(conn)
     for key, sql, args in (
         ("buffered", "SELECT COUNT(*) FROM records WHERE status='queued'", ()),
