@@ -16,36 +16,20 @@ import json
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from station import store
-from station.config import ConfigError, StationConfig, config_path, load_config
+from station.cli_common import config, with_db
+from station.config import ConfigError
 from station.crypto import KeyFileError
-from station.db import connect, migrate, transaction
-
-T = TypeVar("T")
-
-
-def _config(args: argparse.Namespace) -> StationConfig:
-    return load_config(config_path(args.config))
-
-
-def _with_db(args: argparse.Namespace, fn: Callable[[sqlite3.Connection], T]) -> T:
-    cfg = _config(args)
-    conn = connect(cfg.db_path)
-    try:
-        migrate(conn)
-        return transaction(conn, fn)
-    finally:
-        conn.close()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from station import logs
     from station.daemon import run
 
-    cfg = _config(args)
+    cfg = config(args)
     logs.setup(cfg.log_level, cfg.log_format)
     return run(cfg)
 
@@ -57,7 +41,7 @@ def status_snapshot(conn: sqlite3.Connection) -> dict[str, Any]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    snap = _with_db(args, status_snapshot)
+    snap = with_db(args, status_snapshot)
     if args.json:
         print(json.dumps(snap, indent=2, sort_keys=True))
         return 0
@@ -110,7 +94,7 @@ def render_status(snap: dict[str, Any]) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    rows = _with_db(args, store.inspection_list)
+    rows = with_db(args, store.inspection_list)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -126,14 +110,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
-    cfg = _config(args)
+    cfg = config(args)
 
     def act(conn: sqlite3.Connection) -> str:
         return store.resolve(conn, args.attempt, good=args.good, serial=args.serial,
                              max_attempts=cfg.pipeline.max_attempts)
 
     try:
-        became = _with_db(args, act)
+        became = with_db(args, act)
     except (KeyError, ValueError) as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
@@ -144,19 +128,9 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_blanks_receive(args: argparse.Namespace) -> int:
-    try:
-        _with_db(args, lambda c: store.receive_blanks(c, args.count, args.batch))
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    totals = _with_db(args, store.ledger_totals)
-    print(f"received {args.count} blanks (batch {args.batch}); in stock: {totals['in_stock']}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     from station.central.cli import add_central_commands
+    from station.cli_blanks import add_blank_commands
     from station.demo import add_demo_command
 
     parser = argparse.ArgumentParser(prog="station", description=__doc__,
@@ -178,12 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     verdict.add_argument("--spoiled", action="store_true", help="the card is spoiled")
     p.add_argument("--serial", help="the card's blank serial, if read")
     p.set_defaults(func=cmd_resolve)
-    blanks = sub.add_parser("blanks", help="blank stock").add_subparsers(dest="blanks",
-                                                                         required=True)
-    p = blanks.add_parser("receive", help="record a delivery of blanks")
-    p.add_argument("count", type=int)
-    p.add_argument("--batch", required=True)
-    p.set_defaults(func=cmd_blanks_receive)
+    add_blank_commands(sub)
     add_central_commands(sub)
     add_demo_command(sub)
     return parser

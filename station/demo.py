@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from station import store
+from station import inventory, store
 from station.config import StationConfig, config_path, load_config
 from station.db import connect, migrate, transaction
 
@@ -78,7 +78,7 @@ def _receive(cfg: StationConfig, count: int) -> None:
         migrate(conn)
         have = transaction(conn, store.ledger_totals)["received"]
         if have == 0:
-            transaction(conn, lambda c: store.receive_blanks(c, count, "DEMO-1"))
+            transaction(conn, lambda c: inventory.receive(c, count, "DEMO-1"))
             print(f"received {count} blanks (batch DEMO-1)")
     finally:
         conn.close()

@@ -325,16 +325,6 @@ def ack_results(conn: sqlite3.Connection, result_ids: list[str]) -> None:
 
 
 # ----------------------------------------------------------------------------- blanks
-def receive_blanks(conn: sqlite3.Connection, count: int, batch: str) -> None:
-    if count <= 0:
-        raise ValueError("COUNT must be a positive number of blanks")
-    conn.execute(
-        "INSERT INTO ledger(kind, count, batch, at) VALUES ('received', ?, ?, ?)",
-        (count, batch, time.time()),
-    )
-    audit(conn, "blanks_received", detail=f"{count} batch {batch}")
-
-
 def ledger_totals(conn: sqlite3.Connection) -> dict[str, int]:
     totals = {"received": 0, "used": 0, "spoiled": 0, "adjusted": 0}
     for kind, total in conn.execute("SELECT kind, SUM(count) FROM ledger GROUP BY kind"):

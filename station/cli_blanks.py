@@ -1,0 +1,165 @@
+"""The technician's verbs for blanks, spoiled cards and reports.
+
+    station blanks receive COUNT --batch ID [--first-serial S]
+    station blanks count PHYSICAL
+    station blanks adjust ±N --reason TEXT
+    station blanks history
+    station spoiled list
+    station spoiled destroy --witness NAME [--witness NAME] [--place P]
+    station report daily [--date D] | monthly --month YYYY-MM   [--json | --csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import sys
+from typing import Any
+
+from station import inventory, reports, store
+from station.cli_common import config, emit, who, with_db
+from station.inventory import LedgerError
+
+
+def _refused(exc: LedgerError) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 2
+
+
+def cmd_receive(args: argparse.Namespace) -> int:
+    try:
+        got = with_db(args, lambda c: inventory.receive(c, args.count, args.batch,
+                                                        args.first_serial))
+    except LedgerError as exc:
+        return _refused(exc)
+    stock = with_db(args, store.ledger_totals)["in_stock"]
+    serials = f", serials {got['first_serial']}-{got['last_serial']}" if got["first_serial"] else ""
+    emit(args, {**got, "in_stock": stock},
+         f"received {args.count} blanks (batch {args.batch}{serials}); in stock: {stock}")
+    return 0
+
+
+def cmd_count(args: argparse.Namespace) -> int:
+    try:
+        got = with_db(args, lambda c: inventory.physical_count(c, args.physical, who()))
+    except LedgerError as exc:
+        return _refused(exc)
+    diff = got["discrepancy"]
+    text = (f"counted {got['physical']}, the ledger expects {got['expected']}: "
+            + ("they agree" if diff == 0 else
+               f"DISCREPANCY of {diff:+d} recorded; find the cause, then correct the stock "
+               f"with: station blanks adjust {diff:+d} --reason '...'"))
+    emit(args, got, text)
+    return 0 if diff == 0 else 1
+
+
+def cmd_adjust(args: argparse.Namespace) -> int:
+    try:
+        got = with_db(args, lambda c: inventory.adjust(c, args.delta, args.reason, who()))
+    except LedgerError as exc:
+        return _refused(exc)
+    stock = with_db(args, store.ledger_totals)["in_stock"]
+    emit(args, {**got, "in_stock": stock},
+         f"adjusted {args.delta:+d} ({args.reason}); in stock: {stock}")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    tz = config(args).rationing.tz
+    rows = with_db(args, lambda c: inventory.history(c, args.limit))
+    lines = []
+    for r in rows:
+        when = dt.datetime.fromtimestamp(r["at"], tz).strftime("%Y-%m-%d %H:%M")
+        extra = " ".join(str(r[k]) for k in ("batch", "serial", "class", "reason", "who")
+                         if k in r)
+        lines.append(f"{when}  {r['kind']:<9} {r['count']:>+6d}  {extra}")
+    emit(args, rows, "\n".join(lines) or "the ledger is empty")
+    return 0
+
+
+def cmd_spoiled_list(args: argparse.Namespace) -> int:
+    tz = config(args).rationing.tz
+    rows = with_db(args, inventory.spoiled_pending)
+    lines = [f"{dt.datetime.fromtimestamp(r['at'], tz):%Y-%m-%d %H:%M}  "
+             f"{r['serial'] or '(unknown)':<20} {r['class'] or '':<20} {r['detail'] or ''}"
+             for r in rows]
+    emit(args, rows, "\n".join(lines) + f"\n{len(rows)} spoiled card(s) in the reject tray, "
+         "not yet destroyed" if rows else "no spoiled cards waiting for destruction")
+    return 0
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    cfg = config(args)
+    place = args.place or cfg.station_id
+    try:
+        path, n = with_db(args, lambda c: inventory.destroy(
+            c, args.witness, place, cfg.station_id, cfg.state_dir / "destructions",
+            cfg.rationing.tz))
+    except LedgerError as exc:
+        return _refused(exc)
+    emit(args, {"destroyed": n, "document": str(path)},
+         f"{n} spoiled card(s) recorded as destroyed; print and sign {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    cfg = config(args)
+    tz = cfg.rationing.tz
+    if args.period == "daily":
+        day = (dt.date.fromisoformat(args.date) if args.date
+               else dt.datetime.now(tz).date())
+        report: dict[str, Any] = with_db(args, lambda c: reports.daily(c, day, tz))
+    else:
+        year, month = (int(x) for x in args.month.split("-"))
+        report = with_db(args, lambda c: reports.monthly(c, year, month, tz))
+    if args.csv:
+        print(reports.to_csv(report.get("days") or [report]), end="")
+    else:
+        emit(args, report, reports.to_text(report, cfg.station_id))
+    return 0
+
+
+def _month(text: str) -> str:
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month like 2026-11")
+    return text
+
+
+def add_blank_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def verb(parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+             help_: str, func: Any) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_)
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=func)
+        return p
+
+    blanks = sub.add_parser("blanks", help="blank stock").add_subparsers(dest="blanks",
+                                                                         required=True)
+    p = verb(blanks, "receive", "record a delivery of blanks", cmd_receive)
+    p.add_argument("count", type=int)
+    p.add_argument("--batch", required=True)
+    p.add_argument("--first-serial", help="serial of the first blank, if the batch has a range")
+    p = verb(blanks, "count", "record a physical count (never overwrites the ledger)", cmd_count)
+    p.add_argument("physical", type=int)
+    p = verb(blanks, "adjust", "correct the stock by ±N with a reason", cmd_adjust)
+    p.add_argument("delta", type=int)
+    p.add_argument("--reason", required=True)
+    p = verb(blanks, "history", "the ledger, oldest first", cmd_history)
+    p.add_argument("--limit", type=int, default=100)
+
+    spoiled = sub.add_parser("spoiled", help="spoiled cards").add_subparsers(dest="spoiled",
+                                                                            required=True)
+    verb(spoiled, "list", "spoiled cards not yet destroyed", cmd_spoiled_list)
+    p = verb(spoiled, "destroy", "record their destruction, write the berita acara", cmd_destroy)
+    p.add_argument("--witness", action="append", required=True)
+    p.add_argument("--place", help="where (default: the station id)")
+
+    report = sub.add_parser("report", help="blank reports").add_subparsers(dest="period",
+                                                                          required=True)
+    p = verb(report, "daily", "one day", cmd_report)
+    p.add_argument("--date", help="YYYY-MM-DD (default: today, office time)")
+    p.add_argument("--csv", action="store_true")
+    p = verb(report, "monthly", "one month, with its days", cmd_report)
+    p.add_argument("--month", type=_month, required=True)
+    p.add_argument("--csv", action="store_true")

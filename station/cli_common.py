@@ -1,0 +1,40 @@
+"""What every CLI verb shares: the configuration, a database transaction, output."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from station.config import StationConfig, config_path, load_config
+from station.db import connect, migrate, transaction
+
+T = TypeVar("T")
+
+
+def config(args: argparse.Namespace) -> StationConfig:
+    return load_config(config_path(args.config))
+
+
+def with_db(args: argparse.Namespace, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn`` as one transaction on the station database (beside a running daemon)."""
+    cfg = config(args)
+    conn = connect(cfg.db_path)
+    try:
+        migrate(conn)
+        return transaction(conn, fn)
+    finally:
+        conn.close()
+
+
+def who() -> str:
+    """The person at the keyboard, for the ledger (sudo keeps the real user)."""
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str) if args.json else text)

@@ -1,0 +1,176 @@
+"""The blank ledger as the technician works it: receipts, physical counts, adjustments,
+history, and the destruction of spoiled cards with its berita acara.
+
+Invariant at every moment (also across kill -9, since each movement is one transaction
+with the card attempt that caused it): received + adjusted = in stock + used + spoiled +
+in the printer + awaiting inspection (:func:`station.store.ledger_totals`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from station import store
+
+_SERIAL = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)$")
+
+
+class LedgerError(ValueError):
+    """A ledger operation refused; the message is the line the technician sees."""
+
+
+@dataclass(frozen=True)
+class SerialRange:
+    prefix: str
+    first: int
+    last: int
+    width: int
+
+    @classmethod
+    def of(cls, first_serial: str, count: int) -> SerialRange:
+        m = _SERIAL.match(first_serial)
+        if m is None:
+            raise LedgerError(f"serial {first_serial!r} does not end in digits: give the "
+                              "first blank's serial as printed, e.g. KTP0012001")
+        number = m.group("number")
+        return cls(m.group("prefix"), int(number), int(number) + count - 1, len(number))
+
+    def label(self, n: int) -> str:
+        return f"{self.prefix}{n:0{self.width}d}"
+
+    def overlaps(self, other: SerialRange) -> bool:
+        return self.prefix == other.prefix and self.first <= other.last and other.first <= self.last
+
+
+def receive(conn: sqlite3.Connection, count: int, batch: str,
+            first_serial: str | None = None) -> dict[str, Any]:
+    """Record a delivery; a serial range overlapping one already received is refused."""
+    if count <= 0:
+        raise LedgerError("COUNT must be a positive number of blanks")
+    if not batch.strip():
+        raise LedgerError("--batch must name the delivery (e.g. the BAST number)")
+    first = last = None
+    if first_serial:
+        new = SerialRange.of(first_serial, count)
+        for row in conn.execute(
+            "SELECT first_serial, last_serial, batch FROM ledger "
+            "WHERE kind='received' AND first_serial IS NOT NULL"
+        ):
+            old_first, old_last = SerialRange.of(row[0], 1), SerialRange.of(row[1], 1)
+            old = SerialRange(old_first.prefix, old_first.first, old_last.first, old_first.width)
+            if new.overlaps(old):
+                raise LedgerError(
+                    f"serials {new.label(new.first)}-{new.label(new.last)} overlap batch "
+                    f"{row[2]} ({row[0]}-{row[1]}) already received: check the delivery note")
+        first, last = new.label(new.first), new.label(new.last)
+    conn.execute(
+        "INSERT INTO ledger(kind, count, batch, first_serial, last_serial, at) "
+        "VALUES ('received', ?, ?, ?, ?, ?)",
+        (count, batch, first, last, time.time()),
+    )
+    store.audit(conn, "blanks_received", detail=f"{count} batch {batch}")
+    return {"count": count, "batch": batch, "first_serial": first, "last_serial": last}
+
+
+def physical_count(conn: sqlite3.Connection, physical: int, who: str | None) -> dict[str, int]:
+    """Record a physical count against the ledger; never changes the stock by itself."""
+    if physical < 0:
+        raise LedgerError("PHYSICAL must be the number of blanks counted (0 or more)")
+    totals = store.ledger_totals(conn)
+    expected = totals["in_stock"] + totals["in_printer"]
+    conn.execute("INSERT INTO physical_counts(at, physical, expected, who) VALUES (?,?,?,?)",
+                 (time.time(), physical, expected, who))
+    store.audit(conn, "blanks_counted", detail=f"physical {physical} expected {expected}")
+    return {"physical": physical, "expected": expected, "discrepancy": physical - expected}
+
+
+def adjust(conn: sqlite3.Connection, delta: int, reason: str, who: str) -> dict[str, Any]:
+    if delta == 0:
+        raise LedgerError("an adjustment of 0 changes nothing: give +N or -N")
+    if len(reason.strip()) < 3:
+        raise LedgerError("--reason must say why the stock is adjusted")
+    if delta < 0 and store.ledger_totals(conn)["in_stock"] + delta < 0:
+        raise LedgerError(f"cannot remove {-delta} blanks: the ledger has only "
+                          f"{store.ledger_totals(conn)['in_stock']} in stock")
+    conn.execute("INSERT INTO ledger(kind, count, reason, who, at) VALUES ('adjusted',?,?,?,?)",
+                 (delta, reason, who, time.time()))
+    store.audit(conn, "blanks_adjusted", detail=f"{delta:+d} by {who}: {reason}")
+    return {"adjusted": delta, "reason": reason, "who": who}
+
+
+def history(conn: sqlite3.Connection, limit: int = 100) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT entry_id, at, kind, count, batch, first_serial, last_serial, serial, class, "
+        "detail, reason, who, attempt_id, destruction_id FROM ledger "
+        "ORDER BY entry_id DESC LIMIT ?", (limit,)).fetchall()
+    # sqlite3.Row iterates its values: keys() is needed for the column names.
+    return [{k: r[k] for k in r.keys() if r[k] is not None}  # noqa: SIM118
+            for r in reversed(rows)]
+
+
+def spoiled_pending(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Spoiled cards still in the reject tray (not yet destroyed)."""
+    rows = conn.execute(
+        "SELECT entry_id, at, serial, class, detail, attempt_id FROM ledger "
+        "WHERE kind='spoiled' AND destruction_id IS NULL ORDER BY entry_id").fetchall()
+    return [dict(r) for r in rows]
+
+
+def destroy(conn: sqlite3.Connection, witnesses: list[str], place: str, station_id: str,
+            out_dir: Path, tz: dt.timezone) -> tuple[Path, int]:
+    """Record the destruction of every spoiled card not yet destroyed and write the berita
+    acara (plain text the office prints and signs). Returns its path and the card count."""
+    names = [w.strip() for w in witnesses if w.strip()]
+    if not names:
+        raise LedgerError("a destruction needs at least one --witness NAME")
+    cards = spoiled_pending(conn)
+    if not cards:
+        raise LedgerError("no spoiled cards are waiting for destruction")
+    now = time.time()
+    cur = conn.execute(
+        "INSERT INTO destructions(at, place, witnesses, document) VALUES (?,?,?,'')",
+        (now, place, json.dumps(names)))
+    did = int(cur.lastrowid or 0)
+    local = dt.datetime.fromtimestamp(now, tz)
+    path = out_dir / f"berita-acara-{local:%Y%m%d}-{did}.txt"
+    conn.execute("UPDATE destructions SET document=? WHERE destruction_id=?", (str(path), did))
+    conn.executemany("UPDATE ledger SET destruction_id=? WHERE entry_id=?",
+                     [(did, c["entry_id"]) for c in cards])
+    store.audit(conn, "spoiled_destroyed", detail=f"{len(cards)} cards, record {did}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(berita_acara(did, local, place, station_id, names, cards, tz))
+    tmp.replace(path)
+    return path, len(cards)
+
+
+def berita_acara(did: int, local: dt.datetime, place: str, station_id: str,
+                 witnesses: list[str], cards: list[dict[str, Any]], tz: dt.timezone) -> str:
+    lines = [
+        "BERITA ACARA PEMUSNAHAN BLANKO KTP-EL RUSAK",
+        "(Record of destruction of spoiled KTP-el blanks)",
+        "",
+        f"Nomor / Number     : BA-{local:%Y%m%d}-{did}",
+        f"Tanggal / Date     : {local:%d-%m-%Y %H:%M} {local.tzname()}",
+        f"Tempat / Place     : {place}",
+        f"Stasiun / Station  : {station_id}",
+        f"Jumlah / Cards     : {len(cards)}",
+        "",
+        f"{'No':>4}  {'Serial blanko':<20} {'Kelas / Class':<20} {'Tanggal rusak':<17} Detail",
+    ]
+    for i, c in enumerate(cards, 1):
+        when = dt.datetime.fromtimestamp(c["at"], tz)
+        detail = (c["detail"] or "")[:60]
+        lines.append(f"{i:>4}  {c['serial'] or '(unknown)':<20} {c['class'] or '':<20} "
+                     f"{when:%d-%m-%Y %H:%M}  {detail}")
+    lines += ["", "Saksi / Witnesses:", ""]
+    for name in witnesses:
+        lines += [f"  {name:<40} ttd. ____________________", ""]
+    return "\n".join(lines) + "\n"

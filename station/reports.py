@@ -1,0 +1,95 @@
+"""Daily and monthly blank reports, as an office sends them to the province each month.
+
+Figures per period (local calendar days in the office's time zone): cards printed, blanks
+spoiled by class, spoiled cards destroyed, records deferred (leases handed back for lack
+of blanks or quota), blanks received, adjustments, and the stock at start and end.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import sqlite3
+from typing import Any
+
+from station.store import SPOIL_CLASSES
+
+FIELDS = ["period", "printed", *(f"spoiled_{c}" for c in SPOIL_CLASSES), "spoiled", "destroyed",
+          "deferred", "received", "adjusted", "stock_start", "stock_end"]
+
+
+def _stock_before(conn: sqlite3.Connection, t: float) -> int:
+    row = conn.execute(
+        "SELECT COALESCE(SUM(CASE kind WHEN 'received' THEN count WHEN 'adjusted' THEN count "
+        "ELSE -count END), 0) FROM ledger WHERE at < ?", (t,)).fetchone()
+    return int(row[0])
+
+
+def period_figures(conn: sqlite3.Connection, label: str, start: float,
+                   end: float) -> dict[str, Any]:
+    out: dict[str, Any] = dict.fromkeys(FIELDS, 0)
+    out["period"] = label
+    for kind, klass, n in conn.execute(
+        "SELECT kind, class, SUM(count) FROM ledger WHERE at >= ? AND at < ? "
+        "GROUP BY kind, class", (start, end)):
+        if kind == "used":
+            out["printed"] += int(n)
+        elif kind == "spoiled":
+            out["spoiled"] += int(n)
+            out[f"spoiled_{klass or 'failed print'}"] += int(n)
+        elif kind in ("received", "adjusted"):
+            out[kind] += int(n)
+    out["destroyed"] = int(conn.execute(
+        "SELECT COUNT(*) FROM ledger l JOIN destructions d USING(destruction_id) "
+        "WHERE d.at >= ? AND d.at < ?", (start, end)).fetchone()[0])
+    out["deferred"] = int(conn.execute(
+        "SELECT COUNT(*) FROM releases WHERE at >= ? AND at < ?", (start, end)).fetchone()[0])
+    out["stock_start"] = _stock_before(conn, start)
+    out["stock_end"] = _stock_before(conn, end)
+    return out
+
+
+def _day_bounds(day: dt.date, tz: dt.timezone) -> tuple[float, float]:
+    start = dt.datetime.combine(day, dt.time(), tz)
+    return start.timestamp(), (start + dt.timedelta(days=1)).timestamp()
+
+
+def daily(conn: sqlite3.Connection, day: dt.date, tz: dt.timezone) -> dict[str, Any]:
+    return period_figures(conn, day.isoformat(), *_day_bounds(day, tz))
+
+
+def monthly(conn: sqlite3.Connection, year: int, month: int,
+            tz: dt.timezone) -> dict[str, Any]:
+    first = dt.date(year, month, 1)
+    nxt = dt.date(year + month // 12, month % 12 + 1, 1)
+    total = period_figures(conn, f"{year:04d}-{month:02d}", _day_bounds(first, tz)[0],
+                           _day_bounds(nxt, tz)[0])
+    days = []
+    day = first
+    while day < nxt:
+        days.append(daily(conn, day, tz))
+        day += dt.timedelta(days=1)
+    total["days"] = days
+    return total
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def to_text(report: dict[str, Any], station_id: str) -> str:
+    lines = [f"Blank report {report['period']} — station {station_id}", ""]
+    width = max(len(f) for f in FIELDS)
+    for f in FIELDS[1:]:
+        lines.append(f"  {f.replace('_', ' '):<{width}}  {report[f]:>7}")
+    if report.get("days"):
+        lines += ["", "  day         printed spoiled received stock_end"]
+        lines += [f"  {d['period']}  {d['printed']:>7} {d['spoiled']:>7} {d['received']:>8} "
+                  f"{d['stock_end']:>9}" for d in report["days"]
+                  if d["printed"] or d["spoiled"] or d["received"] or d["adjusted"]]
+    return "\n".join(lines)
