@@ -103,7 +103,7 @@ class Station:
         stop_event = threading.Event()
         wake = threading.Event()
         sync = SyncLoop(db, client, cfg=cfg.central, keys=keys, data_key=data_key, board=board,
-                        on_records=wake.set)
+                        on_records=wake.set, rationing=cfg.rationing)
         station = cls(cfg, db, board, pipeline, sync, client, stop_event,
                       threading.Thread(name="printer-worker", daemon=True))
         station.worker = threading.Thread(target=station._work, args=(wake,),

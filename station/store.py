@@ -131,6 +131,43 @@ def renew_leases(conn: sqlite3.Connection, renewed: dict[str, tuple[float, float
             drop_record(conn, row[0], "lease lost at the centre")
 
 
+def excess_leases(conn: sqlite3.Connection, capacity: int) -> list[tuple[str, str]]:
+    """(lease_id, record_id) of queued records beyond ``capacity``, last in policy order."""
+    rows = conn.execute(
+        "SELECT lease_id, record_id FROM records WHERE status='queued' "
+        "ORDER BY urgent DESC, kind='reprint', enrolled_at LIMIT -1 OFFSET ?", (capacity,),
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def release_records(conn: sqlite3.Connection, leases: list[tuple[str, str]],
+                    reason: str) -> None:
+    """Take records out of the buffer before telling the centre: once this commits they
+    can never start here, so the centre may hand them to another station."""
+    now = time.time()
+    for lease_id, record_id in leases:
+        conn.execute(
+            "UPDATE records SET status='released', payload=NULL, closed_at=? "
+            "WHERE record_id=? AND status='queued'", (now, record_id))
+        conn.execute("INSERT INTO releases(lease_id, record_id, reason, at) VALUES (?,?,?,?)",
+                     (lease_id, record_id, reason, now))
+        audit(conn, "released", record_id=record_id, detail=reason)
+
+
+def unsent_releases(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    """reason → lease ids released here but not yet acknowledged by the centre."""
+    out: dict[str, list[str]] = {}
+    for lease_id, reason in conn.execute(
+            "SELECT lease_id, reason FROM releases WHERE sent_at IS NULL ORDER BY release_id"):
+        out.setdefault(reason, []).append(lease_id)
+    return out
+
+
+def releases_sent(conn: sqlite3.Connection, lease_ids: list[str]) -> None:
+    conn.executemany("UPDATE releases SET sent_at=? WHERE lease_id=? AND sent_at IS NULL",
+                     [(time.time(), lid) for lid in lease_ids])
+
+
 # ----------------------------------------------------------------------------- attempts
 def begin_attempt(conn: sqlite3.Connection, record_id: str) -> int:
     now = time.time()

@@ -13,11 +13,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from station import __version__, store
+from station import __version__, policy, store
 from station.central.client import CentralRefused, LinkDown, QueueClient
 from station.central.protocol import CardResult, Heartbeat, LeasedRecord
 from station.config import CentralConfig
@@ -33,7 +34,8 @@ log = structlog.get_logger("station.sync")
 class SyncLoop:
     def __init__(self, db: Database, client: QueueClient, *, cfg: CentralConfig,
                  keys: dict[str, Ed25519PublicKey], data_key: DataKey, board: StatusBoard,
-                 on_records: Callable[[], None] = lambda: None) -> None:
+                 on_records: Callable[[], None] = lambda: None,
+                 rationing: policy.RationingConfig | None = None) -> None:
         self.db = db
         self.client = client
         self.cfg = cfg
@@ -41,6 +43,8 @@ class SyncLoop:
         self.data_key = data_key
         self.board = board
         self.on_records = on_records
+        #: The office's rules; replaced as a whole on reload (SIGHUP).
+        self.rationing = rationing or policy.RationingConfig()
         self.stop_event = threading.Event()
         self.wake = threading.Event()
         self._boot = boot_id()
@@ -90,6 +94,7 @@ class SyncLoop:
         if now >= self._next_renew:
             self.renew()
             self._next_renew = now + self.cfg.renew_every_s
+        self.release_excess()
         busy = self.fill_buffer() or busy
         if now >= self._next_beat:
             self.heartbeat()
@@ -117,11 +122,39 @@ class SyncLoop:
         if answer.lost:
             log.warning("leases_lost", count=len(answer.lost))
 
+    def _allowance(self, conn: sqlite3.Connection) -> policy.Allowance:
+        return policy.allowance(conn, self.rationing, store.ledger_totals(conn)["in_stock"])
+
+    def release_excess(self) -> None:
+        """Hand back leases the station cannot print soon (no blanks, quota), with the
+        reason, so the centre can route them elsewhere or issue a Suket."""
+
+        def decide(conn: sqlite3.Connection) -> dict[str, list[str]]:
+            allow = self._allowance(conn)
+            capacity = 0 if allow.stop else allow.capacity
+            if capacity is not None:
+                excess = store.excess_leases(conn, capacity)
+                if excess:
+                    reason = allow.stop or ("no_blanks" if capacity >= store.ledger_totals(
+                        conn)["in_stock"] else "quota")
+                    store.release_records(conn, excess, reason)
+                    log.info("leases_released", count=len(excess), reason=reason)
+            return store.unsent_releases(conn)
+
+        for reason, lease_ids in self.db.run(decide).items():
+            self.client.release(lease_ids, reason)  # type: ignore[arg-type]
+            self._mark_sent(lease_ids)
+
+    def _mark_sent(self, lease_ids: list[str]) -> None:
+        self.db.run(lambda c: store.releases_sent(c, lease_ids), durable=False)
+
     def fill_buffer(self) -> bool:
         def room(conn: sqlite3.Connection) -> int:
-            counts = store.counts(conn)
-            target = min(self.cfg.buffer_target, counts["in_stock"])
-            return max(0, target - counts["buffered"])
+            allow = self._allowance(conn)
+            capacity = 0 if allow.stop else allow.capacity
+            target = self.cfg.buffer_target if capacity is None else min(
+                self.cfg.buffer_target, capacity)
+            return max(0, target - store.counts(conn)["buffered"])
 
         want = min(self.db.run(room, durable=False), self.cfg.lease_batch)
         if want <= 0:
@@ -152,9 +185,20 @@ class SyncLoop:
                              enrolled_at=record.enrolled_at.isoformat(), payload=payload)
 
     def heartbeat(self) -> None:
-        counts = self.db.run(store.counts, durable=False)
+        stock = self.db.run(lambda c: stock_outlook(c, self.rationing), durable=False)
         self.client.heartbeat(Heartbeat(
             station_id=self.client.station_id, version=__version__,
             printer_state=str(self.board.get("printer_state") or "unknown"),
-            blanks=counts["in_stock"], buffer=counts["buffered"], outbox=counts["outbox"],
-            cards_today=counts["cards_today"]))
+            blanks=stock["in_stock"], buffer=stock["buffered"], outbox=stock["outbox"],
+            cards_today=stock["cards_today"], burn_rate_per_day=stock["burn_rate_per_day"],
+            days_left=stock["days_left"], inspection=stock["inspection"]))
+
+
+def stock_outlook(conn: sqlite3.Connection, rationing: policy.RationingConfig) -> dict[str, Any]:
+    """The counts plus the burn rate and days of stock left (heartbeat and status)."""
+    out: dict[str, Any] = store.counts(conn, policy.local_midnight(rationing.tz))
+    rate = policy.burn_rate(conn, rationing.burn_window_days, time.time())
+    out["burn_rate_per_day"] = round(rate, 2) if rate else None
+    out["days_left"] = round(out["in_stock"] / rate, 1) if rate else None
+    out["low_stock"] = bool(rate) and out["in_stock"] / rate < rationing.low_stock_days
+    return out

@@ -91,6 +91,12 @@ class Heartbeat(_Wire):
     buffer: int
     outbox: int
     cards_today: int = 0
+    #: Blanks consumed (used + spoiled) a day over the station's burn window.
+    burn_rate_per_day: float | None = None
+    #: Days of stock left at that rate (None: nothing consumed lately).
+    days_left: float | None = None
+    #: Attempts waiting for a technician's inspection.
+    inspection: int = 0
 
 
 class HeartbeatAck(_Wire):
