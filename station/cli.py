@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sqlite3
 import sys
 import time
@@ -21,8 +23,10 @@ from typing import Any
 
 from station import store
 from station.cli_common import config, with_db
-from station.config import ConfigError
+from station.config import ConfigError, config_path
 from station.crypto import KeyFileError
+from station.policy import RationingConfig
+from station.sync import stock_outlook
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -31,17 +35,36 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = config(args)
     logs.setup(cfg.log_level, cfg.log_format)
-    return run(cfg)
+    return run(cfg, config_path(args.config))
 
 
-def status_snapshot(conn: sqlite3.Connection) -> dict[str, Any]:
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Ask the running daemon to re-read its configuration (SIGHUP)."""
+    snap = with_db(args, store.get_status)
+    pid, state = snap.get("pid"), (snap.get("state") or {}).get("category")
+    if not pid or state == "stopped":
+        print("error: the daemon is not running (start it: systemctl start ektp-station)",
+              file=sys.stderr)
+        return 1
+    try:
+        os.kill(int(pid), signal.SIGHUP)
+    except ProcessLookupError:
+        print(f"error: the daemon (pid {pid}) is not running", file=sys.stderr)
+        return 1
+    print(f"reload requested (pid {pid}); station status shows when it took effect")
+    return 0
+
+
+def status_snapshot(conn: sqlite3.Connection,
+                    rationing: RationingConfig | None = None) -> dict[str, Any]:
     snap = store.get_status(conn)
-    snap["counts"] = store.counts(conn)
+    snap["counts"] = stock_outlook(conn, rationing or RationingConfig())
     return snap
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    snap = with_db(args, status_snapshot)
+    rationing = config(args).rationing
+    snap = with_db(args, lambda c: status_snapshot(c, rationing))
     if args.json:
         print(json.dumps(snap, indent=2, sort_keys=True))
         return 0
@@ -84,6 +107,12 @@ def render_status(snap: dict[str, Any]) -> str:
                      + (f" ({link['detail']})" if link.get("detail") else ""))
     else:
         lines.append("link:      unknown")
+    if c.get("days_left") is not None:
+        lines.append(f"outlook:   {c['days_left']} days of blanks left at "
+                     f"{c['burn_rate_per_day']} a day"
+                     + ("  — LOW STOCK: ask the regency for blanks" if c["low_stock"] else ""))
+    if snap.get("warning"):
+        lines.append(f"warning:   {snap['warning']}")
     if c["inspection"]:
         lines.append(f"inspect:   {c['inspection']} attempt(s) need a person: station inspect")
     err = snap.get("last_error")
@@ -139,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "/etc/ektp-station/station.toml)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the daemon").set_defaults(func=cmd_run)
+    sub.add_parser("reload", help="re-read the configuration (rationing) without a restart"
+                   ).set_defaults(func=cmd_reload)
     p = sub.add_parser("status", help="show the station's state")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)

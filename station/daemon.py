@@ -12,6 +12,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -22,7 +23,7 @@ from drivers.base import CHIP_DRIVERS, PRINTER_DRIVERS, CardPrinter, ChipChannel
 from drivers.errors import DeviceError
 from station import store, systemd
 from station.central.client import QueueClient, TlsSettings
-from station.config import ConfigError, StationConfig
+from station.config import ConfigError, StationConfig, load_config
 from station.crypto import DataKey, load_data_key
 from station.db import Database
 from station.pipeline import GoodCard, Hold, Pipeline, Started
@@ -176,6 +177,24 @@ class Station:
         self.db.close()
         log.info("station_stopped")
 
+    def reload(self, path: Path | None) -> bool:
+        """Re-read the config file and apply the rationing rules; a bad file is refused
+        with its one line, and the rules in force stay."""
+        if path is None:
+            return False
+        try:
+            new = load_config(path)
+        except ConfigError as exc:
+            log.error("reload_refused", detail=str(exc))
+            self.board.error("config", f"reload refused: {exc}", "fix the file, reload again")
+            return False
+        self.pipeline.rationing = new.rationing
+        self.sync.rationing = new.rationing
+        self.sync.wake.set()
+        log.info("config_reloaded", rationing=new.rationing.model_dump())
+        self.board.set(reloaded_at=time.time(), rationing=new.rationing.model_dump())
+        return True
+
     def _close_devices(self) -> None:
         for close in (self.pipeline.chip.disconnect, self.pipeline.printer.close):
             try:
@@ -196,22 +215,32 @@ def _pid() -> int:
     return os.getpid()
 
 
-def run(cfg: StationConfig) -> int:
-    """Run until SIGTERM/SIGINT; the exit code for the CLI."""
-    stopping = threading.Event()
+def run(cfg: StationConfig, path: Path | None = None) -> int:
+    """Run until SIGTERM/SIGINT; SIGHUP re-reads ``path`` and applies what may change
+    without a restart (the rationing rules). Returns the exit code for the CLI."""
+    wake = threading.Event()
+    pending: set[int] = set()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal", signal=signal.Signals(signum).name)
-        stopping.set()
+        pending.add(signum)
+        wake.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     station = Station.build(cfg)
     try:
         station.start()
         systemd.notify("READY=1")
         tick = min(systemd.watchdog_interval() or 5.0, 5.0)
-        while not stopping.wait(tick):
+        while True:
+            if wake.wait(tick):
+                wake.clear()
+                if pending & {signal.SIGTERM, signal.SIGINT}:
+                    break
+                if signal.SIGHUP in pending:
+                    pending.discard(signal.SIGHUP)
+                    station.reload(path)
             if station.worker_healthy():
                 systemd.notify("WATCHDOG=1")
             systemd.notify(f"STATUS={station.summary()}")

@@ -23,7 +23,14 @@ from typing import Any
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from drivers.base import CardPosition, CardPrinter, ChipChannel, PrintJob
+from drivers.base import (
+    CardPosition,
+    CardPrinter,
+    ChipChannel,
+    PrinterState,
+    PrinterStatus,
+    PrintJob,
+)
 from drivers.errors import (
     CardJam,
     ChipDead,
@@ -260,6 +267,14 @@ class Pipeline:
             spoil_class=klass, detail=detail))
         return Outcome(rid, "rejected" if became == "queued" else "failed", reason)
 
+    def _cross_check(self, status: PrinterStatus) -> None:
+        in_stock = self.db.run(store.ledger_totals, durable=False)["in_stock"]
+        warning = blank_mismatch(status, in_stock)
+        if warning and warning != self.board.get("warning"):
+            log.warning("blank_mismatch", printer_state=str(status.state), in_stock=in_stock,
+                        hopper=status.hopper)
+        self.board.set(warning=warning)
+
     def _card_in_path(self) -> bool | None:
         try:
             return self.printer.status().card != CardPosition.NONE
@@ -324,10 +339,22 @@ class Pipeline:
         except DeviceError as exc:
             return (Category.ERROR, f"printer: {exc}", exc.action)
         self.board.set(printer_state=str(status.state))
+        self._cross_check(status)
         if status.state not in ("ready", "busy"):
             return (Category.PAUSED, f"printer {status.state}",
                     status.detail or PRINTER_ACTIONS.get(status.state, ""))
         return None
+
+
+def blank_mismatch(status: PrinterStatus, in_stock: int) -> str | None:
+    """The printer's own view of blanks against the ledger's, as a technician's warning."""
+    if status.state == PrinterState.FEEDER_EMPTY and in_stock > 0:
+        return (f"the printer's hopper is empty but the ledger has {in_stock} blanks in "
+                "stock: load them, or count the stock (station blanks count N)")
+    if in_stock <= 0 and status.hopper:
+        return (f"the printer's hopper holds {status.hopper} blanks but the ledger has none "
+                "in stock: record the delivery (station blanks receive COUNT --batch ID)")
+    return None
 
 
 #: What a technician does about each printer state that stops printing.

@@ -131,13 +131,15 @@ def renew_leases(conn: sqlite3.Connection, renewed: dict[str, tuple[float, float
             drop_record(conn, row[0], "lease lost at the centre")
 
 
-def excess_leases(conn: sqlite3.Connection, capacity: int) -> list[tuple[str, str]]:
-    """(lease_id, record_id) of queued records beyond ``capacity``, last in policy order."""
+def excess_leases(conn: sqlite3.Connection, capacity: int,
+                  urgent_only: bool = False) -> list[tuple[str, str]]:
+    """(lease_id, record_id) of queued records beyond ``capacity``, last in policy order;
+    with ``urgent_only`` every record that is not urgent is excess too."""
     rows = conn.execute(
-        "SELECT lease_id, record_id FROM records WHERE status='queued' "
-        "ORDER BY urgent DESC, kind='reprint', enrolled_at LIMIT -1 OFFSET ?", (capacity,),
-    ).fetchall()
-    return [(r[0], r[1]) for r in rows]
+        "SELECT lease_id, record_id, urgent FROM records WHERE status='queued' "
+        "ORDER BY urgent DESC, kind='reprint', enrolled_at").fetchall()
+    return [(r[0], r[1]) for i, r in enumerate(rows)
+            if i >= capacity or (urgent_only and not r[2])]
 
 
 def release_records(conn: sqlite3.Connection, leases: list[tuple[str, str]],

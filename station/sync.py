@@ -133,7 +133,7 @@ class SyncLoop:
             allow = self._allowance(conn)
             capacity = 0 if allow.stop else allow.capacity
             if capacity is not None:
-                excess = store.excess_leases(conn, capacity)
+                excess = store.excess_leases(conn, capacity, allow.urgent_only)
                 if excess:
                     reason = allow.stop or ("no_blanks" if capacity >= store.ledger_totals(
                         conn)["in_stock"] else "quota")
