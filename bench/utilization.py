@@ -37,7 +37,7 @@ from station.central.seed import new_records, seed
 from station.cli import main as cli
 from station.config import load_config
 from station.daemon import Station
-from station.pipeline import Pipeline
+from station.face import to_print_job
 from station.records import parse_record
 from tests.station.harness import Central, station_config, wait_for
 
@@ -79,9 +79,10 @@ def bare_loop(root: Path, records: list[dict[str, Any]], card_ms: float) -> floa
                                        "timings_ms": timings(card_ms)})
     chip = SimChipChannel(printer)
     parsed = [parse_record(r) for r in records]
+    jobs = [to_print_job(r) for r in parsed]  # faces rendered before the clock starts
     printer.open()
     t0 = time.perf_counter()
-    for record in parsed:
+    for record, job in zip(parsed, jobs, strict=True):
         printer.feed()
         chip.connect(1.0)
         runner = ScriptRunner(chip)
@@ -89,7 +90,7 @@ def bare_loop(root: Path, records: list[dict[str, Any]], card_ms: float) -> floa
         runner.verify()
         read_chip_serial(chip)
         chip.disconnect()
-        printer.print_card(Pipeline._job(record))
+        printer.print_card(job)
         printer.eject()
     return time.perf_counter() - t0
 

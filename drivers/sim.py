@@ -53,6 +53,7 @@ from drivers.simstate import (
     SimPrinterOptions,
     SimState,
     SimTimings,
+    TrayJournal,
     atomic_write,
     validate_options,
 )
@@ -96,11 +97,13 @@ class SimPrinter(CardPrinter):
         self._dirty = False  # chip memory changed since the last write
         #: state file writes so far (for tests and benchmarks)
         self.writes = 0
+        self._journal = TrayJournal(self.state_file.with_name(self.state_file.name + ".trays"))
         if self.state_file.exists():
             try:
                 self._state = SimState.model_validate_json(self.state_file.read_bytes())
             except ValidationError as exc:
                 raise ValueError(f"sim state file {self.state_file} is not valid") from exc
+            self._journal.load(self._state)
         else:
             self._state = SimState(
                 printer_serial="SIMPRN" + secrets.token_hex(3).upper(),
@@ -130,6 +133,14 @@ class SimPrinter(CardPrinter):
         atomic_write(self.state_file, self._state.model_dump_json().encode())
         self._dirty = False
         self.writes += 1
+
+    def _to_tray(self, tray: Literal["output", "reject"], card: SimCardRecord) -> None:
+        """The card in the path lands in a tray: journal line first, then the state."""
+        card.seal_chip()
+        self._journal.append(tray, card)
+        (self._state.output if tray == "output" else self._state.reject).append(card)
+        self._state.in_trays += 1
+        self._state.path = None
 
     def _count(self, name: str) -> None:
         self._state.counters[name] = self._state.counters.get(name, 0) + 1
@@ -301,9 +312,7 @@ class SimPrinter(CardPrinter):
                     self._count("jams")
                     self._save()
                     raise CardJam("eject: card jammed on its way to the output tray")
-                card.seal_chip()
-                st.output.append(card)
-                st.path = None
+                self._to_tray("output", card)
                 self._count("ejected")
                 self._save()
 
@@ -319,9 +328,8 @@ class SimPrinter(CardPrinter):
                 st = self._state
                 if st.path is not None:
                     st.path.position = CardPosition.NONE
-                    st.path.seal_chip()
-                    st.reject.append(st.path)
-                st.path, st.jam = None, False
+                    self._to_tray("reject", st.path)
+                st.jam = False
                 self._count("rejected")
                 self._save()
 

@@ -7,6 +7,7 @@ the atomic file write the simulator uses at every physical step.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from drivers.base import CardPosition
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 class SimTimings(BaseModel):
@@ -121,12 +122,18 @@ class SimCardRecord(BaseModel):
 
 
 class SimState(BaseModel):
-    version: Literal[1] = 1
+    """The printer's physical state. The trays are not in the state file: each card that
+    lands in a tray is appended to the tray journal (see :class:`TrayJournal`), so the
+    state file stays small however many cards were printed; ``in_trays`` counts the
+    journal lines this state already accounts for."""
+
+    version: Literal[2] = 2
     printer_serial: str
     hopper: list[str]
     path: SimCardRecord | None = None
-    output: list[SimCardRecord] = Field(default_factory=list)
-    reject: list[SimCardRecord] = Field(default_factory=list)
+    output: list[SimCardRecord] = Field(default_factory=list, exclude=True)
+    reject: list[SimCardRecord] = Field(default_factory=list, exclude=True)
+    in_trays: int = 0
     ribbon_left: int
     cover_open: bool = False
     jam: bool = False
@@ -147,3 +154,47 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+class TrayJournal:
+    """Append-only journal of the cards that landed in the output or reject tray.
+
+    A move to a tray is: append the card's line and fsync, then write the state file with
+    the card gone from the path. A crash between the two leaves a line the state does not
+    account for yet; :meth:`load` finishes the move. A torn last line (a crash mid-append)
+    is cut off.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, tray: Literal["output", "reject"], card: SimCardRecord) -> None:
+        line = json.dumps({"tray": tray, "card": card.model_dump(mode="json")}) + "\n"
+        with self.path.open("ab") as fh:
+            fh.write(line.encode())
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def load(self, state: SimState) -> None:
+        """Fill the state's trays from the journal and finish a move a crash interrupted."""
+        if not self.path.exists():
+            return
+        raw = self.path.read_bytes()
+        good = 0
+        entries = []
+        for line in raw.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break
+            entries.append(json.loads(line))
+            good += len(line)
+        if good != len(raw):
+            with self.path.open("r+b") as fh:
+                fh.truncate(good)
+                os.fsync(fh.fileno())
+        for entry in entries:
+            card = SimCardRecord.model_validate(entry["card"])
+            (state.output if entry["tray"] == "output" else state.reject).append(card)
+        for entry in entries[state.in_trays:]:
+            if state.path is not None and state.path.serial == entry["card"]["serial"]:
+                state.path = None
+        state.in_trays = len(entries)

@@ -6,6 +6,8 @@
     station resolve ATTEMPT --good|--spoiled [--serial S]
     station blanks receive COUNT --batch ID
     station central serve|seed …        the reference queue server
+    station preview RECORD --out card.png   the card face of a record, as a PNG
+    station doctor                      printer and encoder checks, a line per problem
     station demo [--cards N]            server + daemon + simulator on the embedded defaults
 """
 
@@ -161,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     from station.central.cli import add_central_commands
     from station.cli_blanks import add_blank_commands
     from station.demo import add_demo_command
+    from station.face_cli import add_face_commands
 
     parser = argparse.ArgumentParser(prog="station", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -184,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--serial", help="the card's blank serial, if read")
     p.set_defaults(func=cmd_resolve)
     add_blank_commands(sub)
+    add_face_commands(sub)
     add_central_commands(sub)
     add_demo_command(sub)
     return parser

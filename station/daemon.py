@@ -171,6 +171,7 @@ class Station:
         if self.worker.is_alive():
             self.worker.join()
         self.sync.stop()
+        self.pipeline.faces.close()
         self.board.state(Category.STOPPED, "stopped")
         self._close_devices()
         self.client.close()

@@ -65,7 +65,7 @@ class FaceTemplate:
     header_size: int = 30
     nik_box: Box = (40, 108, 740, 152)
     nik_size: int = 38
-    fields_box: Box = (40, 160, 740, 624)  # label column, colon, value column
+    fields_box: Box = (40, 160, 736, 624)  # label column, colon, value column
     colon_x: int = 270
     value_x: int = 286
     blood_type_x: int = 520  # "Gol. Darah" on the Jenis Kelamin line

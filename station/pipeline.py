@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -29,7 +28,6 @@ from drivers.base import (
     ChipChannel,
     PrinterState,
     PrinterStatus,
-    PrintJob,
 )
 from drivers.errors import (
     CardJam,
@@ -46,12 +44,10 @@ from station import policy, store
 from station.config import PipelineConfig
 from station.crypto import DataKey
 from station.db import Database
+from station.prefetch import FacePrefetcher
 from station.records import (
     PrintReadyRecord,
     RecordError,
-    SignedRecord,
-    canonical_bytes,
-    parse_record,
 )
 from station.status import Category, StatusBoard
 
@@ -86,6 +82,8 @@ class Started:
 
     buffered: store.BufferedRecord
     attempt: int
+    #: The record expected after this one (its face is prepared meanwhile).
+    upcoming: store.BufferedRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +148,7 @@ class Pipeline:
         self._usable = lease_check(cfg.lease_margin_s)
         #: The office's rules; replaced as a whole on reload (SIGHUP).
         self.rationing = rationing or policy.RationingConfig()
+        self.faces = FacePrefetcher(data_key)
 
     # ------------------------------------------------------------------ one card
     def card_boundary(self, finished: GoodCard | None, *,
@@ -175,7 +174,10 @@ class Pipeline:
                                 f"the reserve of {self.rationing.urgent_reserve} blanks",
                                 HOLD_ACTIONS["reserve"])
                 return None
-            return Started(buffered, store.begin_attempt(conn, buffered.record_id))
+            attempt = store.begin_attempt(conn, buffered.record_id)
+            upcoming = store.next_record(conn, usable=self._usable, kinds=allow.kinds,
+                                         urgent_only=allow.urgent_only)
+            return Started(buffered, attempt, upcoming)
 
         picked = self.db.run(tx)
         if finished is not None:
@@ -188,16 +190,15 @@ class Pipeline:
         card comes back as ``Outcome.good``, for the next :meth:`card_boundary`."""
         rid, attempt = started.buffered.record_id, started.attempt
         try:
-            # The signature was verified when the record was leased; the sealed payload is
-            # authenticated (AES-GCM), so only its content is parsed again here.
-            signed = SignedRecord.model_validate_json(
-                self.data_key.open(started.buffered.payload, rid.encode()))
-            record = parse_record(signed.record)
+            prepared = self.faces.get(started.buffered)
         except RecordError as exc:
             reason = exc.reason
             self.db.run(lambda c: store.refuse_started(c, attempt, rid, reason))
             log.warning("record_refused", record_id=rid, reason=reason)
             return Outcome(rid, "failed", reason)
+        finally:
+            self.faces.ahead(started.upcoming)
+        record = prepared.record
         stage = "started"
         try:
             serial = self.printer.feed()
@@ -208,7 +209,7 @@ class Pipeline:
             stage = "verified"
             self._journal(attempt, "printing", durable=True)
             stage = "printing"
-            self.printer.print_card(self._job(record))
+            self.printer.print_card(prepared.job)
             self._journal(attempt, "printed")
             stage = "printed"
             self.printer.eject()
@@ -225,14 +226,6 @@ class Pipeline:
             return read_chip_serial(self.chip)
         finally:
             self._quietly(self.chip.disconnect)
-
-    @staticmethod
-    def _job(record: PrintReadyRecord) -> PrintJob:
-        # The face is rendered from the record's fields (station/face.py to come); the
-        # simulator keeps only a digest of what it is given.
-        face: dict[str, Any] = record.person.model_dump(mode="json")
-        face["region"] = record.region.model_dump()
-        return PrintJob(label=record.record_id, front=canonical_bytes(face))
 
     def _journal(self, attempt: int, state: str, serial: str | None = None,
                  *, durable: bool = False) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 V1 = [
     # The record buffer. payload: the SignedRecord JSON, AES-GCM encrypted.
-    # status: queued | inspection | done | failed | dropped
+    # status: queued | printing | inspection | done | failed | dropped | released
     """CREATE TABLE records (
         record_id      TEXT PRIMARY KEY,
         lease_id       TEXT NOT NULL,

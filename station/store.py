@@ -111,7 +111,7 @@ def drop_record(conn: sqlite3.Connection, record_id: str, reason: str) -> None:
 
 def active_leases(conn: sqlite3.Connection) -> list[str]:
     rows = conn.execute(
-        "SELECT lease_id FROM records WHERE status IN ('queued','inspection')"
+        "SELECT lease_id FROM records WHERE status IN ('queued','printing','inspection')"
     ).fetchall()
     return [r[0] for r in rows]
 
@@ -178,7 +178,10 @@ def begin_attempt(conn: sqlite3.Connection, record_id: str) -> int:
         "SELECT ?, 'started', ?, ?, kind FROM records WHERE record_id=?",
         (record_id, now, now, record_id),
     )
-    conn.execute("UPDATE records SET attempts=attempts+1 WHERE record_id=?", (record_id,))
+    # 'printing': out of the buffer while a card is in the printer, so no release, drop or
+    # lease loss can hand the record to another station mid-card.
+    conn.execute("UPDATE records SET attempts=attempts+1, status='printing' WHERE record_id=?",
+                 (record_id,))
     return int(cur.lastrowid or 0)
 
 

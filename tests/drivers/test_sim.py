@@ -426,3 +426,31 @@ def test_chip_memory_persists_and_is_sealed_on_eject(
     assert ejected.chip == {}
     assert set(ejected.chip_sha256) == {"0101"}
     assert b"414243" not in state_file.read_bytes()
+
+
+def test_tray_move_interrupted_by_a_crash_is_finished_on_load(state_file: Path) -> None:
+    """A card journaled into the output tray whose state write never happened is found in
+    the tray, not in the path, by the next printer on the same files."""
+    printer = SimPrinter(state_file, timings=SimTimings.instant(), hopper=2)
+    printer.feed()
+    printer.print_card(PrintJob(label="PRR-1", front=b"face"))
+    before_eject = state_file.read_bytes()
+    printer.eject()
+    state_file.write_bytes(before_eject)  # the crash: journal written, state not
+    again = SimPrinter(state_file)
+    assert again.card_in_path() is None
+    assert [c.label for c in again.tray_cards("output")] == ["PRR-1"]
+    assert len(again.trays()["hopper"]) == 1
+
+
+def test_torn_tray_journal_line_is_cut(state_file: Path) -> None:
+    """A half-written last journal line (power cut mid-append) is dropped on load."""
+    printer = SimPrinter(state_file, timings=SimTimings.instant(), hopper=2)
+    printer.feed()
+    printer.reject()
+    journal = state_file.with_name(state_file.name + ".trays")
+    journal.write_bytes(journal.read_bytes() + b'{"tray": "output", "ca')
+    again = SimPrinter(state_file)
+    assert len(again.tray_cards("reject")) == 1
+    assert again.tray_cards("output") == []
+    assert journal.read_bytes().endswith(b"\n")
