@@ -81,7 +81,9 @@ def station_config(root: Path, centre: Central, /, *, url: str | None = None,
         "pipeline": {"device_retry_s": 0.05},
     }
     for key, val in overrides.items():
-        if isinstance(val, dict) and isinstance(cfg.get(key), dict):
+        if key in ("printer", "chip") and val.get("driver", "sim") != "sim":
+            cfg[key] = val  # another driver: none of the simulator's options apply
+        elif isinstance(val, dict) and isinstance(cfg.get(key), dict):
             _merge(cfg[key], val)
         else:
             cfg[key] = val
