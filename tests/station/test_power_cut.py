@@ -53,6 +53,7 @@ def resolve_as_technician(config: Path, printer_state: Path) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_kill_minus_nine_loses_nothing_and_prints_no_one_twice(tmp_path: Path,
                                                                central: Central) -> None:
     """After many SIGKILLs: no record has two good cards, no result is lost or counted

@@ -22,6 +22,7 @@ CARDS = int(os.environ.get("STATION_TEST_LONG_RUN", "10000"))
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_ten_thousand_cards_balance_with_the_trays(tmp_path: Path, central: Central,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """After 10,000 records, printed + spoiled per the daily reports equal the output and
