@@ -48,7 +48,14 @@ class CentralConfig(_Section):
     #: Client certificate and key for mutual TLS (both or neither).
     client_cert: Path | None = None
     client_key: Path | None = None
+    #: Records to hold before the print rate is measured.
     buffer_target: int = Field(default=50, ge=1, le=10_000)
+    #: Once measured: enough records for this many hours of printing …
+    buffer_hours: float = Field(default=8.0, gt=0)
+    #: … but never more personal records at rest on this PC than this.
+    max_records_at_rest: int = Field(default=1000, ge=1, le=100_000)
+    #: How often the database gives back the pages of purged records.
+    vacuum_every_h: float = Field(default=24.0, gt=0)
     lease_batch: int = Field(default=50, ge=1, le=1000)
     outbox_batch: int = Field(default=200, ge=1, le=1000)
     sync_interval_s: float = Field(default=2.0, gt=0)

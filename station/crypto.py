@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import stat
 from pathlib import Path
@@ -18,6 +20,12 @@ class KeyFileError(Exception):
 class DataKey:
     def __init__(self, key: bytes) -> None:
         self._aead = AESGCM(key)
+        self._hash_key = hmac.new(key, b"ektp-station nik-hash", hashlib.sha256).digest()
+
+    def nik_hash(self, nik: str) -> str:
+        """A keyed hash of a NIK: the same NIK always maps to the same value on this
+        station, and without the key it cannot be reversed by trying all NIKs."""
+        return hmac.new(self._hash_key, nik.encode(), hashlib.sha256).hexdigest()
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(NONCE)

@@ -107,4 +107,10 @@ V2 = [
     )""",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2]
+V3 = [
+    # What accounting keeps of a person once the payload is purged: a keyed hash of the
+    # NIK (HMAC under the station's data key), never the NIK itself.
+    "ALTER TABLE records ADD COLUMN nik_hash TEXT",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2, V3]

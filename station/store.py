@@ -57,7 +57,7 @@ def audit(conn: sqlite3.Connection, event: str, *, attempt_id: int | None = None
 
 # ----------------------------------------------------------------------------- buffer
 def add_record(conn: sqlite3.Connection, lease: Lease, *, kind: str, urgent: bool,
-               enrolled_at: str, payload: bytes) -> bool:
+               enrolled_at: str, payload: bytes, nik_hash: str | None = None) -> bool:
     """Buffer a leased record; a record already known only gets its new lease."""
     cur = conn.execute(
         "UPDATE records SET lease_id=?, lease_deadline=?, lease_mono=?, boot_id=? "
@@ -68,9 +68,10 @@ def add_record(conn: sqlite3.Connection, lease: Lease, *, kind: str, urgent: boo
         return False
     conn.execute(
         "INSERT OR IGNORE INTO records(record_id, lease_id, lease_deadline, lease_mono, "
-        "boot_id, kind, urgent, enrolled_at, payload, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        "boot_id, kind, urgent, enrolled_at, payload, received_at, nik_hash) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (lease.record_id, lease.lease_id, lease.deadline, lease.mono, lease.boot_id, kind,
-         int(urgent), enrolled_at, payload, time.time()),
+         int(urgent), enrolled_at, payload, time.time(), nik_hash),
     )
     audit(conn, "leased", record_id=lease.record_id)
     return True
@@ -379,6 +380,18 @@ def ledger_totals(conn: sqlite3.Connection) -> dict[str, int]:
     totals["in_stock"] = (totals["received"] + totals["adjusted"] - totals["used"]
                           - totals["spoiled"] - totals["in_printer"] - totals["inspection"])
     return totals
+
+
+def print_rate_per_hour(conn: sqlite3.Connection, last: int = 50) -> float | None:
+    """Good cards an hour at the printer's measured pace (median time of the last good
+    cards, start to done), or None before five cards have been printed."""
+    rows = [r[0] for r in conn.execute(
+        "SELECT updated_at - started_at FROM attempts WHERE state='done' "
+        "ORDER BY attempt_id DESC LIMIT ?", (last,))]
+    if len(rows) < 5:
+        return None
+    rows.sort()
+    return 3600.0 / max(float(rows[len(rows) // 2]), 1e-3)
 
 
 def counts(conn: sqlite3.Connection, midnight: float | None = None) -> dict[str, int]:

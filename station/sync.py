@@ -8,6 +8,7 @@ jitter; the printer worker never waits for this thread, so printing goes on offl
 
 from __future__ import annotations
 
+import math
 import random
 import sqlite3
 import threading
@@ -50,6 +51,7 @@ class SyncLoop:
         self._boot = boot_id()
         self._next_renew = 0.0
         self._next_beat = 0.0
+        self._next_vacuum = time.monotonic() + self.cfg.vacuum_every_h * 3600
         self._backoff = 0.0
         self._link_up: bool | None = None
         self._thread = threading.Thread(target=self._run, name="sync", daemon=True)
@@ -99,6 +101,10 @@ class SyncLoop:
         if now >= self._next_beat:
             self.heartbeat()
             self._next_beat = now + self.cfg.heartbeat_every_s
+        if now >= self._next_vacuum:
+            # Give back the pages purged payloads occupied (secure_delete zeroed them).
+            self.db.run(lambda c: c.execute("PRAGMA incremental_vacuum"), durable=False)
+            self._next_vacuum = now + self.cfg.vacuum_every_h * 3600
         return busy
 
     def drain_outbox(self) -> bool:
@@ -152,8 +158,9 @@ class SyncLoop:
         def room(conn: sqlite3.Connection) -> int:
             allow = self._allowance(conn)
             capacity = 0 if allow.stop else allow.capacity
-            target = self.cfg.buffer_target if capacity is None else min(
-                self.cfg.buffer_target, capacity)
+            target = buffer_target(self.cfg, store.print_rate_per_hour(conn))
+            if capacity is not None:
+                target = min(target, capacity)
             return max(0, target - store.counts(conn)["buffered"])
 
         want = min(self.db.run(room, durable=False), self.cfg.lease_batch)
@@ -182,7 +189,8 @@ class SyncLoop:
                 continue
             payload = self.data_key.seal(item.signed.model_dump_json().encode(), rid.encode())
             store.add_record(conn, lease, kind=record.kind, urgent=record.urgent is not None,
-                             enrolled_at=record.enrolled_at.isoformat(), payload=payload)
+                             enrolled_at=record.enrolled_at.isoformat(), payload=payload,
+                             nik_hash=self.data_key.nik_hash(record.person.nik))
 
     def heartbeat(self) -> None:
         stock = self.db.run(lambda c: stock_outlook(c, self.rationing), durable=False)
@@ -202,3 +210,12 @@ def stock_outlook(conn: sqlite3.Connection, rationing: policy.RationingConfig) -
     out["days_left"] = round(out["in_stock"] / rate, 1) if rate else None
     out["low_stock"] = bool(rate) and out["in_stock"] / rate < rationing.low_stock_days
     return out
+
+
+def buffer_target(cfg: CentralConfig, rate_per_hour: float | None) -> int:
+    """Records to hold: ``buffer_hours`` of work at the measured print rate (before it is
+    measured, ``buffer_target``), never more than ``max_records_at_rest`` personal
+    records on this PC. Blanks in stock and the quota cap it further."""
+    if rate_per_hour is None:
+        return min(cfg.buffer_target, cfg.max_records_at_rest)
+    return min(cfg.max_records_at_rest, max(1, math.ceil(cfg.buffer_hours * rate_per_hour)))

@@ -1,4 +1,5 @@
-"""``station central serve | seed``: run the reference queue server, fill its queue."""
+"""``station central serve | seed | batch``: run the reference queue server, fill its
+queue, issue offline batches and ingest the results carried back."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import structlog
 from station.central.queue_db import SchemaError
 from station.central.seed import load_or_create_key, seed
 from station.central.server import CentralServer
+from station.central.tls import ServerTls, TlsConfigError
 
 
 def add_central_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -31,6 +33,10 @@ def add_central_commands(subparsers: argparse._SubParsersAction) -> None:  # typ
     serve.add_argument(
         "--key-dir", type=Path, default=None, help="create/load the signing key here"
     )
+    serve.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
+    serve.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    serve.add_argument("--client-ca", type=Path,
+                       help="mutual TLS: refuse clients without a certificate from this CA")
     serve.set_defaults(func=cmd_serve)
 
     seed_p = sub.add_parser("seed", help="add N synthetic signed records to the queue")
@@ -39,6 +45,18 @@ def add_central_commands(subparsers: argparse._SubParsersAction) -> None:  # typ
     seed_p.add_argument("--key-dir", type=Path, required=True)
     seed_p.add_argument("--seed", type=int, default=0)
     seed_p.set_defaults(func=cmd_seed)
+
+    from station.central.batches import add_central_batch_commands
+
+    add_central_batch_commands(sub)
+
+
+def _server_tls(args: argparse.Namespace) -> ServerTls | None:
+    if args.tls_cert is None and args.tls_key is None and args.client_ca is None:
+        return None
+    if args.tls_cert is None or args.tls_key is None:
+        raise TlsConfigError("--tls-cert and --tls-key go together (and --client-ca needs both)")
+    return ServerTls(args.tls_cert, args.tls_key, args.client_ca)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -55,7 +73,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         stop.set()
 
     try:
-        server = CentralServer(args.db, host=args.host, port=args.port, lease_ttl_s=args.lease_ttl)
+        server = CentralServer(args.db, host=args.host, port=args.port,
+                               lease_ttl_s=args.lease_ttl, tls=_server_tls(args))
+    except TlsConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (OSError, sqlite3.Error, SchemaError) as exc:
         print(f"error: cannot start the queue server: {exc}", file=sys.stderr)
         return 1

@@ -2,7 +2,10 @@
 
 ``LinkDown`` (connection refused, timeout, reset, 5xx, 429) is transient and retried with
 exponential backoff and jitter; ``CentralRefused`` (other 4xx, a body that does not parse)
-is not. Tests inject an ``httpx.MockTransport`` or point it at the reference server.
+is not. ``TlsFailure`` is a ``LinkDown`` whose message says what TLS refused (the centre's
+certificate not trusted, or this station's certificate refused): the link shows down with
+that reason and no record arrives, but it is not retried within one call.
+Tests inject an ``httpx.MockTransport`` or point it at the reference server.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from tenacity import (
     retry,
     retry_if_exception_type,
+    retry_if_not_exception_type,
     stop_after_attempt,
     wait_exponential_jitter,
 )
@@ -35,6 +39,7 @@ from station.central.protocol import (
     ResultsRequest,
     ResultsResponse,
 )
+from station.central.tls import describe_tls_failure
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -45,6 +50,10 @@ class CentralError(Exception):
 
 class LinkDown(CentralError):
     """The centre cannot be reached now; retry later (transient)."""
+
+
+class TlsFailure(LinkDown):
+    """The TLS handshake failed: a certificate is not trusted or was refused."""
 
 
 class CentralRefused(CentralError):
@@ -75,7 +84,7 @@ class QueueClient:
         self._http = httpx.Client(base_url=base_url, timeout=timeout_s, transport=transport,
                                   verify=(tls or TlsSettings()).context())
         self._post = retry(
-            retry=retry_if_exception_type(LinkDown),
+            retry=retry_if_exception_type(LinkDown) & retry_if_not_exception_type(TlsFailure),
             wait=wait_exponential_jitter(multiplier=0.2, max=2.0),
             stop=stop_after_attempt(attempts),
             reraise=True,
@@ -89,6 +98,9 @@ class QueueClient:
             resp = self._http.post(path, content=body.model_dump_json(),
                                    headers={"content-type": "application/json"})
         except httpx.TransportError as exc:
+            tls = describe_tls_failure(exc)
+            if tls is not None:
+                raise TlsFailure(f"{path}: {tls}") from exc
             raise LinkDown(f"{path}: {type(exc).__name__}") from exc
         if resp.status_code >= 500 or resp.status_code == 429:
             raise LinkDown(f"{path}: HTTP {resp.status_code}")

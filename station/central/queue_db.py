@@ -73,6 +73,31 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
     INSERT INTO counters VALUES ('duplicate_results', 0);
     """,
+    """
+    -- Offline batches (station/central/batches.py): records leased for days to one station,
+    -- carried on a signed file; results come back on a file signed by the station's key.
+    CREATE TABLE batches (
+        batch_id     TEXT PRIMARY KEY,
+        station_id   TEXT NOT NULL,
+        created_ts   REAL NOT NULL,
+        expires_ts   REAL NOT NULL,
+        records      INTEGER NOT NULL
+    );
+    ALTER TABLE leases ADD COLUMN batch_id TEXT;
+    CREATE TABLE station_keys (
+        station_id   TEXT PRIMARY KEY,
+        public_key   TEXT NOT NULL,               -- base64 raw Ed25519 public key
+        added_ts     REAL NOT NULL
+    );
+    CREATE TABLE ingests (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        station_id   TEXT NOT NULL,
+        file_digest  TEXT NOT NULL,               -- sha256 of the signed body
+        results      INTEGER NOT NULL,
+        new_results  INTEGER NOT NULL,
+        at           REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -128,6 +153,12 @@ class QueueDB:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT) under the DB lock."""
+        with self._tx() as c:
+            yield c
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -191,31 +222,44 @@ class QueueDB:
     # -- protocol operations -------------------------------------------------------------
 
     def lease(self, req: p.LeaseRequest, ttl_s: float) -> p.LeaseResponse:
-        now = self.clock()
-        out: list[p.LeasedRecord] = []
         with self._tx() as c:
-            rows = c.execute(
-                "SELECT record_id, signed_json FROM records WHERE state = 'ready'"
-                " AND NOT (" + _ACTIVE + ")"
-                " ORDER BY urgent DESC, kind_rank, enrolled_ts, seq LIMIT ?",
-                (now, req.max),
-            ).fetchall()
-            for record_id, signed_json in rows:
-                lease_id = uuid4().hex
-                c.execute(
-                    "UPDATE records SET lease_id = ?, lease_station = ?, lease_expires = ?"
-                    " WHERE record_id = ?",
-                    (lease_id, req.station_id, now + ttl_s, record_id),
-                )
-                c.execute(
-                    "INSERT INTO leases (lease_id, record_id, station_id, granted_ts, expires_ts)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (lease_id, record_id, req.station_id, now, now + ttl_s),
-                )
-                signed = SignedRecord.model_validate_json(signed_json)
-                out.append(p.LeasedRecord(lease_id=lease_id, ttl_s=ttl_s, signed=signed))
+            granted = self.grant_leases(c, req.station_id, req.max, ttl_s)
+        out = [
+            p.LeasedRecord(lease_id=lease_id, ttl_s=ttl_s,
+                           signed=SignedRecord.model_validate_json(signed_json))
+            for lease_id, _, signed_json in granted
+        ]
         log.debug("central.leased", station=req.station_id, asked=req.max, granted=len(out))
         return p.LeaseResponse(records=out)
+
+    def grant_leases(
+        self, c: sqlite3.Connection, station_id: str, n: int, ttl_s: float,
+        batch_id: str | None = None,
+    ) -> list[tuple[str, str, str]]:
+        """Lease up to ``n`` ready records in queue order inside the caller's transaction;
+        returns (lease_id, record_id, signed_json) for each."""
+        now = self.clock()
+        rows = c.execute(
+            "SELECT record_id, signed_json FROM records WHERE state = 'ready'"
+            " AND NOT (" + _ACTIVE + ")"
+            " ORDER BY urgent DESC, kind_rank, enrolled_ts, seq LIMIT ?",
+            (now, n),
+        ).fetchall()
+        granted = []
+        for record_id, signed_json in rows:
+            lease_id = uuid4().hex
+            c.execute(
+                "UPDATE records SET lease_id = ?, lease_station = ?, lease_expires = ?"
+                " WHERE record_id = ?",
+                (lease_id, station_id, now + ttl_s, record_id),
+            )
+            c.execute(
+                "INSERT INTO leases (lease_id, record_id, station_id, granted_ts, expires_ts,"
+                " batch_id) VALUES (?, ?, ?, ?, ?, ?)",
+                (lease_id, record_id, station_id, now, now + ttl_s, batch_id),
+            )
+            granted.append((lease_id, str(record_id), str(signed_json)))
+        return granted
 
     def renew(self, req: p.RenewRequest, ttl_s: float) -> p.RenewResponse:
         now = self.clock()
@@ -223,17 +267,19 @@ class QueueDB:
         lost: list[str] = []
         with self._tx() as c:
             for lease_id in req.lease_ids:
-                cur = c.execute(
-                    "UPDATE records SET lease_expires = ? WHERE lease_id = ?"
-                    " AND lease_station = ? AND state = 'ready' AND lease_expires > ?",
+                # Never shortens a lease: an offline batch's leases last days.
+                rows = c.execute(
+                    "UPDATE records SET lease_expires = MAX(lease_expires, ?) WHERE lease_id = ?"
+                    " AND lease_station = ? AND state = 'ready' AND lease_expires > ?"
+                    " RETURNING lease_expires",
                     (now + ttl_s, lease_id, req.station_id, now),
-                )
-                if cur.rowcount:
+                ).fetchall()
+                if rows:
+                    expires = float(rows[0][0])
                     c.execute(
-                        "UPDATE leases SET expires_ts = ? WHERE lease_id = ?",
-                        (now + ttl_s, lease_id),
+                        "UPDATE leases SET expires_ts = ? WHERE lease_id = ?", (expires, lease_id)
                     )
-                    renewed[lease_id] = ttl_s
+                    renewed[lease_id] = expires - now
                 else:
                     lost.append(lease_id)
         return p.RenewResponse(renewed=renewed, lost=lost)
@@ -263,37 +309,43 @@ class QueueDB:
         )
 
     def results(self, req: p.ResultsRequest) -> p.ResultsResponse:
-        now = self.clock()
-        acked: list[str] = []
-        dups = 0
         with self._tx() as c:
-            for res in req.results:
-                acked.append(res.result_id)
-                known = c.execute(
-                    "SELECT 1 FROM results WHERE result_id = ?", (res.result_id,)
-                ).fetchone()
-                if known:
-                    dups += 1
-                    continue
-                c.execute(
-                    "INSERT INTO results (result_id, station_id, record_id, lease_id, outcome,"
-                    " body_json, received_ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        res.result_id,
-                        req.station_id,
-                        res.record_id,
-                        res.lease_id,
-                        res.outcome,
-                        res.model_dump_json(),
-                        now,
-                    ),
-                )
-                self._apply(c, res, now)
+            dups = self.record_results(c, req.station_id, req.results)
+        log.debug("central.results", station=req.station_id, n=len(req.results), duplicates=dups)
+        return p.ResultsResponse(acked=[r.result_id for r in req.results])
+
+    def record_results(
+        self, c: sqlite3.Connection, station_id: str, results: Iterable[p.CardResult]
+    ) -> int:
+        """Apply results not known yet (by result_id) inside the caller's transaction;
+        returns how many were duplicates (counted, not applied)."""
+        now = self.clock()
+        dups = 0
+        for res in results:
+            known = c.execute(
+                "SELECT 1 FROM results WHERE result_id = ?", (res.result_id,)
+            ).fetchone()
+            if known:
+                dups += 1
+                continue
             c.execute(
-                "UPDATE counters SET value = value + ? WHERE name = 'duplicate_results'", (dups,)
+                "INSERT INTO results (result_id, station_id, record_id, lease_id, outcome,"
+                " body_json, received_ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    res.result_id,
+                    station_id,
+                    res.record_id,
+                    res.lease_id,
+                    res.outcome,
+                    res.model_dump_json(),
+                    now,
+                ),
             )
-        log.debug("central.results", station=req.station_id, n=len(acked), duplicates=dups)
-        return p.ResultsResponse(acked=acked)
+            self._apply(c, res, now)
+        c.execute(
+            "UPDATE counters SET value = value + ? WHERE name = 'duplicate_results'", (dups,)
+        )
+        return dups
 
     def _apply(self, c: sqlite3.Connection, res: p.CardResult, now: float) -> None:
         if res.outcome == "spoiled":

@@ -4,12 +4,20 @@ For development, demos and tests; speaks :mod:`station.central.protocol` exactly
 lives in :class:`~station.central.queue_db.QueueDB` (one connection, one lock, one
 transaction per request); this layer only routes, validates and serialises. Logs carry
 ids and counts, never personal data.
+
+HTTPS with ``tls=ServerTls(cert, key)``; mutual TLS (clients without a certificate signed
+by ``client_ca`` refused) with ``ServerTls(cert, key, client_ca)``. Answers larger than
+:data:`GZIP_MIN` are gzip-compressed for clients that accept it (records carry photos:
+weak links are slow links).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
+import socket
 import sqlite3
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -24,12 +32,15 @@ from pydantic import BaseModel, ValidationError
 
 from station.central import protocol as p
 from station.central.queue_db import QueueDB
+from station.central.tls import HANDSHAKE_TIMEOUT_S, ServerTls
 from station.records import SignedRecord
 
 log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 MAX_BODY = 32 * 1024 * 1024
+#: Answers at least this long are gzip-compressed when the client accepts gzip.
+GZIP_MIN = 1024
 
 
 class _HTTPError(Exception):
@@ -53,6 +64,7 @@ def _validate(model: type[M], body: Any) -> M:
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     protocol_version = "HTTP/1.0"  # one request per connection: no idle handler threads
+    timeout = 30.0  # a client that stops sending mid-request does not hold a thread forever
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("central.http", line=format % args)
@@ -103,23 +115,60 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: HTTPStatus, payload: dict[str, str] | bytes) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        encoding = None
+        if len(data) >= GZIP_MIN and _accepts_gzip(self.headers.get("Accept-Encoding", "")):
+            data, encoding = gzip.compress(data, compresslevel=6), "gzip"
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            if encoding is not None:
+                self.send_header("Content-Encoding", encoding)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
+        except (OSError, ssl.SSLError):
             # The client hung up; whatever committed stays committed, it will ask again.
             log.debug("central.client_gone", path=self.path[:100], status=int(status))
+
+
+def _accepts_gzip(header: str) -> bool:
+    for part in header.split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip().lower() == "gzip":
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
 
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, addr: tuple[str, int], central: CentralServer) -> None:
+    def __init__(self, addr: tuple[str, int], central: CentralServer,
+                 tls: ssl.SSLContext | None) -> None:
         self.central = central
+        self.tls = tls
         super().__init__(addr, _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Runs on the connection's thread: the TLS handshake first, when serving HTTPS."""
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        sock: socket.socket = request
+        sock.settimeout(HANDSHAKE_TIMEOUT_S)
+        try:
+            tls_sock = self.tls.wrap_socket(sock, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            # No certificate, an untrusted one, a plain-HTTP client, a silent one: refused.
+            log.info("central.tls_refused", error=type(exc).__name__,
+                     reason=getattr(exc, "reason", None) or str(exc)[:120])
+            return
+        try:
+            super().finish_request(tls_sock, client_address)
+            tls_sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            log.debug("central.tls_closed", error=type(exc).__name__)
+        finally:
+            tls_sock.close()
 
 
 class CentralServer:
@@ -133,11 +182,14 @@ class CentralServer:
         port: int = 0,
         lease_ttl_s: float = 600.0,
         clock: Callable[[], float] = time.time,
+        tls: ServerTls | None = None,
     ) -> None:
         self.lease_ttl_s = lease_ttl_s
+        self.scheme = "https" if tls is not None else "http"
+        context = tls.context() if tls is not None else None
         self.db = QueueDB(db_path, clock=clock)
         try:
-            self._httpd = _HTTPServer((host, port), self)
+            self._httpd = _HTTPServer((host, port), self, context)
         except OSError:
             self.db.close()
             raise
@@ -166,7 +218,7 @@ class CentralServer:
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
         host_s = host.decode() if isinstance(host, bytes) else host
-        return f"http://{host_s}:{port}"
+        return f"{self.scheme}://{host_s}:{port}"
 
     def start(self) -> CentralServer:
         if self._thread is not None:

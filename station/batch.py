@@ -1,0 +1,270 @@
+"""Offline batches, the station's side: for offices cut off from the centre for days.
+
+    station batch key            print this station's results key (created on first use)
+    station batch import FILE    buffer a signed batch the centre issued to this station
+    station batch export FILE    write the results not yet acknowledged as a signed file
+
+Import checks the file's signature against the centre keys the station trusts and that it
+is addressed to this ``station_id``; then each record is checked like a leased one (its
+own signature, its content), sealed with the data key and buffered with the batch's lease
+deadline (days away). A record the station already knows is not touched again, so a
+batch imported twice prints nothing twice. A bad record is reported ``failed``.
+
+Export writes the outbox's pending results (or every result since a time) signed with the
+station's Ed25519 key ``state_dir/station.key`` (mode 0600). Exported results stay pending
+in the outbox: the link acknowledges them later, and the centre counts a result once by
+its ``result_id`` however many times it arrives (file, link, or both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sqlite3
+import stat
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
+
+from station import store
+from station.central.batchfile import (
+    BatchBody,
+    BatchFileError,
+    ResultsBody,
+    read_signed,
+    sign_body,
+    station_key_id,
+    verify_body,
+    write_signed,
+)
+from station.central.protocol import CardResult
+from station.config import StationConfig, config_path, load_config
+from station.crypto import DataKey, KeyFileError, load_data_key
+from station.db import connect, migrate, transaction
+from station.records import RecordError, public_key_b64, verify_record
+
+log = structlog.get_logger("station.batch")
+
+STATION_KEY_FILE = "station.key"
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    batch_id: str
+    buffered: int  # new records in the buffer
+    known: int  # already known to this station: left as they are
+    refused: int  # failed verification: reported failed, never printed
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    results: int
+    path: Path
+    public_key: str
+
+
+# -- the station's results key --------------------------------------------------------
+
+
+def station_key_path(cfg: StationConfig) -> Path:
+    return cfg.state_dir / STATION_KEY_FILE
+
+
+def load_or_create_station_key(cfg: StationConfig) -> Ed25519PrivateKey:
+    """The station's Ed25519 key (created 0600 on first use); refuses a file others read."""
+    path = station_key_path(cfg)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process created it meanwhile: use theirs
+        else:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pem)
+                fh.flush()
+                os.fsync(fh.fileno())
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(f"station key file {path} is readable by others "
+                           f"(mode {stat.S_IMODE(mode):o}): run chmod 600 {path}")
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except ValueError as exc:
+        raise KeyFileError(f"station key file {path} does not hold a PEM private key") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"station key file {path} does not hold an Ed25519 key")
+    return key
+
+
+def station_public_key(cfg: StationConfig) -> str:
+    """The base64 raw public key the centre registers for this station's results files."""
+    return public_key_b64(load_or_create_station_key(cfg).public_key())
+
+
+# -- import ----------------------------------------------------------------------------
+
+
+def import_batch(cfg: StationConfig, path: Path, *, data_key: DataKey | None = None,
+                 now: float | None = None) -> ImportReport:
+    """Verify a batch file and buffer its records with their leases, in one transaction."""
+    from station.daemon import trusted_keys
+    from station.pipeline import boot_id
+
+    keys = trusted_keys(cfg)
+    body = verify_body(read_signed(path), keys, BatchBody)
+    if body.station_id != cfg.station_id:
+        raise BatchFileError(f"batch {body.batch_id} is addressed to station "
+                             f"{body.station_id}, not to this station ({cfg.station_id})")
+    wall = time.time() if now is None else now
+    if body.expires_at.timestamp() <= wall:
+        raise BatchFileError(f"batch {body.batch_id} expired at {body.expires_at.isoformat()}")
+    data_key = data_key or load_data_key(cfg.key_path)
+    boot = boot_id()
+
+    def buffer_all(conn: sqlite3.Connection) -> tuple[int, int, int]:
+        buffered = known = refused = 0
+        mono_now = time.monotonic()
+        for item in body.records:
+            rid = item.signed.record_id()
+            if conn.execute("SELECT 1 FROM records WHERE record_id=?", (rid,)).fetchone():
+                known += 1
+                continue
+            deadline = item.expires_at.timestamp()
+            lease = store.Lease(rid, item.lease_id, deadline, mono_now + (deadline - wall), boot)
+            # Same steps as the sync loop's ingest of leased records (station/sync.py).
+            try:
+                record = verify_record(item.signed, keys)
+            except RecordError as exc:
+                store.add_record(conn, lease, kind="first", urgent=False, enrolled_at="",
+                                 payload=b"")
+                store.fail_record(conn, rid, exc.reason)
+                log.warning("record_refused", record_id=rid, reason=exc.reason)
+                refused += 1
+                continue
+            payload = data_key.seal(item.signed.model_dump_json().encode(), rid.encode())
+            store.add_record(conn, lease, kind=record.kind, urgent=record.urgent is not None,
+                             enrolled_at=record.enrolled_at.isoformat(), payload=payload)
+            buffered += 1
+        store.audit(conn, "batch_imported",
+                    detail=f"{body.batch_id}: {buffered} buffered, {known} known, "
+                           f"{refused} refused")
+        return buffered, known, refused
+
+    conn = connect(cfg.db_path)
+    try:
+        migrate(conn)
+        buffered, known, refused = transaction(conn, buffer_all)
+    finally:
+        conn.close()
+    log.info("batch_imported", batch=body.batch_id, buffered=buffered, known=known,
+             refused=refused)
+    return ImportReport(body.batch_id, buffered, known, refused, body.expires_at)
+
+
+# -- export ----------------------------------------------------------------------------
+
+
+def export_results(cfg: StationConfig, path: Path, *, since: float | None = None,
+                   now: float | None = None) -> ExportReport:
+    """Write the results not yet acknowledged (or all created since ``since``, epoch s)
+    as a file signed with the station's key; the outbox is left as it is."""
+    key = load_or_create_station_key(cfg)
+    if not cfg.db_path.exists():
+        raise BatchFileError(f"no station database at {cfg.db_path}: nothing to export")
+    conn = connect(cfg.db_path, readonly=True)
+    try:
+        if since is None:
+            rows = conn.execute("SELECT body FROM outbox WHERE acked_at IS NULL "
+                                "ORDER BY created_at").fetchall()
+        else:
+            rows = conn.execute("SELECT body FROM outbox WHERE created_at >= ? "
+                                "ORDER BY created_at", (since,)).fetchall()
+    finally:
+        conn.close()
+    body = ResultsBody(
+        station_id=cfg.station_id,
+        exported_at=dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC),
+        results=[CardResult.model_validate_json(r[0]) for r in rows],
+    )
+    write_signed(path, sign_body(body, key, station_key_id(cfg.station_id)))
+    log.info("results_exported", results=len(body.results))
+    return ExportReport(len(body.results), path, public_key_b64(key.public_key()))
+
+
+# -- CLI -------------------------------------------------------------------------------
+
+
+def add_batch_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``batch key | import FILE | export FILE`` under the station's CLI."""
+    batch = sub.add_parser("batch", help="offline batches: import records, export results")
+    verbs = batch.add_subparsers(dest="batch_command", required=True)
+    verbs.add_parser("key", help="print this station's results key for the centre"
+                     ).set_defaults(func=cmd_batch_key)
+    p = verbs.add_parser("import", help="buffer a signed batch issued to this station")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_batch_import)
+    p = verbs.add_parser("export", help="write results as a signed file for the centre")
+    p.add_argument("file", type=Path)
+    p.add_argument("--since", type=dt.datetime.fromisoformat, default=None,
+                   help="every result created since this ISO time (default: unacknowledged)")
+    p.set_defaults(func=cmd_batch_export)
+
+
+def _cfg(args: argparse.Namespace) -> StationConfig:
+    return load_config(config_path(args.config))
+
+
+def cmd_batch_key(args: argparse.Namespace) -> int:
+    cfg = _cfg(args)
+    print(station_public_key(cfg))
+    return 0
+
+
+def cmd_batch_import(args: argparse.Namespace) -> int:
+    cfg = _cfg(args)
+    try:
+        report = import_batch(cfg, args.file)
+    except BatchFileError as exc:
+        print(f"error: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as exc:
+        print(f"error: cannot import {args.file}: {exc}", file=sys.stderr)
+        return 1
+    print(f"batch {report.batch_id}: {report.buffered} records buffered, {report.known} "
+          f"already known, {report.refused} refused; leases valid until "
+          f"{report.expires_at.isoformat()}")
+    return 0
+
+
+def cmd_batch_export(args: argparse.Namespace) -> int:
+    cfg = _cfg(args)
+    since = None
+    if args.since is not None:
+        when: dt.datetime = args.since
+        since = (when if when.tzinfo else when.astimezone()).timestamp()
+    try:
+        report = export_results(cfg, args.file, since=since)
+    except BatchFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as exc:
+        print(f"error: cannot export to {args.file}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{report.results} results written to {report.path}, signed by station "
+          f"{cfg.station_id}; its key (register it once at the centre): {report.public_key}")
+    return 0
