@@ -54,6 +54,8 @@ class CentralConfig(_Section):
     buffer_hours: float = Field(default=8.0, gt=0)
     #: … but never more personal records at rest on this PC than this.
     max_records_at_rest: int = Field(default=1000, ge=1, le=100_000)
+    #: A printer stopped this long (jam, cover, ribbon) hands its leases back ("paused").
+    release_paused_after_s: float = Field(default=1800.0, gt=0)
     #: How often the database gives back the pages of purged records.
     vacuum_every_h: float = Field(default=24.0, gt=0)
     lease_batch: int = Field(default=50, ge=1, le=1000)

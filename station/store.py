@@ -58,7 +58,9 @@ def audit(conn: sqlite3.Connection, event: str, *, attempt_id: int | None = None
 # ----------------------------------------------------------------------------- buffer
 def add_record(conn: sqlite3.Connection, lease: Lease, *, kind: str, urgent: bool,
                enrolled_at: str, payload: bytes, nik_hash: str | None = None) -> bool:
-    """Buffer a leased record; a record already known only gets its new lease."""
+    """Buffer a leased record. A record still queued here only gets its new lease; one
+    dropped or released earlier (its lease ran out, or went back) is buffered again with
+    the new lease; one printed, failed or in the printer is left as it is."""
     cur = conn.execute(
         "UPDATE records SET lease_id=?, lease_deadline=?, lease_mono=?, boot_id=? "
         "WHERE record_id=? AND status='queued'",
@@ -66,15 +68,23 @@ def add_record(conn: sqlite3.Connection, lease: Lease, *, kind: str, urgent: boo
     )
     if cur.rowcount:
         return False
-    conn.execute(
-        "INSERT OR IGNORE INTO records(record_id, lease_id, lease_deadline, lease_mono, "
-        "boot_id, kind, urgent, enrolled_at, payload, received_at, nik_hash) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        (lease.record_id, lease.lease_id, lease.deadline, lease.mono, lease.boot_id, kind,
-         int(urgent), enrolled_at, payload, time.time(), nik_hash),
+    cur = conn.execute(
+        "UPDATE records SET lease_id=?, lease_deadline=?, lease_mono=?, boot_id=?, "
+        "status='queued', payload=?, closed_at=NULL "
+        "WHERE record_id=? AND status IN ('dropped','released')",
+        (lease.lease_id, lease.deadline, lease.mono, lease.boot_id, payload, lease.record_id),
     )
-    audit(conn, "leased", record_id=lease.record_id)
-    return True
+    if not cur.rowcount:
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO records(record_id, lease_id, lease_deadline, lease_mono, "
+            "boot_id, kind, urgent, enrolled_at, payload, received_at, nik_hash) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (lease.record_id, lease.lease_id, lease.deadline, lease.mono, lease.boot_id, kind,
+             int(urgent), enrolled_at, payload, time.time(), nik_hash),
+        )
+    if cur.rowcount:
+        audit(conn, "leased", record_id=lease.record_id)
+    return bool(cur.rowcount)
 
 
 def next_record(conn: sqlite3.Connection, *, usable: Any,

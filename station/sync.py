@@ -131,18 +131,26 @@ class SyncLoop:
     def _allowance(self, conn: sqlite3.Connection) -> policy.Allowance:
         return policy.allowance(conn, self.rationing, store.ledger_totals(conn)["in_stock"])
 
+    def paused_too_long(self) -> bool:
+        """The printer has stood still (jam, cover, ribbon, inspection…) past the limit."""
+        state = self.board.get("state") or {}
+        return (state.get("category") in ("paused", "error")
+                and time.time() - state.get("since", time.time()) > self.cfg.release_paused_after_s)
+
     def release_excess(self) -> None:
-        """Hand back leases the station cannot print soon (no blanks, quota), with the
-        reason, so the centre can route them elsewhere or issue a Suket."""
+        """Hand back leases the station cannot print soon (no blanks, quota, a printer
+        stopped too long), with the reason, so the centre can route them elsewhere or
+        issue a Suket."""
 
         def decide(conn: sqlite3.Connection) -> dict[str, list[str]]:
             allow = self._allowance(conn)
-            capacity = 0 if allow.stop else allow.capacity
+            paused = not allow.stop and self.paused_too_long()
+            capacity = 0 if allow.stop or paused else allow.capacity
             if capacity is not None:
                 excess = store.excess_leases(conn, capacity, allow.urgent_only)
                 if excess:
-                    reason = allow.stop or ("no_blanks" if capacity >= store.ledger_totals(
-                        conn)["in_stock"] else "quota")
+                    reason = allow.stop or ("paused" if paused else "no_blanks" if capacity >=
+                                            store.ledger_totals(conn)["in_stock"] else "quota")
                     store.release_records(conn, excess, reason)
                     log.info("leases_released", count=len(excess), reason=reason)
             return store.unsent_releases(conn)
@@ -157,7 +165,7 @@ class SyncLoop:
     def fill_buffer(self) -> bool:
         def room(conn: sqlite3.Connection) -> int:
             allow = self._allowance(conn)
-            capacity = 0 if allow.stop else allow.capacity
+            capacity = 0 if allow.stop or self.paused_too_long() else allow.capacity
             target = buffer_target(self.cfg, store.print_rate_per_hour(conn))
             if capacity is not None:
                 target = min(target, capacity)
