@@ -95,7 +95,9 @@ class FaceImages:
 
     def png(self) -> bytes:
         buf = io.BytesIO()
-        self.composite().save(buf, "PNG", optimize=True)
+        # Fast deflate: the PNG only travels from this process to the printer driver, and
+        # the renderer runs for every card (optimize=True costs ~5x the time).
+        self.composite().save(buf, "PNG", compress_level=1)
         return buf.getvalue()
 
 
