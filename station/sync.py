@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from station import __version__, policy, store
+from station import __version__, leases, policy, store
 from station.central.client import CentralRefused, LinkDown, QueueClient
 from station.central.protocol import CardResult, Heartbeat, LeasedRecord
 from station.config import CentralConfig
@@ -118,13 +118,13 @@ class SyncLoop:
         return len(pending) == self.cfg.outbox_batch
 
     def renew(self) -> None:
-        lease_ids = self.db.run(store.active_leases, durable=False)
+        lease_ids = self.db.run(leases.active_leases, durable=False)
         if not lease_ids:
             return
         sent_at = (time.time(), time.monotonic())
         answer = self.client.renew(lease_ids)
         renewed = {lid: (sent_at[0] + ttl, sent_at[1] + ttl) for lid, ttl in answer.renewed.items()}
-        self.db.run(lambda c: store.renew_leases(c, renewed, answer.lost))
+        self.db.run(lambda c: leases.renew_leases(c, renewed, answer.lost))
         if answer.lost:
             log.warning("leases_lost", count=len(answer.lost))
 
@@ -147,20 +147,20 @@ class SyncLoop:
             paused = not allow.stop and self.paused_too_long()
             capacity = 0 if allow.stop or paused else allow.capacity
             if capacity is not None:
-                excess = store.excess_leases(conn, capacity, allow.urgent_only)
+                excess = leases.excess_leases(conn, capacity, allow.urgent_only)
                 if excess:
                     reason = allow.stop or ("paused" if paused else "no_blanks" if capacity >=
                                             store.ledger_totals(conn)["in_stock"] else "quota")
-                    store.release_records(conn, excess, reason)
+                    leases.release_records(conn, excess, reason)
                     log.info("leases_released", count=len(excess), reason=reason)
-            return store.unsent_releases(conn)
+            return leases.unsent_releases(conn)
 
         for reason, lease_ids in self.db.run(decide).items():
             self.client.release(lease_ids, reason)  # type: ignore[arg-type]
             self._mark_sent(lease_ids)
 
     def _mark_sent(self, lease_ids: list[str]) -> None:
-        self.db.run(lambda c: store.releases_sent(c, lease_ids), durable=False)
+        self.db.run(lambda c: leases.releases_sent(c, lease_ids), durable=False)
 
     def fill_buffer(self) -> bool:
         def room(conn: sqlite3.Connection) -> int:
