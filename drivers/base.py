@@ -17,8 +17,10 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from drivers.errors import DeviceError
 
@@ -248,8 +250,17 @@ def load_driver(registry: dict[str, str], name: str) -> type[Any]:
     return cls
 
 
-@dataclass
-class DriverOptions:
-    """Free-form options for a driver, straight from the config's driver table."""
+_M = TypeVar("_M", bound=BaseModel)
 
-    values: dict[str, Any] = field(default_factory=dict)
+
+def validate_options(model: type[_M], options: dict[str, Any], what: str) -> _M:
+    """Validate a driver's options table (the config's ``[printer.options]`` or
+    ``[chip.options]``); the ValueError names each bad or unknown key."""
+    try:
+        return model.model_validate(options)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(options)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ValueError(f"{what} options: {problems}") from exc

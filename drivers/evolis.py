@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers import evolis_protocol as proto
 from drivers.base import (
@@ -55,6 +55,7 @@ from drivers.base import (
     PrinterState,
     PrinterStatus,
     PrintJob,
+    validate_options,
 )
 from drivers.errors import CardJam, DeviceTimeout, PrinterError, PrintFailed
 from drivers.transports import (
@@ -103,17 +104,6 @@ class EvolisOptions(BaseModel):
         return self
 
 
-def _validate(options: dict[str, Any]) -> EvolisOptions:
-    try:
-        return EvolisOptions.model_validate(options)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(options)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ValueError(f"evolis printer options: {problems}") from exc
-
-
 def transport_factory(opts: EvolisOptions, usb_backend: Any = None) -> Callable[[], Transport]:
     """A function opening a new link to the printer as ``opts`` describe it."""
     if opts.transport == "serial":
@@ -148,7 +138,7 @@ class EvolisPrinter(CardPrinter):
     @classmethod
     def from_options(cls, options: dict[str, Any], *, usb_backend: Any = None) -> EvolisPrinter:
         """Build from the config's options table; ValueError names a bad or unknown key."""
-        opts = _validate(options)
+        opts = validate_options(EvolisOptions, options, "evolis printer")
         return cls(transport_factory(opts, usb_backend), opts)
 
     # -- the exchange ------------------------------------------------------------------

@@ -34,6 +34,7 @@ from drivers.base import (
     PrinterState,
     PrinterStatus,
     PrintJob,
+    validate_options,
 )
 from drivers.errors import (
     CardJam,
@@ -55,7 +56,6 @@ from drivers.simstate import (
     SimTimings,
     TrayJournal,
     atomic_write,
-    validate_options,
 )
 
 __all__ = [

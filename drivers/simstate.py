@@ -10,9 +10,9 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.base import CardPosition
 
@@ -73,21 +73,6 @@ class SimChipOptions(BaseModel):
     sam_mode: bool = False
     t0: bool = False
     require_auth: bool = False
-
-
-_M = TypeVar("_M", bound=BaseModel)
-
-
-def validate_options(model: type[_M], options: dict[str, Any], what: str) -> _M:
-    """Validate a driver's options table; ValueError names each bad or unknown key."""
-    try:
-        return model.model_validate(options)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(options)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ValueError(f"{what} options: {problems}") from exc
 
 
 class SimCardRecord(BaseModel):
