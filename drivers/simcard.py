@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from drivers import ktpel_layout as layout
-from drivers.base import ChipChannel
+from drivers.base import ChipChannel, validate_options
 from drivers.errors import ChipDead, NoCard
 from drivers.iso7816 import CLA_CHAINING, MAX_SHORT_LE, CommandApdu
-from drivers.simstate import SimChipOptions, validate_options
+from drivers.simstate import SimChipOptions
 
 if TYPE_CHECKING:
     from drivers.sim import SimPrinter
