@@ -209,6 +209,10 @@ class ChipChannel(_Device, ABC):
         """The chip's serial/UID as the reader reports it, when it can (else None)."""
         return self._call("uid", self._uid_internal)
 
+    def sam_channel(self) -> ChipChannel | None:
+        """The channel to the security module (SAM) for script steps that need it."""
+        return None
+
     @abstractmethod
     def _connect_internal(self, timeout: float) -> bytes: ...
 

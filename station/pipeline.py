@@ -220,7 +220,7 @@ class Pipeline:
     def _encode(self, record: PrintReadyRecord) -> str:
         self.chip.connect(self.chip_timeout_s)
         try:
-            runner = ScriptRunner(self.chip)
+            runner = ScriptRunner(self.chip, self.chip.sam_channel())
             runner.run(list(record.chip_script))
             runner.verify()
             return read_chip_serial(self.chip)
