@@ -6,9 +6,12 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
+
+from tests.station.harness import Central, start_central
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -55,3 +58,13 @@ def _fresh_logging() -> Iterator[None]:
     structlog.reset_defaults()
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture
+def central(tmp_path: Path) -> Iterator[Central]:
+    """A reference queue server on loopback with its own database and signing key."""
+    c = start_central(tmp_path)
+    try:
+        yield c
+    finally:
+        c.server.stop()
