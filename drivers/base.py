@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import enum
 import importlib
-import threading
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -73,19 +72,41 @@ class PrintJob:
 
 
 class FrameLog:
-    """The last N frames exchanged with a device, for the failure dump (Klipper-style)."""
+    """The last N frames exchanged with a device, for the failure dump (Klipper-style).
+
+    Frames are kept raw and formatted only when a dump is taken: recording one costs a
+    deque append (thread-safe in CPython), which matters at thousands of APDUs a second.
+    APDU frames keep the header and lengths only, never the data (personal fields).
+    """
 
     def __init__(self, size: int = FRAME_HISTORY) -> None:
-        self._frames: deque[str] = deque(maxlen=size)
-        self._lock = threading.Lock()
+        self._frames: deque[tuple[str, str | bytes, int]] = deque(maxlen=size)
 
     def add(self, direction: str, text: str) -> None:
-        with self._lock:
-            self._frames.append(f"{direction} {text}")
+        self._frames.append((direction, text, -1))
+
+    def command(self, apdu: bytes) -> None:
+        self._frames.append((">", apdu[:4], len(apdu)))
+
+    def response(self, response: bytes) -> None:
+        self._frames.append(("<", response[-2:], len(response)))
 
     def snapshot(self) -> tuple[str, ...]:
-        with self._lock:
-            return tuple(self._frames)
+        while True:
+            try:
+                raw = tuple(self._frames)
+                break
+            except RuntimeError:  # appended to while copied: copy again
+                continue
+        return tuple(self._format(*frame) for frame in raw)
+
+    @staticmethod
+    def _format(direction: str, what: str | bytes, length: int) -> str:
+        if isinstance(what, str):
+            return f"{direction} {what}"
+        if direction == ">":
+            return f"> APDU {what.hex()} Lc={max(length - 5, 0)}"
+        return f"< SW {what.hex()} len={length - 2}"
 
 
 _T = TypeVar("_T")
@@ -99,26 +120,38 @@ class _Device:
 
     def __init__(self) -> None:
         self.frames = FrameLog()
+        #: What the template methods catch and map: the tree, and "device gone" errors.
+        self._catch: tuple[type[BaseException], ...] = (DeviceError, *self.offline_errors)
 
     def _trace(self, direction: str, text: str) -> None:
         self.frames.add(direction, text)
 
+    def _mapped_error(self, what: str, exc: BaseException) -> BaseException:
+        """The exception to raise for ``exc`` in step ``what``: device errors get the
+        frame dump; a backend's "device gone" errors become DeviceOffline (chained)."""
+        from drivers.errors import DeviceOffline
+
+        if isinstance(exc, DeviceError):
+            if not exc.frames:
+                exc.frames = self.frames.snapshot()
+            return exc
+        if isinstance(exc, self.offline_errors):
+            err = DeviceOffline(f"{what}: device unreachable ({type(exc).__name__})",
+                                frames=self.frames.snapshot())
+            err.__cause__ = exc
+            return err
+        return exc
+
     @contextmanager
     def _mapped(self, what: str) -> Iterator[None]:
         """Map backend errors of step ``what`` into the tree, with the frame dump."""
-        from drivers.errors import DeviceOffline
-
         try:
             yield
-        except DeviceError as exc:
-            if not exc.frames:
-                exc.frames = self.frames.snapshot()
-            raise
-        except self.offline_errors as exc:
-            raise DeviceOffline(
-                f"{what}: device unreachable ({type(exc).__name__})",
-                frames=self.frames.snapshot(),
-            ) from exc
+        except self._catch as exc:
+            mapped = self._mapped_error(what, exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
 
     def _call(self, what: str, fn: Callable[[], _T]) -> _T:
         self._trace(">", what)
@@ -195,11 +228,16 @@ class ChipChannel(_Device, ABC):
 
     def transmit(self, apdu: bytes) -> bytes:
         """Send one command APDU, return the response (data + SW1 SW2)."""
-        # Header only: APDU data carries personal fields and never goes to a frame dump.
-        self._trace(">", f"APDU {apdu[:4].hex()} Lc={max(len(apdu) - 5, 0)}")
-        with self._mapped("transmit"):
+        # Inline (not _mapped): this is the hot path of personalisation, ~40 APDUs a card.
+        self.frames.command(apdu)
+        try:
             response = self._transmit_internal(apdu)
-        self._trace("<", f"SW {response[-2:].hex()} len={len(response) - 2}")
+        except self._catch as exc:
+            mapped = self._mapped_error("transmit", exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        self.frames.response(response)
         return response
 
     def disconnect(self) -> None:

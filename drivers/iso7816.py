@@ -217,22 +217,26 @@ def sw_meaning(sw: int) -> str:
     return _SW1_MEANINGS.get(sw1, "unknown status word")
 
 
-def transceive(send: Callable[[bytes], bytes], cmd: CommandApdu) -> ResponseApdu:
+def transceive(send: Callable[[bytes], bytes], cmd: CommandApdu,
+               raw: bytes | None = None) -> ResponseApdu:
     """Send ``cmd``; follow ``61xx`` with GET RESPONSE and retry ``6Cxx`` once with Le=xx.
 
     The data of every GET RESPONSE round is concatenated; the status word returned is
-    the last one. ValueError if the device answers fewer than two bytes.
+    the last one. ValueError if the device answers fewer than two bytes. ``raw``: the
+    encoding of ``cmd`` when the caller already has it (saves encoding it again).
     """
 
-    def exchange(command: CommandApdu) -> ResponseApdu:
-        response = ResponseApdu.parse(send(command.to_bytes()))
+    def exchange(command: CommandApdu, encoded: bytes | None = None) -> ResponseApdu:
+        response = ResponseApdu.parse(send(encoded or command.to_bytes()))
         if response.sw1 == 0x6C:
             response = ResponseApdu.parse(
                 send(replace(command, le=response.sw2 or MAX_SHORT_LE).to_bytes())
             )
         return response
 
-    response = exchange(cmd)
+    response = exchange(cmd, raw)
+    if response.sw1 != 0x61:
+        return response
     data = bytearray(response.data)
     rounds = 0
     while response.sw1 == 0x61:

@@ -53,6 +53,8 @@ class ScriptError(ChipError):
 
 def sw_matches(pattern: str, sw: int) -> bool:
     """Whether ``sw`` matches a 4-character pattern where ``x`` stands for any nibble."""
+    if "x" not in pattern and "X" not in pattern:
+        return int(pattern, 16) == sw
     actual = f"{sw:04X}"
     return all(p in "xX" or p.upper() == a for p, a in zip(pattern, actual, strict=True))
 
@@ -96,11 +98,11 @@ class ScriptRunner:
         written = 0
         for i, step in enumerate(steps):
             channel = self._channel(i, step)
-            cmd = self._command(i, step, values)
+            cmd, raw = self._command(i, step, values)
             if cmd.ins == INS_UPDATE_BINARY and (cmd.p1 & 0x80 or cmd.cla & CLA_CHAINING):
                 # refused before sending: the read-back could not check such a write
                 raise ScriptError(f"step {i}: UPDATE BINARY by short EF id or chaining")
-            response = transceive(channel.transmit, cmd)
+            response = transceive(channel.transmit, cmd, raw)
             where = f"step {i} (INS {cmd.ins:02X})"
             if not any(sw_matches(p, response.sw) for p in self._patterns(i, step)):
                 self._fail(
@@ -180,15 +182,18 @@ class ScriptRunner:
         return step.expect_sw
 
     @staticmethod
-    def _command(i: int, step: ChipStep, values: dict[str, bytes]) -> CommandApdu:
+    def _command(i: int, step: ChipStep,
+                 values: dict[str, bytes]) -> tuple[CommandApdu, bytes]:
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in values:
                 raise ScriptError(f"step {i}: placeholder {{{name}}} was not captured before")
             return values[name].hex()
 
+        text = step.apdu if "{" not in step.apdu else _PLACEHOLDER.sub(substitute, step.apdu)
+        raw = _hex(i, text)
         try:
-            return CommandApdu.parse(_hex(i, _PLACEHOLDER.sub(substitute, step.apdu)))
+            return CommandApdu.parse(raw), raw
         except ValueError as exc:
             raise ScriptError(f"step {i}: malformed APDU ({exc})") from exc
 
