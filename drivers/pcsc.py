@@ -18,13 +18,8 @@ Design (details and measurements in docs/pcsc.md):
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import socket
-import threading
 import time
-from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -41,9 +36,8 @@ from drivers.errors import (
 )
 from drivers.iso7816 import CommandApdu, transceive
 from drivers.ktpel_layout import PCSC_GET_UID_APDU
+from drivers.pcsc_session import MASK, OK, SCARD_ERRORS, UNPOWER_CARD, CallTimeout, Session
 
-_MASK = 0xFFFFFFFF
-_OK = 0
 _E_TIMEOUT = 0x8010000A
 _E_SHARING_VIOLATION = 0x8010000B
 _E_NO_READERS = 0x8010002E
@@ -66,15 +60,11 @@ _CARD_BAD = frozenset({
 _STATE_PRESENT = 0x20
 _STATE_MUTE = 0x200
 _PROTOCOLS = {"T0": 0x1, "T1": 0x2, "any": 0x3}
-_UNPOWER_CARD = 0x2
 _RESET_CARD = 0x1
 _SHARE_SHARED = 0x2
 #: How long a failed exchange waits for pcscd to report the card gone (vpcd polls 0.4 s).
 REMOVAL_GRACE_S = 0.6
 #: What a call into the pyscard extension can raise (SWIG argument/conversion errors).
-_SCARD_ERRORS: tuple[type[BaseException], ...] = (
-    scard.error, TypeError, ValueError, OverflowError,
-)
 
 
 class PcscOptions(BaseModel):
@@ -112,191 +102,6 @@ def _describe(hresult: int) -> str:
     return f"0x{hresult:08X} {str(scard.SCardGetErrorMessage(hresult)).strip()}"
 
 
-class _Timeout(Exception):
-    """A PC/SC call did not finish before its deadline (the context is spoilt)."""
-
-
-# -- deadline guards -------------------------------------------------------------------
-
-
-def _socket_fds() -> set[int]:
-    fds = set()
-    for name in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
-                fds.add(int(name))
-    return fds
-
-
-def _pcscd_socket(before: set[int]) -> int | None:
-    """The one new UNIX socket connected to a path (pcsc-lite's), else None."""
-    found = []
-    for fd in _socket_fds() - before:
-        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
-            if sock.family == socket.AF_UNIX and sock.getpeername():
-                found.append(fd)
-    return found[0] if len(found) == 1 else None
-
-
-class _Watchdog:
-    """Calls run in the caller's thread; a ticking thread cuts the context at deadlines."""
-
-    def __init__(self, fd: int, name: str, tick: float) -> None:
-        self._fd = fd
-        self._inode = os.fstat(fd).st_ino  # never cut a socket that reused the number
-        self._tick = tick
-        self._lock = threading.Lock()
-        self._armed: float | None = None  # the running call's deadline
-        self._fired = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._tick):
-            with self._lock:
-                if self._armed is not None and time.monotonic() > self._armed:
-                    self._fired, self._armed = True, None
-                    self._cut()
-
-    def _cut(self) -> None:
-        """Shut the context's socket down: the blocked pcsc-lite call returns at once."""
-        with contextlib.suppress(OSError):
-            if os.fstat(self._fd).st_ino == self._inode:
-                with socket.socket(fileno=os.dup(self._fd)) as sock:
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def call(self, timeout: float, fn: Callable[..., Any], *args: Any) -> Any:
-        if self._fired:
-            raise _Timeout
-        self._armed = time.monotonic() + timeout
-        try:
-            value = fn(*args)
-        finally:
-            with self._lock:
-                self._armed = None
-        if self._fired:
-            raise _Timeout
-        return value
-
-    def close(self, cleanup: Callable[[], None], wait_s: float) -> None:
-        self._fired = False  # a cut context fails fast: cleanup still frees its memory
-        with contextlib.suppress(_Timeout, *_SCARD_ERRORS):
-            self.call(max(wait_s, 0.5), cleanup)
-        self._stop.set()
-        self._thread.join()
-
-
-class _Worker:
-    """Every call of one context on this thread; a timed-out worker is abandoned."""
-
-    def __init__(self, name: str) -> None:
-        self._request = threading.Lock()
-        self._request.acquire()
-        self._done = threading.Lock()
-        self._done.acquire()
-        self._fn: Callable[..., Any] | None = None
-        self._args: tuple[Any, ...] = ()
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self._cleanup: Callable[[], None] | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (fn := self._fn_or_stop()) is not None:
-            try:
-                self._value, self._error = fn(*self._args), None
-            except _SCARD_ERRORS as exc:
-                self._value, self._error = None, exc
-            self._done.release()
-        if self._cleanup is not None:
-            with contextlib.suppress(*_SCARD_ERRORS):  # best effort: pcscd may be gone
-                self._cleanup()
-
-    def _fn_or_stop(self) -> Callable[..., Any] | None:
-        self._request.acquire()
-        return self._fn
-
-    def call(self, timeout: float, fn: Callable[..., Any], *args: Any) -> Any:
-        self._fn, self._args = fn, args
-        self._request.release()
-        if not self._done.acquire(timeout=max(timeout, 0.001)):
-            self._fn = None  # no new call: this worker now only cleans up and exits
-            raise _Timeout
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-    def close(self, cleanup: Callable[[], None], wait_s: float) -> None:
-        """Run ``cleanup`` after the current call (if any) and end the thread."""
-        self._cleanup, self._fn = cleanup, None
-        if self._request.locked():  # else the worker has yet to take the last call
-            self._request.release()
-        if wait_s > 0:
-            self._thread.join(wait_s)
-
-
-_Guard = _Watchdog | _Worker
-_open_lock = threading.Lock()  # one context created at a time: its socket is the new one
-
-
-class _Session:
-    """A PC/SC context with its guard and, once connected, the card handle."""
-
-    def __init__(self, guard: _Guard, context: int) -> None:
-        self.guard = guard
-        self.context = context
-        self.reader = ""
-        self.hcard: int | None = None
-        self.pci: Any = None
-        self.spoilt = False  # a call timed out: the context is not used again
-
-    @classmethod
-    def open(cls, name: str, options: PcscOptions, timeout: float) -> _Session | None:
-        """A new context (None if pcscd does not answer or is not there)."""
-        if options.deadline == "auto" and os.path.isdir("/proc/self/fd"):
-            with _open_lock:
-                before = _socket_fds()
-                hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-                fd = _pcscd_socket(before) if hresult & _MASK == _OK else None
-            if hresult & _MASK != _OK:
-                return None
-            if fd is not None:
-                tick = min(0.05, options.transmit_timeout_s / 10)
-                return cls(_Watchdog(fd, f"{name}-watchdog", tick), context)
-            scard.SCardReleaseContext(context)  # socket not identified: use a worker
-        worker = _Worker(f"{name}-worker")
-        try:
-            hresult, context = worker.call(timeout, scard.SCardEstablishContext,
-                                           scard.SCARD_SCOPE_USER)
-        except _Timeout:
-            worker.close(lambda: None, 0.0)
-            return None
-        if hresult & _MASK != _OK:
-            worker.close(lambda: None, 1.0)
-            return None
-        return cls(worker, context)
-
-    def call(self, timeout: float, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return self.guard.call(timeout, fn, *args)
-        except _Timeout:
-            self.spoilt = True
-            raise
-
-    def close(self, wait_s: float) -> None:
-        ctx, hcard = self.context, self.hcard
-        self.hcard = None
-
-        def cleanup() -> None:
-            if hcard is not None:
-                scard.SCardDisconnect(hcard, _UNPOWER_CARD)
-            scard.SCardReleaseContext(ctx)
-
-        self.guard.close(cleanup, 0.0 if self.spoilt else wait_s)
-
-
 class _Wait(NamedTuple):
     """No card yet: what connect() raises at its deadline, and the states to watch."""
 
@@ -311,7 +116,7 @@ _NO_SERVICE = "no PC/SC service (is pcscd running?)"
 class PcscChipChannel(ChipChannel):
     """The encoder (or, from :meth:`sam_channel`, the SAM) as a PC/SC reader."""
 
-    offline_errors = (OSError, *_SCARD_ERRORS)
+    offline_errors = (OSError, *SCARD_ERRORS)
 
     def __init__(self, options: PcscOptions, *, role: str = "card") -> None:
         super().__init__()
@@ -319,7 +124,7 @@ class PcscChipChannel(ChipChannel):
         self.role = role
         self._pattern = re.compile(options.reader)
         self._exclude = re.compile(options.sam_reader) if options.sam_reader else None
-        self._session: _Session | None = None
+        self._session: Session | None = None
         self._sam: PcscChipChannel | None = None
 
     @classmethod
@@ -390,13 +195,13 @@ class PcscChipChannel(ChipChannel):
             hresult, response = session.call(self.options.transmit_timeout_s,
                                               scard.SCardTransmit, session.hcard,
                                               session.pci, list(apdu))
-        except _Timeout:
+        except CallTimeout:
             self._drop()
             raise DeviceTimeout(f"{self.role}: no answer to INS {apdu[1]:02X} within "
                                 f"{self.options.transmit_timeout_s:g} s (card hung)") from None
-        if hresult == _OK and len(response) >= 2:
+        if hresult == OK and len(response) >= 2:
             return bytes(response)
-        raise self._exchange_failed(session, hresult & _MASK, len(response))
+        raise self._exchange_failed(session, hresult & MASK, len(response))
 
     def _disconnect_internal(self) -> None:
         self.close()
@@ -409,26 +214,26 @@ class PcscChipChannel(ChipChannel):
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _open(self, deadline: float) -> _Session | None:
-        self._session = _Session.open(f"pcsc-{self.role}", self.options,
+    def _open(self, deadline: float) -> Session | None:
+        self._session = Session.open(f"pcsc-{self.role}", self.options,
                                       max(deadline - time.monotonic(), 0.0) + 1.0)
         return self._session
 
-    def _on(self, session: _Session, deadline: float, fn: Any, *args: Any) -> Any:
+    def _on(self, session: Session, deadline: float, fn: Any, *args: Any) -> Any:
         """A PC/SC call on ``session`` before ``deadline``, else DeviceTimeout."""
         try:
             return session.call(deadline - time.monotonic(), fn, *args)
-        except _Timeout:
+        except CallTimeout:
             self._drop()
             raise DeviceTimeout(f"{self.role}: PC/SC call {fn.__name__} blocked "
                                 "(a hung card holds the reader?)") from None
 
-    def _readers(self, session: _Session, deadline: float) -> list[str] | None:
+    def _readers(self, session: Session, deadline: float) -> list[str] | None:
         hresult, names = self._on(session, deadline + 1.0, scard.SCardListReaders,
                                   session.context, [])
-        if hresult & _MASK == _E_NO_READERS:
+        if hresult & MASK == _E_NO_READERS:
             return []
-        if hresult & _MASK != _OK:
+        if hresult & MASK != OK:
             return None
         exclude = self._exclude if self.role == "card" else None
         return [str(n) for n in names if self._pattern.search(str(n))
@@ -452,8 +257,8 @@ class PcscChipChannel(ChipChannel):
             hresult, hcard, protocol = self._on(
                 session, deadline + 1.0, scard.SCardConnect, session.context, name,
                 _SHARE_SHARED, _PROTOCOLS[self.options.protocol])
-            hresult &= _MASK
-            if hresult == _OK:
+            hresult &= MASK
+            if hresult == OK:
                 session.reader, session.hcard = name, hcard
                 session.pci = scard.SCARD_PCI_T0 if protocol == 0x1 else scard.SCARD_PCI_T1
                 return self._atr(session, deadline)
@@ -467,10 +272,10 @@ class PcscChipChannel(ChipChannel):
                 wait = _Wait(DeviceBusy, f"{name!r} in exclusive use elsewhere", states)
         return wait  # no card yet, or one briefly unpowered: wait on
 
-    def _atr(self, session: _Session, deadline: float) -> bytes:
+    def _atr(self, session: Session, deadline: float) -> bytes:
         status = self._on(session, deadline + 1.0, scard.SCardStatus, session.hcard)
-        if status[0] & _MASK != _OK:
-            raise self._exchange_failed(session, status[0] & _MASK, -1)
+        if status[0] & MASK != OK:
+            raise self._exchange_failed(session, status[0] & MASK, -1)
         return bytes(status[4])
 
     def _reset(self, cold: bool) -> bytes:
@@ -480,13 +285,13 @@ class PcscChipChannel(ChipChannel):
         deadline = time.monotonic() + self.options.transmit_timeout_s
         hresult, protocol = self._on(
             session, deadline, scard.SCardReconnect, session.hcard, _SHARE_SHARED,
-            _PROTOCOLS[self.options.protocol], _UNPOWER_CARD if cold else _RESET_CARD)
-        if hresult & _MASK != _OK:
-            raise self._exchange_failed(session, hresult & _MASK, -1)
+            _PROTOCOLS[self.options.protocol], UNPOWER_CARD if cold else _RESET_CARD)
+        if hresult & MASK != OK:
+            raise self._exchange_failed(session, hresult & MASK, -1)
         session.pci = scard.SCARD_PCI_T0 if protocol == 0x1 else scard.SCARD_PCI_T1
         return self._atr(session, deadline)
 
-    def _exchange_failed(self, session: _Session, hresult: int, got: int) -> Exception:
+    def _exchange_failed(self, session: Session, hresult: int, got: int) -> Exception:
         """Classify a failed exchange by the reader's state, then drop the session.
 
         pcscd notices a removed card at its next presence poll (vpcd: every 0.4 s), so a
@@ -497,11 +302,11 @@ class PcscChipChannel(ChipChannel):
         if hresult not in _SERVICE_GONE:
             try:
                 state = self._settled_state(session)
-            except _Timeout:
+            except CallTimeout:
                 self._drop()
                 return DeviceTimeout(f"{where}: reader blocked after a failed exchange")
         self._drop()
-        what = _describe(hresult) if hresult != _OK else f"{got} bytes, no status word"
+        what = _describe(hresult) if hresult != OK else f"{got} bytes, no status word"
         if state is None:
             return DeviceOffline(f"{where}: PC/SC service or reader gone ({what})")
         if not state & _STATE_PRESENT:
@@ -509,19 +314,19 @@ class PcscChipChannel(ChipChannel):
         return ChipDead(f"{where}: card present but the exchange failed ({what})")
 
     @staticmethod
-    def _settled_state(session: _Session) -> int | None:
+    def _settled_state(session: Session) -> int | None:
         """The reader's event state once a removal had time to show (None: pcscd gone)."""
         ctx, reader = session.context, session.reader
         hresult, states = session.call(1.0, scard.SCardGetStatusChange, ctx, 0, [(reader, 0)])
-        if hresult & _MASK != _OK:
+        if hresult & MASK != OK:
             return None
         state = int(states[0][1])
         if state & _STATE_PRESENT:
             hresult, states = session.call(REMOVAL_GRACE_S + 1.0, scard.SCardGetStatusChange,
                                            ctx, int(REMOVAL_GRACE_S * 1000), [(reader, state)])
-            if hresult & _MASK == _OK:
+            if hresult & MASK == OK:
                 state = int(states[0][1])
-            elif hresult & _MASK != _E_TIMEOUT:
+            elif hresult & MASK != _E_TIMEOUT:
                 return None
         return state
 
