@@ -7,8 +7,9 @@
 Import checks the file's signature against the centre keys the station trusts and that it
 is addressed to this ``station_id``; then each record is checked like a leased one (its
 own signature, its content), sealed with the data key and buffered with the batch's lease
-deadline (days away). A record the station already knows is not touched again, so a
-batch imported twice prints nothing twice. A bad record is reported ``failed``.
+deadline (days away). A record the station already holds, printed or failed is left as
+it is, so a batch imported twice prints nothing twice; one it dropped or released earlier
+is buffered again. A bad record is reported ``failed``.
 
 Export writes the outbox's pending results (or every result since a time) signed with the
 station's Ed25519 key ``state_dir/station.key`` (mode 0600). Exported results stay pending
@@ -52,7 +53,8 @@ from station.central.protocol import CardResult
 from station.config import StationConfig, config_path, load_config
 from station.crypto import DataKey, KeyFileError, load_data_key
 from station.db import connect, migrate, transaction
-from station.records import RecordError, public_key_b64, verify_record
+from station.ingest import buffer_signed
+from station.records import public_key_b64
 
 log = structlog.get_logger("station.batch")
 
@@ -141,25 +143,16 @@ def import_batch(cfg: StationConfig, path: Path, *, data_key: DataKey | None = N
         mono_now = time.monotonic()
         for item in body.records:
             rid = item.signed.record_id()
-            if conn.execute("SELECT 1 FROM records WHERE record_id=?", (rid,)).fetchone():
-                known += 1
+            row = conn.execute("SELECT status FROM records WHERE record_id=?", (rid,)).fetchone()
+            if row is not None and row[0] not in ("dropped", "released"):
+                known += 1  # queued, in the printer, printed or failed here: left alone
                 continue
             deadline = item.expires_at.timestamp()
             lease = store.Lease(rid, item.lease_id, deadline, mono_now + (deadline - wall), boot)
-            # Same steps as the sync loop's ingest of leased records (station/sync.py).
-            try:
-                record = verify_record(item.signed, keys)
-            except RecordError as exc:
-                store.add_record(conn, lease, kind="first", urgent=False, enrolled_at="",
-                                 payload=b"")
-                store.fail_record(conn, rid, exc.reason)
-                log.warning("record_refused", record_id=rid, reason=exc.reason)
+            if buffer_signed(conn, item.signed, lease, keys, data_key):
+                buffered += 1
+            else:
                 refused += 1
-                continue
-            payload = data_key.seal(item.signed.model_dump_json().encode(), rid.encode())
-            store.add_record(conn, lease, kind=record.kind, urgent=record.urgent is not None,
-                             enrolled_at=record.enrolled_at.isoformat(), payload=payload)
-            buffered += 1
         store.audit(conn, "batch_imported",
                     detail=f"{body.batch_id}: {buffered} buffered, {known} known, "
                            f"{refused} refused")

@@ -5,6 +5,7 @@
     station inspect [--json]            attempts that need a person to look in the trays
     station resolve ATTEMPT --good|--spoiled [--serial S]
     station blanks receive COUNT --batch ID
+    station batch key | import FILE | export FILE [--since ISO]   offline batches
     station central serve|seed …        the reference queue server
     station preview RECORD --out card.png   the card face of a record, as a PNG
     station doctor                      printer and encoder checks, a line per problem
@@ -160,6 +161,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from station.batch import add_batch_commands
     from station.central.cli import add_central_commands
     from station.cli_blanks import add_blank_commands
     from station.demo import add_demo_command
@@ -189,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_blank_commands(sub)
     add_face_commands(sub)
     add_central_commands(sub)
+    add_batch_commands(sub)
     add_demo_command(sub)
     return parser
 

@@ -14,8 +14,13 @@ from station.store import audit, drop_record
 
 
 def active_leases(conn: sqlite3.Connection) -> list[str]:
+    """Leases to keep renewing: records buffered, in the printer or awaiting inspection,
+    and records printed or failed whose result the centre has not acknowledged yet (so
+    the centre never hands a printed record to another station meanwhile)."""
     rows = conn.execute(
-        "SELECT lease_id FROM records WHERE status IN ('queued','printing','inspection')"
+        "SELECT lease_id FROM records r WHERE status IN ('queued','printing','inspection') "
+        "OR (status IN ('done','failed') AND EXISTS (SELECT 1 FROM outbox o "
+        "WHERE o.acked_at IS NULL AND json_extract(o.body, '$.record_id') = r.record_id))"
     ).fetchall()
     return [r[0] for r in rows]
 

@@ -25,8 +25,8 @@ from station.central.protocol import CardResult, Heartbeat, LeasedRecord
 from station.config import CentralConfig
 from station.crypto import DataKey
 from station.db import Database
+from station.ingest import buffer_signed
 from station.pipeline import boot_id
-from station.records import RecordError, verify_record
 from station.status import StatusBoard
 
 log = structlog.get_logger("station.sync")
@@ -187,18 +187,7 @@ class SyncLoop:
             rid = item.signed.record_id()
             lease = store.Lease(rid, item.lease_id, sent_at[0] + item.ttl_s,
                                 sent_at[1] + item.ttl_s, self._boot)
-            try:
-                record = verify_record(item.signed, self.keys)
-            except RecordError as exc:
-                store.add_record(conn, lease, kind="first", urgent=False, enrolled_at="",
-                                 payload=b"")
-                store.fail_record(conn, rid, exc.reason)
-                log.warning("record_refused", record_id=rid, reason=exc.reason)
-                continue
-            payload = self.data_key.seal(item.signed.model_dump_json().encode(), rid.encode())
-            store.add_record(conn, lease, kind=record.kind, urgent=record.urgent is not None,
-                             enrolled_at=record.enrolled_at.isoformat(), payload=payload,
-                             nik_hash=self.data_key.nik_hash(record.person.nik))
+            buffer_signed(conn, item.signed, lease, self.keys, self.data_key)
 
     def heartbeat(self) -> None:
         stock = self.db.run(lambda c: stock_outlook(c, self.rationing), durable=False)

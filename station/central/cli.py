@@ -14,7 +14,7 @@ from types import FrameType
 
 import structlog
 
-from station.central.queue_db import SchemaError
+from station.central.queue_db import DEFAULT_LEASE_HOLD_S, SchemaError
 from station.central.seed import load_or_create_key, seed
 from station.central.server import CentralServer
 from station.central.tls import ServerTls, TlsConfigError
@@ -30,6 +30,9 @@ def add_central_commands(subparsers: argparse._SubParsersAction) -> None:  # typ
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8470)
     serve.add_argument("--lease-ttl", type=float, default=600.0, help="lease ttl, seconds")
+    serve.add_argument("--lease-hold", type=float, default=DEFAULT_LEASE_HOLD_S,
+                       help="seconds an expired lease stays held for a silent station "
+                       "(0: expired means free)")
     serve.add_argument(
         "--key-dir", type=Path, default=None, help="create/load the signing key here"
     )
@@ -60,8 +63,8 @@ def _server_tls(args: argparse.Namespace) -> ServerTls | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    if args.lease_ttl <= 0:
-        print("error: --lease-ttl must be positive", file=sys.stderr)
+    if args.lease_ttl <= 0 or args.lease_hold < 0:
+        print("error: --lease-ttl must be positive, --lease-hold not negative", file=sys.stderr)
         return 2
     if not structlog.is_configured():  # keep stdout to the URL line unless asked otherwise
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
@@ -74,7 +77,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         server = CentralServer(args.db, host=args.host, port=args.port,
-                               lease_ttl_s=args.lease_ttl, tls=_server_tls(args))
+                               lease_ttl_s=args.lease_ttl, lease_hold_s=args.lease_hold,
+                               tls=_server_tls(args))
     except TlsConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -3,6 +3,13 @@
 One connection guarded by one lock; every protocol operation is one transaction, so an
 answer is only produced after its changes committed. Lease times are wall-clock epoch
 seconds (the DB outlives a process); a lease is active while ``lease_expires > now``.
+
+An expired lease is not free at once. Its station may have printed the card and not been
+able to say so yet (killed, or offline with the result in its outbox), so the record is
+*held* for that station: other stations cannot lease it until the holder sends a heartbeat
+with an empty outbox (every result it has is in, so the card was not printed there), or
+``lease_hold_s`` has passed. Meanwhile the holder may renew the lease (revived) or lease
+the record again. ``lease_hold_s=0`` gives the bare rule: expired means free.
 """
 
 from __future__ import annotations
@@ -20,86 +27,15 @@ from uuid import uuid4
 import structlog
 
 from station.central import protocol as p
+from station.central.queue_schema import MIGRATIONS
 from station.records import SignedRecord
 
 log = structlog.get_logger(__name__)
 
-_ACTIVE = "lease_id IS NOT NULL AND lease_expires > ?"
-
-#: Migration scripts; index + 1 is the schema version they bring the DB to.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE records (
-        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
-        record_id    TEXT NOT NULL UNIQUE,
-        kind_rank    INTEGER NOT NULL,            -- 0 first, 1 reprint
-        urgent       INTEGER NOT NULL,            -- 1 when the record jumps the queue
-        enrolled_ts  REAL NOT NULL,               -- epoch seconds (UTC)
-        signed_json  TEXT NOT NULL,               -- the SignedRecord as sent
-        state        TEXT NOT NULL DEFAULT 'ready' CHECK (state IN ('ready','printed','failed')),
-        lease_id     TEXT,                        -- current lease (active while not expired)
-        lease_station TEXT,
-        lease_expires REAL,
-        added_ts     REAL NOT NULL
-    );
-    CREATE INDEX records_queue ON records (state, urgent DESC, kind_rank, enrolled_ts, seq);
-    CREATE TABLE leases (
-        lease_id     TEXT PRIMARY KEY,
-        record_id    TEXT NOT NULL,
-        station_id   TEXT NOT NULL,
-        granted_ts   REAL NOT NULL,
-        expires_ts   REAL NOT NULL,
-        closed_ts    REAL,
-        close_reason TEXT
-    );
-    CREATE INDEX leases_record ON leases (record_id);
-    CREATE TABLE results (
-        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
-        result_id    TEXT NOT NULL UNIQUE,
-        station_id   TEXT NOT NULL,
-        record_id    TEXT NOT NULL,
-        lease_id     TEXT NOT NULL,
-        outcome      TEXT NOT NULL,
-        body_json    TEXT NOT NULL,               -- the CardResult as received
-        received_ts  REAL NOT NULL
-    );
-    CREATE INDEX results_record ON results (record_id, outcome);
-    CREATE TABLE heartbeats (
-        station_id   TEXT PRIMARY KEY,
-        body_json    TEXT NOT NULL,               -- the last Heartbeat
-        received_ts  REAL NOT NULL,
-        count        INTEGER NOT NULL
-    );
-    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-    INSERT INTO counters VALUES ('duplicate_results', 0);
-    """,
-    """
-    -- Offline batches (station/central/batches.py): records leased for days to one station,
-    -- carried on a signed file; results come back on a file signed by the station's key.
-    CREATE TABLE batches (
-        batch_id     TEXT PRIMARY KEY,
-        station_id   TEXT NOT NULL,
-        created_ts   REAL NOT NULL,
-        expires_ts   REAL NOT NULL,
-        records      INTEGER NOT NULL
-    );
-    ALTER TABLE leases ADD COLUMN batch_id TEXT;
-    CREATE TABLE station_keys (
-        station_id   TEXT PRIMARY KEY,
-        public_key   TEXT NOT NULL,               -- base64 raw Ed25519 public key
-        added_ts     REAL NOT NULL
-    );
-    CREATE TABLE ingests (
-        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
-        station_id   TEXT NOT NULL,
-        file_digest  TEXT NOT NULL,               -- sha256 of the signed body
-        results      INTEGER NOT NULL,
-        new_results  INTEGER NOT NULL,
-        at           REAL NOT NULL
-    );
-    """,
-)
-
+#: How long an expired lease stays held for a station that is never heard from again.
+DEFAULT_LEASE_HOLD_S = 7 * 86400.0
+#: Not leasable by just anyone (params: hold, now): an active lease, or one held.
+_TAKEN = "lease_id IS NOT NULL AND lease_expires + ? > ?"
 
 class SchemaError(RuntimeError):
     """The database was written by a newer version of this server."""
@@ -120,9 +56,11 @@ def _ts(value: Any, fallback: float) -> float:
 class QueueDB:
     """The server's SQLite state: records, leases, results, heartbeats (thread-safe)."""
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time,
+                 lease_hold_s: float = DEFAULT_LEASE_HOLD_S) -> None:
         self.path = Path(path)
         self.clock = clock
+        self.lease_hold_s = lease_hold_s
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(
             self.path, check_same_thread=False, isolation_level=None, timeout=30.0
@@ -209,11 +147,11 @@ class QueueDB:
         return int(row[0]) + 1
 
     def record_state(self, record_id: str) -> str | None:
-        """'ready' | 'leased' | 'printed' | 'failed', or None for an unknown record."""
+        """'ready' | 'leased' (or held) | 'printed' | 'failed', or None when unknown."""
         with self._lock:
             row = self._conn.execute(
-                f"SELECT state, {_ACTIVE} FROM records WHERE record_id = ?",
-                (self.clock(), record_id),
+                f"SELECT state, {_TAKEN} FROM records WHERE record_id = ?",
+                (self.lease_hold_s, self.clock(), record_id),
             ).fetchone()
         if row is None:
             return None
@@ -236,14 +174,14 @@ class QueueDB:
         self, c: sqlite3.Connection, station_id: str, n: int, ttl_s: float,
         batch_id: str | None = None,
     ) -> list[tuple[str, str, str]]:
-        """Lease up to ``n`` ready records in queue order inside the caller's transaction;
-        returns (lease_id, record_id, signed_json) for each."""
+        """Lease up to ``n`` ready records in queue order inside the caller's transaction
+        (free ones, and those held for this station); (lease_id, record_id, signed_json)."""
         now = self.clock()
         rows = c.execute(
             "SELECT record_id, signed_json FROM records WHERE state = 'ready'"
-            " AND NOT (" + _ACTIVE + ")"
+            " AND (NOT (" + _TAKEN + ") OR (lease_station = ? AND lease_expires <= ?))"
             " ORDER BY urgent DESC, kind_rank, enrolled_ts, seq LIMIT ?",
-            (now, n),
+            (self.lease_hold_s, now, station_id, now, n),
         ).fetchall()
         granted = []
         for record_id, signed_json in rows:
@@ -267,12 +205,12 @@ class QueueDB:
         lost: list[str] = []
         with self._tx() as c:
             for lease_id in req.lease_ids:
-                # Never shortens a lease: an offline batch's leases last days.
+                # Revives an expired lease nobody else took; never shortens one (an offline
+                # batch's leases last days).
                 rows = c.execute(
                     "UPDATE records SET lease_expires = MAX(lease_expires, ?) WHERE lease_id = ?"
-                    " AND lease_station = ? AND state = 'ready' AND lease_expires > ?"
-                    " RETURNING lease_expires",
-                    (now + ttl_s, lease_id, req.station_id, now),
+                    " AND lease_station = ? AND state = 'ready' RETURNING lease_expires",
+                    (now + ttl_s, lease_id, req.station_id),
                 ).fetchall()
                 if rows:
                     expires = float(rows[0][0])
@@ -291,9 +229,8 @@ class QueueDB:
             for lease_id in req.lease_ids:
                 cur = c.execute(
                     "UPDATE records SET lease_id = NULL, lease_station = NULL,"
-                    " lease_expires = NULL WHERE lease_id = ? AND lease_station = ?"
-                    " AND lease_expires > ?",
-                    (lease_id, req.station_id, now),
+                    " lease_expires = NULL WHERE lease_id = ? AND lease_station = ?",
+                    (lease_id, req.station_id),
                 )
                 if cur.rowcount:
                     self._close_lease(c, lease_id, now, f"released:{req.reason}")
@@ -381,7 +318,26 @@ class QueueDB:
                 " count = count + 1",
                 (hb.station_id, hb.model_dump_json(), now),
             )
+            freed = self._free_held(c, hb.station_id, now) if hb.outbox == 0 else 0
+        if freed:
+            log.info("central.holds_freed", station=hb.station_id, records=freed)
         return p.HeartbeatAck(server_time=dt.datetime.fromtimestamp(now, dt.UTC))
+
+    def _free_held(self, c: sqlite3.Connection, station_id: str, now: float) -> int:
+        """The station reports every result in: its expired leases were not printed."""
+        rows = c.execute(
+            "SELECT record_id, lease_id FROM records WHERE lease_station = ?"
+            " AND state = 'ready' AND lease_expires <= ?",
+            (station_id, now),
+        ).fetchall()
+        for record_id, lease_id in rows:
+            c.execute(
+                "UPDATE records SET lease_id = NULL, lease_station = NULL, lease_expires = NULL"
+                " WHERE record_id = ?",
+                (record_id,),
+            )
+            self._close_lease(c, lease_id, now, "expired")
+        return len(rows)
 
     def last_heartbeat(self, station_id: str) -> p.Heartbeat | None:
         with self._lock:
@@ -403,9 +359,9 @@ class QueueDB:
             c = self._conn
             counts = dict(
                 c.execute(
-                    "SELECT CASE WHEN state = 'ready' AND " + _ACTIVE + " THEN 'leased'"
+                    "SELECT CASE WHEN state = 'ready' AND " + _TAKEN + " THEN 'leased'"
                     " ELSE state END AS s, COUNT(*) FROM records GROUP BY s",
-                    (now,),
+                    (self.lease_hold_s, now),
                 ).fetchall()
             )
             n_results = c.execute("SELECT COUNT(*) FROM results").fetchone()[0]

@@ -31,7 +31,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from station.central import protocol as p
-from station.central.queue_db import QueueDB
+from station.central.queue_db import DEFAULT_LEASE_HOLD_S, QueueDB
 from station.central.tls import HANDSHAKE_TIMEOUT_S, ServerTls
 from station.records import SignedRecord
 
@@ -172,7 +172,11 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class CentralServer:
-    """The reference queue server: ``start()``, ``url``, ``stop()`` (or ``with``)."""
+    """The reference queue server: ``start()``, ``url``, ``stop()`` (or ``with``).
+
+    ``lease_ttl_s``: lease time granted and renewed. ``lease_hold_s``: how long an expired
+    lease stays held for a station never heard from again (see ``queue_db``).
+    """
 
     def __init__(
         self,
@@ -183,11 +187,12 @@ class CentralServer:
         lease_ttl_s: float = 600.0,
         clock: Callable[[], float] = time.time,
         tls: ServerTls | None = None,
+        lease_hold_s: float = DEFAULT_LEASE_HOLD_S,
     ) -> None:
         self.lease_ttl_s = lease_ttl_s
         self.scheme = "https" if tls is not None else "http"
         context = tls.context() if tls is not None else None
-        self.db = QueueDB(db_path, clock=clock)
+        self.db = QueueDB(db_path, clock=clock, lease_hold_s=lease_hold_s)
         try:
             self._httpd = _HTTPServer((host, port), self, context)
         except OSError:

@@ -1,0 +1,36 @@
+"""Taking a signed record into the buffer: one way, whether it came by lease or by batch.
+
+The signature is checked against the trusted keys before anything else; a record that
+fails is kept as ``failed`` (reported to the centre, never printed). A good one is sealed
+with the data key and buffered with its lease and the keyed hash of its NIK.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from station import store
+from station.crypto import DataKey
+from station.records import RecordError, SignedRecord, verify_record
+
+log = structlog.get_logger("station.ingest")
+
+
+def buffer_signed(conn: sqlite3.Connection, signed: SignedRecord, lease: store.Lease,
+                  keys: dict[str, Ed25519PublicKey], data_key: DataKey) -> bool:
+    """Verify and buffer one record under ``lease``; False if it was refused."""
+    try:
+        record = verify_record(signed, keys)
+    except RecordError as exc:
+        store.add_record(conn, lease, kind="first", urgent=False, enrolled_at="", payload=b"")
+        store.fail_record(conn, lease.record_id, exc.reason)
+        log.warning("record_refused", record_id=lease.record_id, reason=exc.reason)
+        return False
+    payload = data_key.seal(signed.model_dump_json().encode(), lease.record_id.encode())
+    store.add_record(conn, lease, kind=record.kind, urgent=record.urgent is not None,
+                     enrolled_at=record.enrolled_at.isoformat(), payload=payload,
+                     nik_hash=data_key.nik_hash(record.person.nik))
+    return True
