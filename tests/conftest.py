@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from tests.station.harness import Central, start_central
+from tests.station.harness import Central, running_central
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -63,8 +63,5 @@ def _fresh_logging() -> Iterator[None]:
 @pytest.fixture
 def central(tmp_path: Path) -> Iterator[Central]:
     """A reference queue server on loopback with its own database and signing key."""
-    c = start_central(tmp_path)
-    try:
+    with running_central(tmp_path) as c:
         yield c
-    finally:
-        c.server.stop()

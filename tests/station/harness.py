@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,16 @@ def start_central(root: Path, *, lease_ttl_s: float = 600.0, port: int = 0) -> C
     load_or_create_key(key_dir)
     server = CentralServer(db, port=port, lease_ttl_s=lease_ttl_s).start()
     return Central(server, db, key_dir)
+
+
+@contextmanager
+def running_central(root: Path, **kwargs: Any) -> Iterator[Central]:
+    """A reference queue server for the length of a ``with`` block (fixtures use it)."""
+    c = start_central(root, **kwargs)
+    try:
+        yield c
+    finally:
+        c.server.stop()
 
 
 def station_config(root: Path, centre: Central, /, *, url: str | None = None,

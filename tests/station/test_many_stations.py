@@ -27,7 +27,7 @@ import structlog
 from drivers.sim import SimPrinter
 from station.cli import main
 from station.config import StationConfig, load_config
-from tests.station.harness import Central, db_counts, start_central, station_config, wait_for
+from tests.station.harness import Central, db_counts, running_central, station_config, wait_for
 from tests.station.test_power_cut import start_daemon
 
 STATIONS = 4
@@ -176,11 +176,8 @@ def settled(central: Central, nodes: list[Node]) -> bool:
 @pytest.fixture
 def central(tmp_path: Path) -> Iterator[Central]:
     """The reference server with a short lease ttl, so kills let leases expire."""
-    c = start_central(tmp_path, lease_ttl_s=LEASE_TTL_S)
-    try:
+    with running_central(tmp_path, lease_ttl_s=LEASE_TTL_S) as c:
         yield c
-    finally:
-        c.server.stop()
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ import pytest
 from drivers.sim import SimPrinter
 from station.config import load_config
 from station.daemon import Station
-from tests.station.harness import Central, db_counts, start_central, station_config, wait_for
+from tests.station.harness import Central, db_counts, running_central, station_config, wait_for
 from tests.station.netfaults import FaultProxy, Mode
 from tests.station.test_end_to_end import receive
 
@@ -28,11 +28,8 @@ COMMITTED_THEN_LOST = {Mode.RESET, Mode.LOST}
 
 @pytest.fixture
 def short_lease_central(tmp_path: Path) -> Iterator[Central]:
-    c = start_central(tmp_path, lease_ttl_s=LEASE_TTL_S)
-    try:
+    with running_central(tmp_path, lease_ttl_s=LEASE_TTL_S) as c:
         yield c
-    finally:
-        c.server.stop()
 
 
 @pytest.fixture
