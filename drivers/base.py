@@ -45,6 +45,23 @@ class CardPosition(enum.StrEnum):
     JAMMED = "jammed"
 
 
+def derive_state(*, cover_open: bool, jammed: bool, ribbon_out: bool, feeder_empty: bool,
+                 busy: bool = False) -> PrinterState:
+    """The one state a printer reports when several things are wrong at once, in the
+    order a technician must deal with them: cover, jam, (busy), ribbon, feeder."""
+    if cover_open:
+        return PrinterState.COVER_OPEN
+    if jammed:
+        return PrinterState.JAM
+    if busy:
+        return PrinterState.BUSY
+    if ribbon_out:
+        return PrinterState.RIBBON_OUT
+    if feeder_empty:
+        return PrinterState.FEEDER_EMPTY
+    return PrinterState.READY
+
+
 @dataclass(frozen=True)
 class PrinterStatus:
     state: PrinterState

@@ -52,9 +52,9 @@ from drivers.base import (
     CardPrinter,
     FrameLog,
     PrinterInfo,
-    PrinterState,
     PrinterStatus,
     PrintJob,
+    derive_state,
     validate_options,
 )
 from drivers.errors import CardJam, DeviceTimeout, PrinterError, PrintFailed
@@ -238,18 +238,11 @@ class EvolisPrinter(CardPrinter):
             cards_in_feeder = self._sensor("f")
             ribbon_end = self._ask("Rcr") != proto.OK
             ribbon_left = self._ribbon_left()
-        if not cover_closed:
-            state = PrinterState.COVER_OPEN
-        elif card is CardPosition.JAMMED:
-            state = PrinterState.JAM
-        elif ribbon_end or ribbon_left == 0:
-            state = PrinterState.RIBBON_OUT
-        elif not cards_in_feeder:
-            state = PrinterState.FEEDER_EMPTY
-        else:
-            state = PrinterState.READY
         return PrinterStatus(
-            state=state,
+            state=derive_state(cover_open=not cover_closed,
+                               jammed=card is CardPosition.JAMMED,
+                               ribbon_out=ribbon_end or ribbon_left == 0,
+                               feeder_empty=not cards_in_feeder),
             card=card,
             hopper=None if cards_in_feeder else 0,
             ribbon_left=ribbon_left,

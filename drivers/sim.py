@@ -31,9 +31,9 @@ from drivers.base import (
     CardPosition,
     CardPrinter,
     PrinterInfo,
-    PrinterState,
     PrinterStatus,
     PrintJob,
+    derive_state,
     validate_options,
 )
 from drivers.errors import (
@@ -218,20 +218,11 @@ class SimPrinter(CardPrinter):
         with self._lock:
             st = self._state
             card = CardPosition.NONE if st.path is None else st.path.position
-            if st.cover_open:
-                state = PrinterState.COVER_OPEN
-            elif st.jam:
-                state = PrinterState.JAM
-            elif self._busy is not None:
-                state = PrinterState.BUSY
-            elif st.ribbon_left <= 0:
-                state = PrinterState.RIBBON_OUT
-            elif not st.hopper:
-                state = PrinterState.FEEDER_EMPTY
-            else:
-                state = PrinterState.READY
             return PrinterStatus(
-                state=state,
+                state=derive_state(cover_open=st.cover_open, jammed=st.jam,
+                                   busy=self._busy is not None,
+                                   ribbon_out=st.ribbon_left <= 0,
+                                   feeder_empty=not st.hopper),
                 card=card,
                 hopper=len(st.hopper),
                 ribbon_left=st.ribbon_left,
