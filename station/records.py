@@ -99,20 +99,36 @@ def canonical_bytes(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def signature_of(obj: dict[str, Any], key: Ed25519PrivateKey) -> str:
+    """The base64 Ed25519 signature over :func:`canonical_bytes` of ``obj``."""
+    return base64.b64encode(key.sign(canonical_bytes(obj))).decode()
+
+
+def signature_fault(obj: dict[str, Any], key_id: str, signature: str,
+                    keys: dict[str, Ed25519PublicKey]) -> str | None:
+    """Why ``signature`` over ``obj`` is not acceptable ("untrusted" key id or "invalid"
+    signature), or None when it verifies under the trusted key of that id."""
+    key = keys.get(key_id)
+    if key is None:
+        return "untrusted"
+    try:
+        key.verify(base64.b64decode(signature), canonical_bytes(obj))
+    except (InvalidSignature, ValueError):
+        return "invalid"
+    return None
+
+
 def sign_record(record: dict[str, Any], key: Ed25519PrivateKey, key_id: str) -> SignedRecord:
-    sig = key.sign(canonical_bytes(record))
-    return SignedRecord(record=record, key_id=key_id, signature=base64.b64encode(sig).decode())
+    return SignedRecord(record=record, key_id=key_id, signature=signature_of(record, key))
 
 
 def verify_record(signed: SignedRecord, keys: dict[str, Ed25519PublicKey]) -> PrintReadyRecord:
     """Check the signature, then the content; :class:`RecordError` says what is wrong."""
-    key = keys.get(signed.key_id)
-    if key is None:
+    fault = signature_fault(signed.record, signed.key_id, signed.signature, keys)
+    if fault == "untrusted":
         raise RecordError(f"signature key id {signed.key_id!r} is not trusted by this station")
-    try:
-        key.verify(base64.b64decode(signed.signature), canonical_bytes(signed.record))
-    except (InvalidSignature, ValueError) as exc:
-        raise RecordError("signature does not verify") from exc
+    if fault == "invalid":
+        raise RecordError("signature does not verify")
     return parse_record(signed.record)
 
 

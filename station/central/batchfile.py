@@ -16,7 +16,6 @@ and must travel like the cards themselves.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import os
@@ -24,12 +23,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from station.central.protocol import CardResult
-from station.records import SignedRecord, canonical_bytes
+from station.records import SignedRecord, signature_fault, signature_of
 
 BATCH_FORMAT: Literal["ektp-batch/1"] = "ektp-batch/1"
 RESULTS_FORMAT: Literal["ektp-results/1"] = "ektp-results/1"
@@ -86,19 +84,16 @@ def station_key_id(station_id: str) -> str:
 
 def sign_body(body: BaseModel, key: Ed25519PrivateKey, key_id: str) -> SignedFile:
     data: dict[str, Any] = body.model_dump(mode="json")
-    signature = base64.b64encode(key.sign(canonical_bytes(data))).decode()
-    return SignedFile(body=data, key_id=key_id, signature=signature)
+    return SignedFile(body=data, key_id=key_id, signature=signature_of(data, key))
 
 
 def verify_body(signed: SignedFile, keys: dict[str, Ed25519PublicKey], model: type[B]) -> B:
     """Check the file's signature against ``keys`` (by key id), then parse its body."""
-    key = keys.get(signed.key_id)
-    if key is None:
+    fault = signature_fault(signed.body, signed.key_id, signed.signature, keys)
+    if fault == "untrusted":
         raise BatchFileError(f"file signed with key id {signed.key_id!r}, which is not trusted")
-    try:
-        key.verify(base64.b64decode(signed.signature), canonical_bytes(signed.body))
-    except (InvalidSignature, ValueError) as exc:
-        raise BatchFileError("the file's signature does not verify: altered or forged") from exc
+    if fault == "invalid":
+        raise BatchFileError("the file's signature does not verify: altered or forged")
     try:
         return model.model_validate(signed.body)
     except ValidationError as exc:
