@@ -7,6 +7,7 @@ and its outbox row are always written by the same function, hence the same trans
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 import time
@@ -174,9 +175,7 @@ def _outbox(conn: sqlite3.Connection, row: sqlite3.Row, outcome: Outcome,
     )
 
 
-def _utc(epoch: float) -> Any:
-    import datetime as dt
-
+def _utc(epoch: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
 
 
