@@ -162,7 +162,7 @@ def run(rounds: int, *, in_process: bool, t0: bool, latency_ms: float = 0.0
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--card-in-process", action="store_true")
     parser.add_argument("--t0", action="store_true", help="T=0 card (61xx on case 4)")
     parser.add_argument("--card-latency-ms", type=float, default=0.0,

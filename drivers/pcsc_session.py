@@ -80,6 +80,7 @@ class Watchdog:
         self._lock = threading.Lock()
         self._armed: float | None = None  # the running call's deadline
         self._fired = False
+        self.timed_out = False  # a call hit its deadline: the context is spoilt
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -99,17 +100,17 @@ class Watchdog:
                     sock.shutdown(socket.SHUT_RDWR)
 
     def call(self, timeout: float, fn: Callable[..., Any], *args: Any) -> Any:
-        if self._fired:
-            raise CallTimeout
-        self._armed = time.monotonic() + timeout
-        try:
-            value = fn(*args)
-        finally:
-            with self._lock:
-                self._armed = None
-        if self._fired:
-            raise CallTimeout
-        return value
+        if not self._fired:
+            self._armed = time.monotonic() + timeout
+            try:
+                value = fn(*args)
+            finally:
+                with self._lock:
+                    self._armed = None
+            if not self._fired:
+                return value
+        self.timed_out = True
+        raise CallTimeout
 
     def close(self, cleanup: Callable[[], None], wait_s: float) -> None:
         self._fired = False  # a cut context fails fast: cleanup still frees its memory
@@ -132,6 +133,7 @@ class Worker:
         self._value: Any = None
         self._error: BaseException | None = None
         self._cleanup: Callable[[], None] | None = None
+        self.timed_out = False  # a call hit its deadline: this worker is abandoned
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -155,6 +157,7 @@ class Worker:
         self._request.release()
         if not self._done.acquire(timeout=max(timeout, 0.001)):
             self._fn = None  # no new call: this worker now only cleans up and exits
+            self.timed_out = True
             raise CallTimeout
         if self._error is not None:
             raise self._error
@@ -182,7 +185,8 @@ class Session:
         self.reader = ""
         self.hcard: int | None = None
         self.pci: Any = None
-        self.spoilt = False  # a call timed out: the context is not used again
+        #: Run one PC/SC call before a timeout, else CallTimeout (the context is spoilt).
+        self.call: Callable[..., Any] = guard.call
 
     @classmethod
     def open(cls, name: str, options: SessionOptions, timeout: float) -> Session | None:
@@ -210,13 +214,6 @@ class Session:
             return None
         return cls(worker, context)
 
-    def call(self, timeout: float, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return self.guard.call(timeout, fn, *args)
-        except CallTimeout:
-            self.spoilt = True
-            raise
-
     def close(self, wait_s: float) -> None:
         ctx, hcard = self.context, self.hcard
         self.hcard = None
@@ -226,6 +223,6 @@ class Session:
                 scard.SCardDisconnect(hcard, UNPOWER_CARD)
             scard.SCardReleaseContext(ctx)
 
-        self.guard.close(cleanup, 0.0 if self.spoilt else wait_s)
+        self.guard.close(cleanup, 0.0 if self.guard.timed_out else wait_s)
 
 

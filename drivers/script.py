@@ -11,9 +11,10 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, NoReturn
+from functools import cached_property
+from typing import Annotated, Literal, NamedTuple, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers import ktpel_layout as layout
 from drivers.base import ChipChannel
@@ -22,22 +23,94 @@ from drivers.iso7816 import CLA_CHAINING, CommandApdu, transceive
 
 
 class ChipStep(BaseModel):
-    """One step of a personalisation script (hex APDU with ``{name}`` placeholders)."""
+    """One step of a personalisation script (hex APDU with ``{name}`` placeholders).
+
+    Checked whole when the record is read, before any blank is fed: the SW patterns,
+    expected data and (without placeholders) the APDU's encoding. The decoded forms are
+    kept, so running a step decodes nothing but its placeholders.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     target: Literal["card", "sam"] = "card"
     apdu: str = Field(pattern=r"^([0-9A-Fa-f]{2}|\{[a-z_][a-z0-9_]*\})+$")
-    expect_sw: list[str] = Field(default_factory=lambda: ["9000"])
-    expect_data: str | None = None
-    expect_sha256: str | None = None
+    expect_sw: list[Annotated[str, Field(pattern=r"^[0-9A-Fa-fxX]{4}$")]] = Field(
+        default_factory=lambda: ["9000"], min_length=1
+    )
+    expect_data: str | None = Field(None, pattern=r"^([0-9A-Fa-f]{2})*$")
+    expect_sha256: str | None = Field(None, pattern=r"^[0-9A-Fa-f]{64}$")
     capture: str | None = None
+
+    @cached_property
+    def decoded(self) -> DecodedStep:
+        """The step's hex fields decoded (once; ValueError names what is malformed)."""
+        fixed = None
+        if "{" not in self.apdu:
+            raw = bytes.fromhex(self.apdu)
+            try:
+                fixed = (CommandApdu.parse(raw), raw)
+            except ValueError as exc:
+                raise ValueError(f"malformed APDU ({exc})") from exc
+        return DecodedStep(
+            sw=tuple(_sw_mask(p) for p in self.expect_sw),
+            fixed=fixed,
+            data=None if self.expect_data is None else bytes.fromhex(self.expect_data),
+            digest=None if self.expect_sha256 is None else bytes.fromhex(self.expect_sha256),
+        )
+
+    @model_validator(mode="after")
+    def _decodes(self) -> ChipStep:
+        _ = self.decoded
+        return self
+
+    def sw_expected(self, sw: int) -> bool:
+        """Whether status word ``sw`` is one this step accepts."""
+        for mask, value in self.decoded.sw:  # noqa: SIM110 (a loop: any() costs a generator)
+            if sw & mask == value:
+                return True
+        return False
+
+    def command(self, values: Mapping[str, bytes]) -> tuple[CommandApdu, bytes]:
+        """The command with placeholders filled from ``values`` (KeyError: name missing)."""
+        fixed = self.decoded.fixed
+        if fixed is not None:
+            return fixed
+        text = _PLACEHOLDER.sub(lambda m: values[m.group(1)].hex(), self.apdu)
+        raw = bytes.fromhex(text)
+        return CommandApdu.parse(raw), raw
+
+    def data_fault(self, data: bytes) -> str | None:
+        """What is wrong with the response data against expect_data/_sha256, if anything."""
+        decoded = self.decoded
+        if decoded.data is not None and data != decoded.data:
+            return "response data differs from expected"
+        if decoded.digest is not None and hashlib.sha256(data).digest() != decoded.digest:
+            return "response data digest differs"
+        return None
+
+
+class DecodedStep(NamedTuple):
+    """A :class:`ChipStep`'s hex fields as bytes and numbers."""
+
+    #: (mask, value) per expect_sw pattern: accepted when ``sw & mask == value``.
+    sw: tuple[tuple[int, int], ...]
+    #: The command and its encoding, when the APDU has no placeholders.
+    fixed: tuple[CommandApdu, bytes] | None
+    data: bytes | None
+    digest: bytes | None
+
+
+def _sw_mask(pattern: str) -> tuple[int, int]:
+    """``"6Axx"`` → (0xFF00, 0x6A00): x stands for any nibble."""
+    mask = int("".join("0" if c in "xX" else "F" for c in pattern), 16)
+    return mask, int(pattern.replace("x", "0").replace("X", "0"), 16)
+
+
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 
 
 # -- the runner ------------------------------------------------------------------------
 
-_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
-_SW_PATTERN = re.compile(r"^[0-9A-Fa-fxX]{4}$")
 INS_SELECT = 0xA4
 INS_READ_BINARY = 0xB0
 INS_UPDATE_BINARY = 0xD6
@@ -53,10 +126,8 @@ class ScriptError(ChipError):
 
 def sw_matches(pattern: str, sw: int) -> bool:
     """Whether ``sw`` matches a 4-character pattern where ``x`` stands for any nibble."""
-    if "x" not in pattern and "X" not in pattern:
-        return int(pattern, 16) == sw
-    actual = f"{sw:04X}"
-    return all(p in "xX" or p.upper() == a for p, a in zip(pattern, actual, strict=True))
+    mask, value = _sw_mask(pattern)
+    return sw & mask == value
 
 
 @dataclass(frozen=True)
@@ -91,29 +162,25 @@ class ScriptRunner:
         self.sam = sam
         self._files: dict[tuple[bytes, ...], _File] = {}
         self._selects: list[tuple[int, bytes]] = []  # (P1, SELECT APDU)
+        self._file: _File | None = None  # where UPDATE BINARY writes now (None: look up)
 
     def run(self, steps: list[ChipStep]) -> ScriptOutcome:
         """Run ``steps`` in order; the first unexpected answer raises ChipStatusError."""
         values: dict[str, bytes] = {}
         written = 0
+        card = self.card
         for i, step in enumerate(steps):
-            channel = self._channel(i, step)
+            channel = card if step.target == "card" else self._sam(i)
             cmd, raw = self._command(i, step, values)
             if cmd.ins == INS_UPDATE_BINARY and (cmd.p1 & 0x80 or cmd.cla & CLA_CHAINING):
                 # refused before sending: the read-back could not check such a write
                 raise ScriptError(f"step {i}: UPDATE BINARY by short EF id or chaining")
             response = transceive(channel.transmit, cmd, raw)
-            where = f"step {i} (INS {cmd.ins:02X})"
-            if not any(sw_matches(p, response.sw) for p in self._patterns(i, step)):
-                self._fail(
-                    channel, f"{where}: SW {response.sw:04X} {response.meaning()}", response.sw
-                )
-            if step.expect_data is not None and response.data != _hex(i, step.expect_data):
-                self._fail(channel, f"{where}: response data differs from expected", response.sw)
-            if step.expect_sha256 is not None and (
-                hashlib.sha256(response.data).hexdigest() != step.expect_sha256.lower()
-            ):
-                self._fail(channel, f"{where}: response data digest differs", response.sw)
+            if not step.sw_expected(response.sw):
+                self._fail(channel, f"step {i} (INS {cmd.ins:02X}): SW {response.sw:04X} "
+                           f"{response.meaning()}", response.sw)
+            if (fault := step.data_fault(response.data)) is not None:
+                self._fail(channel, f"step {i} (INS {cmd.ins:02X}): {fault}", response.sw)
             if step.capture is not None:
                 values[step.capture] = response.data
             if step.target == "card" and response.sw == 0x9000:
@@ -167,33 +234,19 @@ class ScriptRunner:
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _channel(self, i: int, step: ChipStep) -> ChipChannel:
-        if step.target == "card":
-            return self.card
+    def _sam(self, i: int) -> ChipChannel:
         if self.sam is None:
             raise ScriptError(f"step {i} needs the SAM, but no SAM channel is configured")
         return self.sam
 
     @staticmethod
-    def _patterns(i: int, step: ChipStep) -> list[str]:
-        for p in step.expect_sw:
-            if not _SW_PATTERN.match(p):
-                raise ScriptError(f"step {i}: expect_sw {p!r} is not 4 hex digits or x")
-        return step.expect_sw
-
-    @staticmethod
     def _command(i: int, step: ChipStep,
                  values: dict[str, bytes]) -> tuple[CommandApdu, bytes]:
-        def substitute(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in values:
-                raise ScriptError(f"step {i}: placeholder {{{name}}} was not captured before")
-            return values[name].hex()
-
-        text = step.apdu if "{" not in step.apdu else _PLACEHOLDER.sub(substitute, step.apdu)
-        raw = _hex(i, text)
         try:
-            return CommandApdu.parse(raw), raw
+            return step.command(values)
+        except KeyError as exc:
+            raise ScriptError(f"step {i}: placeholder {{{exc.args[0]}}} was not captured before"
+                              ) from exc
         except ValueError as exc:
             raise ScriptError(f"step {i}: malformed APDU ({exc})") from exc
 
@@ -211,26 +264,22 @@ class ScriptRunner:
             if cmd.p1 == 0x02 and self._selects and self._selects[-1][0] == 0x02:
                 self._selects.pop()
             self._selects.append((cmd.p1, raw))
+            self._file = None
             return 0
         if cmd.ins != INS_UPDATE_BINARY:
             return 0
         if not self._selects:
             raise ScriptError(f"step {i}: UPDATE BINARY before any SELECT of a file")
-        chain_ = tuple(s[1] for s in self._selects)
-        f = self._files.setdefault(chain_, _File(chain_))
+        f = self._file
+        if f is None:
+            chain_ = tuple(s[1] for s in self._selects)
+            f = self._file = self._files.setdefault(chain_, _File(chain_))
         f.writes.append(((cmd.p1 << 8) | cmd.p2, cmd.data))
         return len(cmd.data)
 
     @staticmethod
     def _fail(channel: ChipChannel, message: str, sw: int) -> NoReturn:
         raise ChipStatusError(message, sw=sw, frames=channel.frames.snapshot())
-
-
-def _hex(i: int, text: str) -> bytes:
-    try:
-        return bytes.fromhex(text)
-    except ValueError as exc:
-        raise ScriptError(f"step {i}: not hexadecimal") from exc
 
 
 def _runs(writes: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from drivers import ktpel_layout as layout
 from drivers.errors import ChipStatusError
@@ -147,18 +148,26 @@ def test_sam_step_without_sam_is_a_script_error(fed: SimPrinter) -> None:
         ScriptRunner(connect(fed)).run(build_write_script({0x0101: b"x"}, authenticate=True))
 
 
+def test_uncaptured_placeholder_is_a_script_error(fed: SimPrinter) -> None:
+    """A placeholder no earlier step captured stops the run, naming the step and the name."""
+    with pytest.raises(ScriptError, match=r"step 0: placeholder \{nothing\} was not captured"):
+        ScriptRunner(connect(fed)).run([ChipStep(apdu="00820000{nothing}")])
+
+
 @pytest.mark.parametrize(
-    ("step", "message"),
+    ("fields", "message"),
     [
-        (ChipStep(apdu="00820000{nothing}"), "placeholder {nothing} was not captured"),
-        (ChipStep(apdu="00A4000C0501"), "malformed APDU"),
-        (ChipStep(apdu="00A4000C023F00", expect_sw=["90"]), "expect_sw '90'"),
+        ({"apdu": "00A4000C0501"}, "malformed APDU"),
+        ({"apdu": "00A4000C023F00", "expect_sw": ["90"]}, "expect_sw.0"),
+        ({"apdu": "00A4000C023F00", "expect_sw": []}, "expect_sw"),
+        ({"apdu": "00B0000010", "expect_data": "ABC"}, "expect_data"),
+        ({"apdu": "00B0000010", "expect_sha256": "00" * 31}, "expect_sha256"),
     ],
 )
-def test_unusable_steps_are_script_errors(fed: SimPrinter, step: ChipStep, message: str) -> None:
-    """Unknown placeholders, malformed APDUs and bad SW patterns raise ScriptError."""
-    with pytest.raises(ScriptError, match=message):
-        ScriptRunner(connect(fed)).run([step])
+def test_unusable_steps_are_refused_when_read(fields: dict[str, object], message: str) -> None:
+    """Malformed APDUs, SW patterns and expected data are refused before any card is fed."""
+    with pytest.raises(ValidationError, match=message):
+        ChipStep.model_validate(fields)
 
 
 def test_short_ef_id_writes_are_refused(fed: SimPrinter) -> None:
