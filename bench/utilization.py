@@ -33,6 +33,7 @@ import itertools
 
 from drivers.script import ScriptRunner, read_chip_serial
 from drivers.sim import SimChipChannel, SimPrinter
+from station import logs
 from station.central.seed import new_records, seed
 from station.cli import main as cli
 from station.config import load_config
@@ -123,6 +124,7 @@ def station_run(root: Path, cards: int, card_ms: float) -> tuple[float, list[flo
             printer={"options": {"hopper": cards + 5, "timings_ms": timings(card_ms)}})
         cli(["--config", str(config), "blanks", "receive", str(cards + 5), "--batch", "B"])
         cfg = load_config(config)
+        logs.setup(cfg.log_level, cfg.log_format)  # as `station run` does
         station = Station.build(cfg)
         clock = DeviceClock()
         clock.wrap(station.pipeline.printer, PRINTER_CALLS)

@@ -117,6 +117,7 @@ class Station:
         self.board.set(printer={"model": info.model, "serial": info.serial,
                                 "firmware": info.firmware}, pid=_pid(), started_at=time.time())
         self.pipeline.recover()
+        self.pipeline.faces.start()
         self.sync.start()
         self.worker.start()
         log.info("station_started", station_id=self.cfg.station_id, printer=info.model)
@@ -142,6 +143,7 @@ class Station:
             pending = None
             if not isinstance(picked, Started):
                 check_printer = True
+                self.db.checkpoint()  # nothing printing: a quiet moment
                 if isinstance(picked, Hold):
                     self.board.state(*picked.state())
                     self.stop_event.wait(retry)

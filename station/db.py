@@ -6,6 +6,12 @@ transaction. ``durable=True`` commits with
 ``synchronous=FULL`` (an fsync of the WAL); other commits use ``NORMAL``, which survives
 the death of the process (the WAL write is in the OS) but not a power cut: the next
 durable commit makes them durable too. The pipeline chooses its durable points.
+
+WAL checkpoints (copying the WAL back into the database, with an fsync) are not left to
+SQLite, which would run one inside whichever commit crosses its threshold, often a durable
+point the printer is waiting on: :meth:`Database.checkpoint` asks for one at a moment the
+caller knows to be quiet (the printer worker: while a card prints, and when idle), and the
+owner thread runs one by itself only after :data:`CHECKPOINT_EVERY` commits without.
 """
 
 from __future__ import annotations
@@ -16,12 +22,26 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
+
+import structlog
 
 from station.schema import MIGRATIONS
 
+log = structlog.get_logger(__name__)
+
 T = TypeVar("T")
-_Job = tuple[Future[Any], Callable[[sqlite3.Connection], Any], bool]
+
+
+class _Job(NamedTuple):
+    fut: Future[Any]
+    fn: Callable[[sqlite3.Connection], Any] | None  # None: only the checkpoint
+    durable: bool
+    checkpoint: bool  # checkpoint the WAL after the answer is handed back
+    then: Callable[[sqlite3.Connection], Any] | None = None  # non-durable, after answering
+
+#: Commits after which the owner checkpoints by itself if nobody asked (~4 MB of WAL).
+CHECKPOINT_EVERY = 200
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -67,13 +87,27 @@ def transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T])
     return result
 
 
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    """Copy what it can of the WAL into the database without waiting for readers (a
+    failure is logged: the WAL keeps the data, the next checkpoint tries again)."""
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except sqlite3.Error as exc:
+        log.warning("checkpoint_failed", error=type(exc).__name__, detail=str(exc))
+
+
+def _follow_up(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], object]) -> None:
+    """Run a caller's follow-up; it has its answer already, so a failure is logged."""
+    try:
+        transaction(conn, fn)
+    except (sqlite3.Error, ValueError) as exc:
+        log.error("queued_write_failed", error=type(exc).__name__, detail=str(exc))
+
+
 def _log_failure(fut: Future[object]) -> None:
     exc = fut.exception()
     if exc is not None:
-        import structlog
-
-        structlog.get_logger("station.db").error(
-            "queued_write_failed", error=type(exc).__name__, detail=str(exc))
+        log.error("queued_write_failed", error=type(exc).__name__, detail=str(exc))
 
 
 class Database:
@@ -94,29 +128,44 @@ class Database:
         except (sqlite3.Error, OSError) as exc:
             self._ready.set_exception(exc)
             return
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         durable = True
+        commits = 0
         try:
-            while True:
-                job = self._jobs.get()
-                if job is None:
-                    return
-                fut, fn, want_durable = job
-                if want_durable != durable:
-                    conn.execute(f"PRAGMA synchronous={'FULL' if want_durable else 'NORMAL'}")
-                    durable = want_durable
-                if not fut.set_running_or_notify_cancel():
-                    continue
-                try:
-                    fut.set_result(transaction(conn, fn))
-                except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
-                    fut.set_exception(exc)
+            while (job := self._jobs.get()) is not None:
+                if job.fn is not None and job.fut.set_running_or_notify_cancel():
+                    if job.durable != durable:
+                        conn.execute(f"PRAGMA synchronous={'FULL' if job.durable else 'NORMAL'}")
+                        durable = job.durable
+                    try:
+                        job.fut.set_result(transaction(conn, job.fn))
+                    except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
+                        job.fut.set_exception(exc)
+                    commits += 1
+                if job.then is not None:
+                    if durable:
+                        conn.execute("PRAGMA synchronous=NORMAL")
+                        durable = False
+                    _follow_up(conn, job.then)
+                    commits += 1
+                if job.checkpoint or commits >= CHECKPOINT_EVERY:
+                    _checkpoint(conn)
+                    commits = 0
+                if job.fn is None:
+                    job.fut.set_result(None)
         finally:
             conn.close()
 
-    def run(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
-        """Run ``fn(conn)`` as one transaction on the owner thread and return its result."""
+    def run(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True,
+            checkpoint: bool = False,
+            then: Callable[[sqlite3.Connection], object] | None = None) -> T:
+        """Run ``fn(conn)`` as one transaction on the owner thread and return its result.
+        Once the answer is handed back: ``then`` runs as a non-durable transaction (work
+        the caller need not wait for, without waking the owner again), and with
+        ``checkpoint`` the WAL is checkpointed (for a caller that knows a quiet spell
+        follows)."""
         fut: Future[T] = Future()
-        self._jobs.put((fut, fn, durable))
+        self._jobs.put(_Job(fut, fn, durable, checkpoint, then))
         return fut.result()
 
     def submit(self, fn: Callable[[sqlite3.Connection], object]) -> Future[object]:
@@ -124,9 +173,17 @@ class Database:
         submission order, so any later :meth:`run` commits after it; a crash before the
         owner thread reached it loses it, exactly as a power cut may lose a non-durable
         commit."""
+        return self._enqueue(fn, checkpoint=False)
+
+    def checkpoint(self) -> None:
+        """Queue a WAL checkpoint without waiting (call it when no durable point is near)."""
+        self._enqueue(None, checkpoint=True)
+
+    def _enqueue(self, fn: Callable[[sqlite3.Connection], object] | None, *,
+                 checkpoint: bool) -> Future[object]:
         fut: Future[object] = Future()
         fut.add_done_callback(_log_failure)
-        self._jobs.put((fut, fn, False))
+        self._jobs.put(_Job(fut, fn, False, checkpoint))
         return fut
 
     def close(self) -> None:

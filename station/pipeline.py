@@ -5,10 +5,12 @@ card to the reject tray (``rejected``, blank spoiled, record retried up to a lim
 transition is journaled before the device is told to move. Durable (fsync'd, waited for)
 points: ``started`` (a blank leaves the stock), ``printing`` (from here a finished card may
 exist) and the end of the card (result + outbox, written at the next card boundary in the
-same transaction as the next card's ``started``). The others (``fed``, ``verified``,
-``printed``) are queued, in order, to the database owner without waiting: a crash or power
-cut may lose them, which recovery handles the same way, since it only asks whether the last
-durable state is before ``printing`` or not.
+same transaction as the next card's ``started``); ``verified`` (with the chip's serial)
+is written in the ``printing`` commit. ``fed`` and ``printed`` are queued, in order, to the
+database owner without waiting: a crash or power cut may lose them, which recovery handles
+the same way, since it only asks whether the last durable state is before ``printing``.
+The printed record's payload is purged right after the card boundary's answer, and the
+WAL checkpointed after the ``printing`` commit's (station/db.py).
 """
 
 from __future__ import annotations
@@ -159,27 +161,29 @@ class Pipeline:
 
         def tx(conn: sqlite3.Connection) -> Started | Hold | None:
             if finished is not None:
-                store.finish_good(conn, finished.attempt, finished.serial)
+                store.finish_good(conn, finished.attempt, finished.serial, purge=False)
             if not start:
                 return None
             allow = policy.allowance(conn, self.rationing,
                                      store.ledger_totals(conn)["in_stock"])
             if allow.stop:
                 return Hold(allow.stop, allow.detail, HOLD_ACTIONS[allow.stop])
-            buffered = store.next_record(conn, usable=self._usable, kinds=allow.kinds,
-                                         urgent_only=allow.urgent_only)
-            if buffered is None:
+            picks = store.next_records(conn, usable=self._usable, kinds=allow.kinds,
+                                       urgent_only=allow.urgent_only, count=2)
+            if not picks:
                 if allow.urgent_only:
                     return Hold("reserve", f"only urgent records may start: the stock is at "
                                 f"the reserve of {self.rationing.urgent_reserve} blanks",
                                 HOLD_ACTIONS["reserve"])
                 return None
+            buffered, upcoming = picks[0], (picks[1] if len(picks) > 1 else None)
             attempt = store.begin_attempt(conn, buffered.record_id)
-            upcoming = store.next_record(conn, usable=self._usable, kinds=allow.kinds,
-                                         urgent_only=allow.urgent_only)
             return Started(buffered, attempt, upcoming)
 
-        picked = self.db.run(tx)
+        # The printed record's payload is overwritten after the answer, outside this
+        # card's durable commit (a purge a power cut overtakes is redone at start-up).
+        picked = self.db.run(tx, then=None if finished is None else (
+            lambda c: store.purge_closed(c, finished.record_id)))
         if finished is not None:
             log.info("card_printed", record_id=finished.record_id, attempt=finished.attempt,
                      blank=finished.serial)
@@ -195,9 +199,8 @@ class Pipeline:
             reason = exc.reason
             self.db.run(lambda c: store.refuse_started(c, attempt, rid, reason))
             log.warning("record_refused", record_id=rid, reason=reason)
-            return Outcome(rid, "failed", reason)
-        finally:
             self.faces.ahead(started.upcoming)
+            return Outcome(rid, "failed", reason)
         record = prepared.record
         stage = "started"
         try:
@@ -205,10 +208,16 @@ class Pipeline:
             self._journal(attempt, "fed", serial)
             stage = "fed"
             uid = self._encode(record)
-            self._journal(attempt, "verified", uid)
             stage = "verified"
-            self._journal(attempt, "printing", durable=True)
+            # verified (with the chip's serial) and printing in one write-ahead commit
+            # (fsync) before the face is printed. The longest step comes: the WAL is
+            # checkpointed and the next face rendered now, never while one of this card's
+            # durable points waits for them.
+            self.db.run(lambda c: store.transition_through(c, attempt, ("verified", uid),
+                                                           ("printing", None)),
+                        checkpoint=True)
             stage = "printing"
+            self.faces.ahead(started.upcoming)
             self.printer.print_card(prepared.job)
             self._journal(attempt, "printed")
             stage = "printed"
@@ -227,14 +236,10 @@ class Pipeline:
         finally:
             self._quietly(self.chip.disconnect)
 
-    def _journal(self, attempt: int, state: str, serial: str | None = None,
-                 *, durable: bool = False) -> None:
-        """Journal a transition: durable ones are committed (fsync) before returning;
-        the others are queued in order to the database owner and not waited for."""
-        if durable:
-            self.db.run(lambda c: store.transition(c, attempt, state, serial))
-        else:
-            self.db.submit(lambda c: store.transition(c, attempt, state, serial))
+    def _journal(self, attempt: int, state: str, serial: str | None = None) -> None:
+        """Journal a transition recovery does not depend on: queued in order to the
+        database owner, not waited for, made durable by the next durable commit."""
+        self.db.submit(lambda c: store.transition(c, attempt, state, serial))
 
     def _failed(self, attempt: int, rid: str, stage: str, exc: DeviceError) -> Outcome:
         klass = spoil_class(stage, exc)
@@ -285,6 +290,7 @@ class Pipeline:
     def recover(self) -> list[Outcome]:
         """Settle attempts left open by a crash or power cut, by their last state."""
         outcomes: list[Outcome] = []
+        self.db.run(store.purge_closed)
         for att in self.db.run(store.open_attempts):
             in_path = self._card_in_path()
             if att.state in store.BEFORE_PRINTING:

@@ -1,6 +1,6 @@
 """Rationing: which records may start now, and how many the station should hold.
 
-Order (in :func:`station.store.next_record`): urgent cases first, then first-time holders,
+Order (in :func:`station.store.next_records`): urgent cases first, then first-time holders,
 then earliest enrolment. On top of it the office's rules, per local calendar day in its
 time zone (WIB, WITA or WIT — Indonesia keeps no daylight saving):
 - a daily quota of good cards, optionally split by kind (first cards / reprints);

@@ -113,4 +113,22 @@ V3 = [
     "ALTER TABLE records ADD COLUMN nik_hash TEXT",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2, V3]
+V4 = [
+    # Running totals of the ledger by kind, kept by trigger: the stock check at every card
+    # boundary reads one row per kind instead of summing a ledger that only grows.
+    "CREATE TABLE ledger_sums (kind TEXT PRIMARY KEY, total INTEGER NOT NULL)",
+    "INSERT INTO ledger_sums(kind, total) SELECT kind, SUM(count) FROM ledger GROUP BY kind",
+    """CREATE TRIGGER ledger_sums_add AFTER INSERT ON ledger BEGIN
+        INSERT INTO ledger_sums(kind, total) VALUES (NEW.kind, NEW.count)
+        ON CONFLICT(kind) DO UPDATE SET total = total + NEW.count;
+    END""",
+    # The ledger is append-only: corrections are new rows ('adjusted'), never edits.
+    """CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger BEGIN
+        SELECT RAISE(ABORT, 'the blank ledger is append-only');
+    END""",
+    """CREATE TRIGGER ledger_no_edit BEFORE UPDATE OF kind, count ON ledger BEGIN
+        SELECT RAISE(ABORT, 'the blank ledger is append-only');
+    END""",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2, V3, V4]

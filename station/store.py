@@ -21,6 +21,8 @@ from station.central.protocol import CardResult, Outcome
 BEFORE_PRINTING = ("started", "fed", "encoded", "verified")
 PRINTING_OR_LATER = ("printing", "printed", "ejected")
 TERMINAL = ("done", "rejected", "aborted", "needs_inspection")
+#: Placeholders for the states whose blank is neither used nor spoiled yet.
+_HOLDING_A_BLANK = ",".join("?" * (len(BEFORE_PRINTING) + len(PRINTING_OR_LATER) + 1))
 
 
 @dataclass(frozen=True)
@@ -88,27 +90,36 @@ def add_record(conn: sqlite3.Connection, lease: Lease, *, kind: str, urgent: boo
     return bool(cur.rowcount)
 
 
-def next_record(conn: sqlite3.Connection, *, usable: Any,
-                kinds: tuple[str, ...] = ("first", "reprint"),
-                urgent_only: bool = False) -> BufferedRecord | None:
-    """The next queued record by policy (urgent, first cards, earliest enrolment) among
-    ``kinds`` (and only urgent ones if asked) whose lease ``usable(Lease)`` accepts;
-    records whose lease is no longer usable are dropped."""
-    rows = conn.execute(
-        "SELECT record_id, lease_id, lease_deadline, lease_mono, boot_id, attempts "
-        f"FROM records WHERE status='queued' AND kind IN ({','.join('?' * len(kinds))}) "
-        f"{'AND urgent=1 ' if urgent_only else ''}"
-        "ORDER BY urgent DESC, kind='reprint', enrolled_at LIMIT 20",
-        kinds,
-    ).fetchall()
-    for row in rows:
-        lease = Lease(row[0], row[1], row[2], row[3], row[4])
-        if usable(lease):
-            payload = conn.execute(
-                "SELECT payload FROM records WHERE record_id=?", (row[0],)).fetchone()[0]
-            return BufferedRecord(row[0], row[1], payload, row[5])
-        drop_record(conn, row[0], "lease expired before printing")
-    return None
+def next_records(conn: sqlite3.Connection, *, usable: Any,
+                 kinds: tuple[str, ...] = ("first", "reprint"),
+                 urgent_only: bool = False, count: int = 1) -> list[BufferedRecord]:
+    """The next ``count`` queued records by policy (urgent, first cards, earliest
+    enrolment) among ``kinds`` (and only urgent ones if asked) whose lease
+    ``usable(Lease)`` accepts; records whose lease is no longer usable are dropped."""
+    picked: list[BufferedRecord] = []
+    while True:
+        # 'first' sorts before 'reprint': the order is the index records_next's, no sort.
+        rows = conn.execute(
+            "SELECT record_id, lease_id, lease_deadline, lease_mono, boot_id, attempts "
+            f"FROM records WHERE status='queued' AND kind IN ({','.join('?' * len(kinds))}) "
+            f"{'AND urgent=1 ' if urgent_only else ''}"
+            "ORDER BY urgent DESC, kind, enrolled_at LIMIT ? OFFSET ?",
+            (*kinds, count - len(picked) + 2, len(picked)),
+        ).fetchall()
+        dropped = False
+        for row in rows:
+            if len(picked) == count:
+                return picked
+            lease = Lease(row[0], row[1], row[2], row[3], row[4])
+            if usable(lease):
+                payload = conn.execute(
+                    "SELECT payload FROM records WHERE record_id=?", (row[0],)).fetchone()[0]
+                picked.append(BufferedRecord(row[0], row[1], payload, row[5]))
+            else:
+                drop_record(conn, row[0], "lease expired before printing")
+                dropped = True
+        if len(picked) == count or not dropped:  # else look past the dropped ones
+            return picked
 
 
 def drop_record(conn: sqlite3.Connection, record_id: str, reason: str) -> None:
@@ -145,6 +156,13 @@ def transition(conn: sqlite3.Connection, attempt_id: int, state: str,
     )
 
 
+def transition_through(conn: sqlite3.Connection, attempt_id: int,
+                       *steps: tuple[str, str | None]) -> None:
+    """Several transitions (state, serial) in order, in the caller's one transaction."""
+    for state, serial in steps:
+        transition(conn, attempt_id, state, serial)
+
+
 def _attempt(conn: sqlite3.Connection, attempt_id: int) -> sqlite3.Row:
     row: sqlite3.Row | None = conn.execute(
         "SELECT a.attempt_id, a.record_id, a.state, a.blank_serial, a.started_at, "
@@ -179,21 +197,42 @@ def _utc(epoch: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
 
 
-def finish_good(conn: sqlite3.Connection, attempt_id: int, serial: str | None) -> None:
-    """A good card in the output tray: attempt done, record done, blank used, result."""
+def finish_good(conn: sqlite3.Connection, attempt_id: int, serial: str | None, *,
+                purge: bool = True) -> str:
+    """A good card in the output tray: attempt done, record done, blank used, result.
+    Returns the record id. ``purge=False`` leaves the sealed payload for a later
+    :func:`purge_closed` (the card boundary keeps its durable commit small)."""
     row = _attempt(conn, attempt_id)
     serial = serial or row["blank_serial"]
     transition(conn, attempt_id, "done", serial)
     conn.execute(
-        "UPDATE records SET status='done', payload=NULL, closed_at=? WHERE record_id=?",
+        "UPDATE records SET status='done', closed_at=? WHERE record_id=?",
         (time.time(), row["record_id"]),
     )
+    if purge:
+        purge_closed(conn, row["record_id"])
     conn.execute(
         "INSERT INTO ledger(kind, count, attempt_id, serial, at) VALUES ('used', 1, ?, ?, ?)",
         (attempt_id, serial, time.time()),
     )
     _outbox(conn, row, "printed", serial, None)
     audit(conn, "printed", attempt_id=attempt_id, record_id=row["record_id"])
+    return str(row["record_id"])
+
+
+#: Records whose sealed personal data is still needed (to print, or after inspection).
+OPEN_STATUSES = ("queued", "printing", "inspection")
+
+
+def purge_closed(conn: sqlite3.Connection, record_id: str | None = None) -> int:
+    """Overwrite (secure_delete) the sealed payload of ``record_id`` if it is closed, or
+    of every closed record (start-up: purges a crash overtook). Returns how many."""
+    only = "" if record_id is None else " AND record_id=?"
+    return conn.execute(
+        "UPDATE records SET payload=NULL WHERE payload IS NOT NULL "
+        f"AND status NOT IN ({','.join('?' * len(OPEN_STATUSES))}){only}",
+        (*OPEN_STATUSES, *(() if record_id is None else (record_id,))),
+    ).rowcount
 
 
 SPOIL_CLASSES = ("failed encode", "failed print", "physically damaged", "chip dead/invalid")
@@ -259,7 +298,8 @@ def _close_failed(conn: sqlite3.Connection, row: sqlite3.Row, reason: str) -> No
 def open_attempts(conn: sqlite3.Connection) -> list[OpenAttempt]:
     rows = conn.execute(
         "SELECT attempt_id, record_id, state, blank_serial FROM attempts "
-        f"WHERE state IN ({','.join('?' * len(BEFORE_PRINTING + PRINTING_OR_LATER))})",
+        f"WHERE state IN ({','.join('?' * len(BEFORE_PRINTING + PRINTING_OR_LATER))}) "
+        "ORDER BY attempt_id",
         BEFORE_PRINTING + PRINTING_OR_LATER,
     ).fetchall()
     return [OpenAttempt(*r) for r in rows]
@@ -318,11 +358,12 @@ def ack_results(conn: sqlite3.Connection, result_ids: list[str]) -> None:
 # ----------------------------------------------------------------------------- blanks
 def ledger_totals(conn: sqlite3.Connection) -> dict[str, int]:
     totals = {"received": 0, "used": 0, "spoiled": 0, "adjusted": 0}
-    for kind, total in conn.execute("SELECT kind, SUM(count) FROM ledger GROUP BY kind"):
+    for kind, total in conn.execute("SELECT kind, total FROM ledger_sums"):
         totals[kind] = int(total)
     by_state = dict(conn.execute(
-        "SELECT state, COUNT(*) FROM attempts WHERE state NOT IN ('done','rejected','aborted') "
-        "GROUP BY state").fetchall())
+        f"SELECT state, COUNT(*) FROM attempts WHERE state IN ({_HOLDING_A_BLANK}) "
+        "GROUP BY state", (*BEFORE_PRINTING, *PRINTING_OR_LATER, "needs_inspection"),
+    ).fetchall())
     totals["inspection"] = int(by_state.pop("needs_inspection", 0))
     totals["in_printer"] = int(sum(by_state.values()))
     totals["in_stock"] = (totals["received"] + totals["adjusted"] - totals["used"]
