@@ -1,12 +1,13 @@
 """bench/utilization: how much of the printer's time the daemon keeps it busy.
 
-Two runs over the same simulated printer timings (default 500 ms a card, no faults):
-a bare loop that drives the devices directly with pre-parsed records, and the whole
-station (reference server on loopback, daemon threads, SQLite with its fsync'd points,
-decryption, signature checks). utilization = bare seconds / station seconds for the same
-number of cards. The station's own overhead per card is measured inside the station run:
-the time of a card cycle minus the time spent in the driver layer (the printer's calls and
-the chip encoding: script runner and channel), which the bare loop spends too.
+Runs over the same simulated printer timings (default 500 ms a card, no faults): a bare
+loop that drives the devices directly with pre-parsed records (once before and once after,
+averaged), and the whole station (reference server on loopback, daemon threads, SQLite
+with its fsync'd points, decryption, signature checks). utilization = bare seconds /
+station seconds for the same number of cards. The station's own overhead per card is
+measured inside the station run: the time of a card cycle minus the time spent in the
+driver layer (the printer's calls and the chip encoding: script runner and channel), which
+the bare loop spends too.
 
     python bench/utilization.py [--cards 400] [--card-ms 500]
 
@@ -75,6 +76,7 @@ PRINTER_CALLS = ("feed", "print_card", "eject", "reject", "status")
 
 
 def bare_loop(root: Path, records: list[dict[str, Any]], card_ms: float) -> float:
+    root.mkdir(parents=True, exist_ok=True)
     printer = SimPrinter.from_options({"state_file": str(root / "bare.json"),
                                        "hopper": len(records) + 5,
                                        "timings_ms": timings(card_ms)})
@@ -138,7 +140,7 @@ def station_run(root: Path, cards: int, card_ms: float) -> tuple[float, list[flo
             cycles.append((time.perf_counter(), clock.total))
             return inner(buffered)
 
-        station.pipeline.print_one = print_one  # type: ignore[method-assign]
+        station.pipeline.print_one = print_one  # type: ignore[method-assign,assignment]
         station.start()
         try:
             wait_for("the whole buffer", lambda: station.db.run(
@@ -167,8 +169,12 @@ def main() -> None:
         root = Path(tmp)
         records = list(new_records(args.cards, seed=0))
         (root / "s").mkdir()
+        # The bare loop runs before and after the station and its mean is used, so a
+        # machine that slows down or speeds up during the run does not tilt the ratio.
+        bare_before = bare_loop(root / "before", records, args.card_ms)
         station_s, overheads = station_run(root / "s", args.cards, args.card_ms)
-        bare_s = bare_loop(root, records, args.card_ms)
+        bare_after = bare_loop(root / "after", records, args.card_ms)
+        bare_s = (bare_before + bare_after) / 2
     overheads.sort()
     p99 = overheads[min(len(overheads) - 1, int(len(overheads) * 0.99))]
     figures = {
@@ -176,6 +182,8 @@ def main() -> None:
         "cards": args.cards,
         "card_ms": args.card_ms,
         "bare_s": round(bare_s, 3),
+        "bare_before_s": round(bare_before, 3),
+        "bare_after_s": round(bare_after, 3),
         "station_s": round(station_s, 3),
         "utilization": round(bare_s / station_s, 4),
         "p50_overhead_ms": round(statistics.median(overheads), 3),
