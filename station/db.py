@@ -96,12 +96,11 @@ def _checkpoint(conn: sqlite3.Connection) -> None:
         log.warning("checkpoint_failed", error=type(exc).__name__, detail=str(exc))
 
 
-def _follow_up(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], object]) -> None:
-    """Run a caller's follow-up; it has its answer already, so a failure is logged."""
-    try:
-        transaction(conn, fn)
-    except (sqlite3.Error, ValueError) as exc:
-        log.error("queued_write_failed", error=type(exc).__name__, detail=str(exc))
+def _logged_future() -> Future[object]:
+    """A future nobody waits for: a failure it receives is logged."""
+    fut: Future[object] = Future()
+    fut.add_done_callback(_log_failure)
+    return fut
 
 
 def _log_failure(fut: Future[object]) -> None:
@@ -131,23 +130,25 @@ class Database:
         conn.execute("PRAGMA wal_autocheckpoint=0")
         durable = True
         commits = 0
+
+        def execute(fut: Future[Any], fn: Callable[[sqlite3.Connection], Any],
+                    want_durable: bool) -> None:
+            nonlocal durable, commits
+            if want_durable != durable:
+                conn.execute(f"PRAGMA synchronous={'FULL' if want_durable else 'NORMAL'}")
+                durable = want_durable
+            try:
+                fut.set_result(transaction(conn, fn))
+            except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
+                fut.set_exception(exc)
+            commits += 1
+
         try:
             while (job := self._jobs.get()) is not None:
                 if job.fn is not None and job.fut.set_running_or_notify_cancel():
-                    if job.durable != durable:
-                        conn.execute(f"PRAGMA synchronous={'FULL' if job.durable else 'NORMAL'}")
-                        durable = job.durable
-                    try:
-                        job.fut.set_result(transaction(conn, job.fn))
-                    except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
-                        job.fut.set_exception(exc)
-                    commits += 1
-                if job.then is not None:
-                    if durable:
-                        conn.execute("PRAGMA synchronous=NORMAL")
-                        durable = False
-                    _follow_up(conn, job.then)
-                    commits += 1
+                    execute(job.fut, job.fn, job.durable)
+                if job.then is not None:  # its caller has the answer: failures are logged
+                    execute(_logged_future(), job.then, False)
                 if job.checkpoint or commits >= CHECKPOINT_EVERY:
                     _checkpoint(conn)
                     commits = 0
@@ -181,8 +182,7 @@ class Database:
 
     def _enqueue(self, fn: Callable[[sqlite3.Connection], object] | None, *,
                  checkpoint: bool) -> Future[object]:
-        fut: Future[object] = Future()
-        fut.add_done_callback(_log_failure)
+        fut = _logged_future()
         self._jobs.put(_Job(fut, fn, False, checkpoint))
         return fut
 

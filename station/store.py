@@ -21,8 +21,13 @@ from station.central.protocol import CardResult, Outcome
 BEFORE_PRINTING = ("started", "fed", "encoded", "verified")
 PRINTING_OR_LATER = ("printing", "printed", "ejected")
 TERMINAL = ("done", "rejected", "aborted", "needs_inspection")
-#: Placeholders for the states whose blank is neither used nor spoiled yet.
-_HOLDING_A_BLANK = ",".join("?" * (len(BEFORE_PRINTING) + len(PRINTING_OR_LATER) + 1))
+#: States whose blank is neither used nor spoiled yet.
+HOLDING_A_BLANK = (*BEFORE_PRINTING, *PRINTING_OR_LATER, "needs_inspection")
+
+
+def _marks(values: tuple[object, ...]) -> str:
+    """SQL placeholders for ``IN (...)`` over ``values``."""
+    return ",".join("?" * len(values))
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,7 @@ def next_records(conn: sqlite3.Connection, *, usable: Any,
         # 'first' sorts before 'reprint': the order is the index records_next's, no sort.
         rows = conn.execute(
             "SELECT record_id, lease_id, lease_deadline, lease_mono, boot_id, attempts "
-            f"FROM records WHERE status='queued' AND kind IN ({','.join('?' * len(kinds))}) "
+            f"FROM records WHERE status='queued' AND kind IN ({_marks(kinds)}) "
             f"{'AND urgent=1 ' if urgent_only else ''}"
             "ORDER BY urgent DESC, kind, enrolled_at LIMIT ? OFFSET ?",
             (*kinds, count - len(picked) + 2, len(picked)),
@@ -198,10 +203,10 @@ def _utc(epoch: float) -> dt.datetime:
 
 
 def finish_good(conn: sqlite3.Connection, attempt_id: int, serial: str | None, *,
-                purge: bool = True) -> str:
+                purge: bool = True) -> None:
     """A good card in the output tray: attempt done, record done, blank used, result.
-    Returns the record id. ``purge=False`` leaves the sealed payload for a later
-    :func:`purge_closed` (the card boundary keeps its durable commit small)."""
+    ``purge=False`` leaves the sealed payload for a later :func:`purge_closed` (the card
+    boundary keeps its durable commit small)."""
     row = _attempt(conn, attempt_id)
     serial = serial or row["blank_serial"]
     transition(conn, attempt_id, "done", serial)
@@ -217,7 +222,6 @@ def finish_good(conn: sqlite3.Connection, attempt_id: int, serial: str | None, *
     )
     _outbox(conn, row, "printed", serial, None)
     audit(conn, "printed", attempt_id=attempt_id, record_id=row["record_id"])
-    return str(row["record_id"])
 
 
 #: Records whose sealed personal data is still needed (to print, or after inspection).
@@ -230,7 +234,7 @@ def purge_closed(conn: sqlite3.Connection, record_id: str | None = None) -> int:
     only = "" if record_id is None else " AND record_id=?"
     return conn.execute(
         "UPDATE records SET payload=NULL WHERE payload IS NOT NULL "
-        f"AND status NOT IN ({','.join('?' * len(OPEN_STATUSES))}){only}",
+        f"AND status NOT IN ({_marks(OPEN_STATUSES)}){only}",
         (*OPEN_STATUSES, *(() if record_id is None else (record_id,))),
     ).rowcount
 
@@ -298,7 +302,7 @@ def _close_failed(conn: sqlite3.Connection, row: sqlite3.Row, reason: str) -> No
 def open_attempts(conn: sqlite3.Connection) -> list[OpenAttempt]:
     rows = conn.execute(
         "SELECT attempt_id, record_id, state, blank_serial FROM attempts "
-        f"WHERE state IN ({','.join('?' * len(BEFORE_PRINTING + PRINTING_OR_LATER))}) "
+        f"WHERE state IN ({_marks(BEFORE_PRINTING + PRINTING_OR_LATER)}) "
         "ORDER BY attempt_id",
         BEFORE_PRINTING + PRINTING_OR_LATER,
     ).fetchall()
@@ -361,8 +365,8 @@ def ledger_totals(conn: sqlite3.Connection) -> dict[str, int]:
     for kind, total in conn.execute("SELECT kind, total FROM ledger_sums"):
         totals[kind] = int(total)
     by_state = dict(conn.execute(
-        f"SELECT state, COUNT(*) FROM attempts WHERE state IN ({_HOLDING_A_BLANK}) "
-        "GROUP BY state", (*BEFORE_PRINTING, *PRINTING_OR_LATER, "needs_inspection"),
+        f"SELECT state, COUNT(*) FROM attempts WHERE state IN ({_marks(HOLDING_A_BLANK)}) "
+        "GROUP BY state", HOLDING_A_BLANK,
     ).fetchall())
     totals["inspection"] = int(by_state.pop("needs_inspection", 0))
     totals["in_printer"] = int(sum(by_state.values()))
