@@ -104,7 +104,7 @@ class Station:
         stop_event = threading.Event()
         wake = threading.Event()
         sync = SyncLoop(db, client, cfg=cfg.central, keys=keys, data_key=data_key, board=board,
-                        on_records=wake.set, rationing=cfg.rationing)
+                        on_records=wake.set, rationing=cfg.rationing, quiet=pipeline.quiet)
         station = cls(cfg, db, board, pipeline, sync, client, stop_event,
                       threading.Thread(name="printer-worker", daemon=True))
         station.worker = threading.Thread(target=station._work, args=(wake,),
@@ -124,8 +124,17 @@ class Station:
 
     def _work(self, wake: threading.Event) -> None:
         """The printer worker. The printer's status is asked at start, after a failure and
-        while idle; between good cards the feed itself reports a printer that stopped."""
+        while idle; between good cards the feed itself reports a printer that stopped.
+        The quiet window (station/quiet.py) is shut from each card boundary until the
+        card's face prints, and open whenever no card is under way."""
+        try:
+            self._print_while_running(wake)
+        finally:
+            self.pipeline.quiet.open()
+
+    def _print_while_running(self, wake: threading.Event) -> None:
         retry = self.cfg.pipeline.device_retry_s
+        quiet = self.pipeline.quiet
         pending: GoodCard | None = None
         check_printer = True
         while not self.stop_event.is_set():
@@ -137,11 +146,14 @@ class Station:
                         self.pipeline.card_boundary(pending, start=False)
                         pending = None
                     self.board.state(*pause)
+                    quiet.open()
                     self.stop_event.wait(retry)
                     continue
+            quiet.close()
             picked = self.pipeline.card_boundary(pending)
             pending = None
             if not isinstance(picked, Started):
+                quiet.open()
                 check_printer = True
                 self.db.checkpoint()  # nothing printing: a quiet moment
                 if isinstance(picked, Hold):

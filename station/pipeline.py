@@ -47,6 +47,7 @@ from station.config import PipelineConfig
 from station.crypto import DataKey
 from station.db import Database
 from station.prefetch import FacePrefetcher
+from station.quiet import QuietWindow
 from station.records import (
     PrintReadyRecord,
     RecordError,
@@ -151,6 +152,8 @@ class Pipeline:
         #: The office's rules; replaced as a whole on reload (SIGHUP).
         self.rationing = rationing or policy.RationingConfig()
         self.faces = FacePrefetcher(data_key)
+        #: Open while a face prints: the sync thread's moment (station/quiet.py).
+        self.quiet = QuietWindow()
 
     # ------------------------------------------------------------------ one card
     def card_boundary(self, finished: GoodCard | None, *,
@@ -218,7 +221,11 @@ class Pipeline:
                         checkpoint=True)
             stage = "printing"
             self.faces.ahead(started.upcoming)
-            self.printer.print_card(prepared.job)
+            self.quiet.open()
+            try:
+                self.printer.print_card(prepared.job)
+            finally:
+                self.quiet.close()
             self._journal(attempt, "printed")
             stage = "printed"
             self.printer.eject()

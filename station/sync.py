@@ -4,6 +4,8 @@ Each round, while the link is up: drain the outbox in batches, renew leases when
 lease more records when the buffer is below target (never more than blanks in stock),
 heartbeat when due. A ``LinkDown`` marks the link down and backs off exponentially with
 jitter; the printer worker never waits for this thread, so printing goes on offline.
+A round starts only in the printer's quiet window (station/quiet.py): while a face prints,
+or while no card is under way.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from station.crypto import DataKey
 from station.db import Database
 from station.ingest import buffer_signed
 from station.pipeline import boot_id
+from station.quiet import QuietWindow
 from station.status import StatusBoard
 
 log = structlog.get_logger("station.sync")
@@ -36,7 +39,8 @@ class SyncLoop:
     def __init__(self, db: Database, client: QueueClient, *, cfg: CentralConfig,
                  keys: dict[str, Ed25519PublicKey], data_key: DataKey, board: StatusBoard,
                  on_records: Callable[[], None] = lambda: None,
-                 rationing: policy.RationingConfig | None = None) -> None:
+                 rationing: policy.RationingConfig | None = None,
+                 quiet: QuietWindow | None = None) -> None:
         self.db = db
         self.client = client
         self.cfg = cfg
@@ -46,6 +50,8 @@ class SyncLoop:
         self.on_records = on_records
         #: The office's rules; replaced as a whole on reload (SIGHUP).
         self.rationing = rationing or policy.RationingConfig()
+        #: Rounds start while the printer is away from its durable points.
+        self.quiet = quiet or QuietWindow()
         self.stop_event = threading.Event()
         self.wake = threading.Event()
         self._boot = boot_id()
@@ -67,6 +73,9 @@ class SyncLoop:
 
     def _run(self) -> None:
         while not self.stop_event.is_set():
+            self.quiet.wait()
+            if self.stop_event.is_set():
+                break
             try:
                 busy = self.round()
                 self._set_link(True)
