@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -180,6 +180,11 @@ class _Device:
 
 class CardPrinter(_Device, ABC):
     """A card printer with an input hopper, a chip contact station and two trays."""
+
+    #: Whether :meth:`print_card` itself ends by sending the card out (Evolis: ``Se``
+    #: closes the print sequence). False: the printed card waits in the path for
+    #: :meth:`eject` or :meth:`reject`.
+    ejects_with_print: ClassVar[bool] = False
 
     def open(self) -> PrinterInfo:
         return self._call("open", self._open_internal)

@@ -123,6 +123,8 @@ def transport_factory(opts: EvolisOptions, usb_backend: Any = None) -> Callable[
 class EvolisPrinter(CardPrinter):
     """An Evolis printer driven with its escape commands (see the module docstring)."""
 
+    ejects_with_print = True
+
     def __init__(self, connect: Callable[[], Transport], options: EvolisOptions) -> None:
         super().__init__()
         self.options = options

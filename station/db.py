@@ -16,6 +16,7 @@ owner thread runs one by itself only after :data:`CHECKPOINT_EVERY` commits with
 
 from __future__ import annotations
 
+import os
 import queue
 import sqlite3
 import threading
@@ -39,6 +40,7 @@ class _Job(NamedTuple):
     durable: bool
     checkpoint: bool  # checkpoint the WAL after the answer is handed back
     then: Callable[[sqlite3.Connection], Any] | None = None  # non-durable, after answering
+    synced: Future[None] | None = None  # the WAL is fsync'd after answering, then this
 
 #: Commits after which the owner checkpoints by itself if nobody asked (~4 MB of WAL).
 CHECKPOINT_EVERY = 200
@@ -147,6 +149,8 @@ class Database:
             while (job := self._jobs.get()) is not None:
                 if job.fn is not None and job.fut.set_running_or_notify_cancel():
                     execute(job.fut, job.fn, job.durable)
+                if job.synced is not None:
+                    self._sync_wal(job.synced)
                 if job.then is not None:  # its caller has the answer: failures are logged
                     execute(_logged_future(), job.then, False)
                 if job.checkpoint or commits >= CHECKPOINT_EVERY:
@@ -168,6 +172,30 @@ class Database:
         fut: Future[T] = Future()
         self._jobs.put(_Job(fut, fn, durable, checkpoint, then))
         return fut.result()
+
+    def journal(self, fn: Callable[[sqlite3.Connection], T], *,
+                checkpoint: bool = False) -> tuple[T, Future[None]]:
+        """A write-ahead point whose device step may begin before the fsync ends but must
+        not finish: commit ``fn`` and return its result once the commit is written (it
+        survives the process's death), with a future that completes once the WAL is
+        fsync'd (it then survives a power cut too), or carries the fsync's error. The
+        same fsync a durable :meth:`run` waits for, overlapped with the device step."""
+        fut: Future[T] = Future()
+        synced: Future[None] = Future()
+        self._jobs.put(_Job(fut, fn, False, checkpoint, None, synced))
+        return fut.result(), synced
+
+    def _sync_wal(self, synced: Future[None]) -> None:
+        try:
+            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            synced.set_exception(exc)
+        else:
+            synced.set_result(None)
 
     def submit(self, fn: Callable[[sqlite3.Connection], object]) -> Future[object]:
         """Queue ``fn`` as a non-durable transaction without waiting for it. Jobs run in

@@ -2,15 +2,18 @@
 
 ``started → fed → encoded → verified → printing → printed → done``; any failure sends the
 card to the reject tray (``rejected``, blank spoiled, record retried up to a limit). Each
-transition is journaled before the device is told to move. Durable (fsync'd, waited for)
-points: ``started`` (a blank leaves the stock), ``printing`` (from here a finished card may
-exist) and the end of the card (result + outbox, written at the next card boundary in the
-same transaction as the next card's ``started``); ``verified`` (with the chip's serial)
-is written in the ``printing`` commit. ``fed`` and ``printed`` are queued, in order, to the
+transition is journaled before the device is told to move. Durable (fsync'd) points:
+``started`` (a blank leaves the stock) and the end of the card (result + outbox), one
+transaction at the card boundary, waited for before the next blank is fed; ``printing``
+(from here a finished card may exist), with ``verified`` and the chip's serial, committed
+before the face is printed and its fsync waited for before the card can leave the
+printer: before :meth:`~drivers.base.CardPrinter.eject`, or before the print for a
+printer whose print ends by ejecting. ``fed`` and ``printed`` are queued, in order, to the
 database owner without waiting: a crash or power cut may lose them, which recovery handles
-the same way, since it only asks whether the last durable state is before ``printing``.
+the same way, since it only asks whether the last durable state is before ``printing``
+(a card found before that is still inside the printer, whatever it holds).
 The printed record's payload is purged right after the card boundary's answer, and the
-WAL checkpointed after the ``printing`` commit's (station/db.py).
+WAL checkpointed after the ``printing`` commit's fsync (station/db.py).
 """
 
 from __future__ import annotations
@@ -204,6 +207,9 @@ class Pipeline:
             log.warning("record_refused", record_id=rid, reason=reason)
             self.faces.ahead(started.upcoming)
             return Outcome(rid, "failed", reason)
+        # The next face is rendered while this blank is fed and encoded: done long before
+        # this card's write-ahead commit, on an idle-priority process.
+        self.faces.ahead(started.upcoming)
         record = prepared.record
         stage = "started"
         try:
@@ -212,20 +218,23 @@ class Pipeline:
             stage = "fed"
             uid = self._encode(record)
             stage = "verified"
-            # verified (with the chip's serial) and printing in one write-ahead commit
-            # (fsync) before the face is printed. The longest step comes: the WAL is
-            # checkpointed and the next face rendered now, never while one of this card's
-            # durable points waits for them.
-            self.db.run(lambda c: store.transition_through(c, attempt, ("verified", uid),
-                                                           ("printing", None)),
-                        checkpoint=True)
+            # verified (with the chip's serial) and printing in one write-ahead commit,
+            # made before the face is printed, its fsync waited for before the card can
+            # leave the printer. The longest step comes: the WAL is fsync'd and
+            # checkpointed and the next face rendered now, while nothing waits for them.
+            _, printing = self.db.journal(
+                lambda c: store.transition_through(c, attempt, ("verified", uid),
+                                                   ("printing", None)),
+                checkpoint=True)
+            if self.printer.ejects_with_print:
+                printing.result()
             stage = "printing"
-            self.faces.ahead(started.upcoming)
             self.quiet.open()
             try:
                 self.printer.print_card(prepared.job)
             finally:
                 self.quiet.close()
+            printing.result()
             self._journal(attempt, "printed")
             stage = "printed"
             self.printer.eject()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
 import sqlite3
 import time
@@ -58,6 +59,28 @@ def test_the_owner_checkpoints_by_itself_when_nobody_asks(db, tmp_path: Path) ->
         db.submit(lambda c, i=i: c.execute("INSERT INTO t VALUES (?)", (i,)))
     db.run(lambda c: None)
     assert rows_in_main_file(db.path, tmp_path) >= CHECKPOINT_EVERY - 1
+
+
+def test_a_journaled_commit_is_visible_before_its_fsync_is_reported(db, tmp_path: Path) -> None:
+    """journal() answers once the commit is written (another connection reads it) and
+    hands a future that completes when the WAL is fsync'd."""
+    result, synced = db.journal(lambda c: c.execute("INSERT INTO t VALUES (7)").rowcount)
+    assert result == 1
+    with sqlite3.connect(tmp_path / "station.db") as other:
+        assert other.execute("SELECT x FROM t").fetchall() == [(7,)]
+    assert synced.result(timeout=5) is None
+
+
+def test_a_failed_fsync_reaches_the_journal_future(db, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk's error on the WAL's fsync is what the waiting caller gets."""
+
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr("station.db.os.fdatasync", broken)
+    _, synced = db.journal(lambda c: c.execute("INSERT INTO t VALUES (1)"))
+    with pytest.raises(OSError, match="Input/output error"):
+        synced.result(timeout=5)
 
 
 def test_ledger_sums_carry_over_from_a_version_3_database(tmp_path: Path) -> None:

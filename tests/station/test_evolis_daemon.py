@@ -3,6 +3,7 @@ the chip of each card at its encoder station, 50 records through to the centre."
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,3 +51,31 @@ def test_fifty_records_through_the_evolis_emulator(tmp_path: Path, central: Cent
     assert len(out) == 50
     assert all(card.printed and "k" in card.panels for card in out)
     assert central.server.summary().printed_twice == []
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_an_evolis_prints_only_once_printing_is_on_disk(
+        tmp_path: Path, central: Central, emulator: EmulatorOnPty,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Evolis print sequence ends by ejecting the card, so with a WAL that cannot be
+    fsync'd no print starts at all: the encoded card stays at the contact station."""
+
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr("station.db.os.fdatasync", broken)
+    central.seed(1)
+    config = station_config(tmp_path, central, printer={"driver": "evolis",
+                                                        "options": emulator.options},
+                            chip={"driver": "emulated", "connect_timeout_s": 2.0})
+    receive(config, 5)
+    station = Station.build(load_config(config))
+    station.start()
+    try:
+        wait_for("the printer worker to stop", lambda: not station.worker.is_alive())
+    finally:
+        station.stop()
+    emu = emulator.emulator
+    assert "Ss" not in emu.names()
+    assert emu.output == []
+    assert emu.position == "contact"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from pathlib import Path
+
+import pytest
 
 from drivers.sim import SimPrinter
 from station import store
@@ -84,3 +87,30 @@ def test_no_blanks_in_the_ledger_pauses_with_the_fix(tmp_path: Path, central: Ce
     assert state["message"] == "no blanks in stock per the ledger"
     assert state["action"] == "receive blanks: station blanks receive COUNT --batch ID"
     assert central.server.summary().printed == 0
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_printed_card_stays_inside_until_printing_is_on_disk(
+        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the WAL cannot be fsync'd, the printed card is never ejected to the output
+    tray: the printer worker stops with it inside, for recovery to move to the reject
+    tray at the next start."""
+
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr("station.db.os.fdatasync", broken)
+    central.seed(1)
+    config = station_config(tmp_path, central)
+    receive(config, 5)
+    station = Station.build(load_config(config))
+    station.start()
+    try:
+        wait_for("the printer worker to stop", lambda: not station.worker.is_alive())
+    finally:
+        station.stop()
+    printer = SimPrinter(tmp_path / "printer.json")
+    inside = printer.card_in_path()
+    assert inside is not None
+    assert inside.label is not None
+    assert printer.tray_cards("output") == []
