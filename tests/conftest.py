@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
@@ -65,3 +66,13 @@ def central(tmp_path: Path) -> Iterator[Central]:
     """A reference queue server on loopback with its own database and signing key."""
     with running_central(tmp_path) as c:
         yield c
+
+
+@pytest.fixture
+def failing_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every fsync of the station's WAL fails as a dying disk's does (EIO)."""
+
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr("station.db.os.fdatasync", broken)

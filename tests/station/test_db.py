@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import shutil
 import sqlite3
 import time
@@ -71,13 +70,8 @@ def test_a_journaled_commit_is_visible_before_its_fsync_is_reported(db, tmp_path
     assert synced.result(timeout=5) is None
 
 
-def test_a_failed_fsync_reaches_the_journal_future(db, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_fsync_reaches_the_journal_future(db, failing_disk: None) -> None:
     """The disk's error on the WAL's fsync is what the waiting caller gets."""
-
-    def broken(fd: int) -> None:
-        raise OSError(errno.EIO, "Input/output error")
-
-    monkeypatch.setattr("station.db.os.fdatasync", broken)
     _, synced = db.journal(lambda c: c.execute("INSERT INTO t VALUES (1)"))
     with pytest.raises(OSError, match="Input/output error"):
         synced.result(timeout=5)

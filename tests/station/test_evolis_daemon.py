@@ -3,7 +3,6 @@ the chip of each card at its encoder station, 50 records through to the centre."
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,14 +55,9 @@ def test_fifty_records_through_the_evolis_emulator(tmp_path: Path, central: Cent
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_an_evolis_prints_only_once_printing_is_on_disk(
         tmp_path: Path, central: Central, emulator: EmulatorOnPty,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        failing_disk: None) -> None:
     """The Evolis print sequence ends by ejecting the card, so with a WAL that cannot be
     fsync'd no print starts at all: the encoded card stays at the contact station."""
-
-    def broken(fd: int) -> None:
-        raise OSError(errno.EIO, "Input/output error")
-
-    monkeypatch.setattr("station.db.os.fdatasync", broken)
     central.seed(1)
     config = station_config(tmp_path, central, printer={"driver": "evolis",
                                                         "options": emulator.options},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import sqlite3
 from pathlib import Path
 
@@ -91,15 +90,10 @@ def test_no_blanks_in_the_ledger_pauses_with_the_fix(tmp_path: Path, central: Ce
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_printed_card_stays_inside_until_printing_is_on_disk(
-        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, central: Central, failing_disk: None) -> None:
     """When the WAL cannot be fsync'd, the printed card is never ejected to the output
     tray: the printer worker stops with it inside, for recovery to move to the reject
     tray at the next start."""
-
-    def broken(fd: int) -> None:
-        raise OSError(errno.EIO, "Input/output error")
-
-    monkeypatch.setattr("station.db.os.fdatasync", broken)
     central.seed(1)
     config = station_config(tmp_path, central)
     receive(config, 5)
