@@ -205,11 +205,11 @@ class Pipeline:
             reason = exc.reason
             self.db.run(lambda c: store.refuse_started(c, attempt, rid, reason))
             log.warning("record_refused", record_id=rid, reason=reason)
-            self.faces.ahead(started.upcoming)
             return Outcome(rid, "failed", reason)
-        # The next face is rendered while this blank is fed and encoded: done long before
-        # this card's write-ahead commit, on an idle-priority process.
-        self.faces.ahead(started.upcoming)
+        finally:
+            # The next face is rendered while this blank is fed and encoded: done long
+            # before this card's write-ahead commit, on an idle-priority process.
+            self.faces.ahead(started.upcoming)
         record = prepared.record
         stage = "started"
         try:
