@@ -14,6 +14,8 @@ from typing import Any
 from station import store
 from station.central.seed import PUB_FILE, load_or_create_key, seed
 from station.central.server import CentralServer
+from station.config import load_config
+from station.daemon import Station
 
 INLINE_TABLES = ("trusted_keys", "timings_ms", "faults")
 FAST_TIMINGS = {"feed": 0, "encode_apdu": 0, "print": 0, "eject": 0, "reject": 0, "status": 0}
@@ -101,6 +103,17 @@ def station_config(root: Path, centre: Central, /, *, url: str | None = None,
     path = root / "station.toml"
     path.write_text(toml_dumps(cfg))
     return path
+
+
+@contextmanager
+def running_station(config: Path) -> Iterator[Station]:
+    """The daemon's threads on ``config``, started, and stopped when the block ends."""
+    station = Station.build(load_config(config))
+    station.start()
+    try:
+        yield station
+    finally:
+        station.stop()
 
 
 def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:

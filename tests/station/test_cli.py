@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 
 from station.cli import main
-from station.config import load_config
-from station.daemon import Station
-from tests.station.harness import Central, station_config, wait_for
+from tests.station.harness import Central, running_station, station_config, wait_for
 from tests.station.test_end_to_end import receive
 
 
@@ -19,15 +17,11 @@ def test_status_after_printing(tmp_path: Path, central: Central,
     central.seed(5)
     config = station_config(tmp_path, central)
     receive(config, 12)
-    station = Station.build(load_config(config))
-    station.start()
-    try:
+    with running_station(config) as station:
         wait_for("5 printed", lambda: central.server.summary().printed == 5)
         wait_for("results acknowledged", lambda: station.db.run(
             lambda c: c.execute("SELECT COUNT(*) FROM outbox WHERE acked_at IS NULL")
             .fetchone()[0]) == 0)
-    finally:
-        station.stop()
     capsys.readouterr()
     assert main(["--config", str(config), "status"]) == 0
     out = capsys.readouterr().out.splitlines()

@@ -9,11 +9,9 @@ from pathlib import Path
 import pytest
 
 from drivers.base import CHIP_DRIVERS
-from station.config import load_config
-from station.daemon import Station
 from tests.drivers.evolis_chip import EmulatorChip
 from tests.drivers.evolis_emulator import EmulatorOnPty, EvolisEmulator
-from tests.station.harness import Central, station_config, wait_for
+from tests.station.harness import Central, running_station, station_config, wait_for
 from tests.station.test_end_to_end import receive
 
 
@@ -38,14 +36,9 @@ def test_fifty_records_through_the_evolis_emulator(tmp_path: Path, central: Cent
                                                         "options": emulator.options},
                             chip={"driver": "emulated", "connect_timeout_s": 2.0})
     receive(config, 60)
-    cfg = load_config(config)
-    station = Station.build(cfg)
-    station.start()
-    try:
+    with running_station(config):
         wait_for("50 printed at the centre", lambda: central.server.summary().printed == 50,
                  timeout=240)
-    finally:
-        station.stop()
     out = emulator.emulator.output
     assert len(out) == 50
     assert all(card.printed and "k" in card.panels for card in out)
@@ -63,12 +56,8 @@ def test_an_evolis_prints_only_once_printing_is_on_disk(
                                                         "options": emulator.options},
                             chip={"driver": "emulated", "connect_timeout_s": 2.0})
     receive(config, 5)
-    station = Station.build(load_config(config))
-    station.start()
-    try:
+    with running_station(config) as station:
         wait_for("the printer worker to stop", lambda: not station.worker.is_alive())
-    finally:
-        station.stop()
     emu = emulator.emulator
     assert "Ss" not in emu.names()
     assert emu.output == []

@@ -11,23 +11,17 @@ from drivers.sim import SimPrinter
 from station import store
 from station.central.seed import load_or_create_key, signed_records
 from station.config import load_config
-from station.daemon import Station
 from station.records import SignedRecord
-from tests.station.harness import Central, station_config, wait_for
+from tests.station.harness import Central, running_station, station_config, wait_for
 from tests.station.test_end_to_end import receive
 
 
 def run_until(config: Path, central: Central, done: int) -> dict[str, int]:
-    cfg = load_config(config)
-    station = Station.build(cfg)
-    station.start()
-    try:
+    with running_station(config) as station:
         wait_for(f"{done} records closed at the server",
                  lambda: (s := central.server.summary()).printed + s.failed >= done)
         wait_for("an empty outbox", lambda: station.db.run(store.counts)["outbox"] == 0)
-    finally:
-        station.stop()
-    conn = sqlite3.connect(cfg.db_path)
+    conn = sqlite3.connect(load_config(config).db_path)
     try:
         return store.counts(conn)
     finally:
@@ -74,15 +68,10 @@ def test_forged_record_is_reported_failed_and_never_printed(tmp_path: Path,
 def test_no_blanks_in_the_ledger_pauses_with_the_fix(tmp_path: Path, central: Central) -> None:
     """With no blanks received, nothing is printed and the status says what to run."""
     central.seed(3)
-    cfg = load_config(station_config(tmp_path, central))
-    station = Station.build(cfg)
-    station.start()
-    try:
+    with running_station(station_config(tmp_path, central)) as station:
         wait_for("the paused state", lambda: (station.board.get("state") or {}).get(
             "category") == "paused")
         state = station.board.get("state")
-    finally:
-        station.stop()
     assert state["message"] == "no blanks in stock per the ledger"
     assert state["action"] == "receive blanks: station blanks receive COUNT --batch ID"
     assert central.server.summary().printed == 0
@@ -97,12 +86,8 @@ def test_a_printed_card_stays_inside_until_printing_is_on_disk(
     central.seed(1)
     config = station_config(tmp_path, central)
     receive(config, 5)
-    station = Station.build(load_config(config))
-    station.start()
-    try:
+    with running_station(config) as station:
         wait_for("the printer worker to stop", lambda: not station.worker.is_alive())
-    finally:
-        station.stop()
     printer = SimPrinter(tmp_path / "printer.json")
     inside = printer.card_in_path()
     assert inside is not None
