@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from station import store
+from station import cli_common, store
 from station.central.batchfile import (
     BatchBody,
     BatchFileError,
@@ -50,7 +50,7 @@ from station.central.batchfile import (
     write_signed,
 )
 from station.central.protocol import CardResult
-from station.config import StationConfig, config_path, load_config
+from station.config import StationConfig
 from station.crypto import DataKey, KeyFileError, load_data_key
 from station.db import connect, migrate, transaction
 from station.ingest import buffer_signed
@@ -219,7 +219,7 @@ def add_batch_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
 
 
 def _cfg(args: argparse.Namespace) -> StationConfig:
-    return load_config(config_path(args.config))
+    return cli_common.config(args)
 
 
 def cmd_batch_key(args: argparse.Namespace) -> int:

@@ -24,10 +24,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from station import store
-from station.cli_common import config, with_db
+from station import i18n, store
+from station.cli_common import add_lang_option, config, with_db
 from station.config import ConfigError, config_path
 from station.crypto import KeyFileError
+from station.i18n import _
 from station.policy import RationingConfig
 from station.sync import stock_outlook
 
@@ -131,7 +132,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        print("nothing needs inspection")
+        print(_("nothing needs inspection"))
         return 0
     for r in rows:
         print(f"attempt {r['attempt_id']}  record {r['record_id']}  blank "
@@ -193,11 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_central_commands(sub)
     add_batch_commands(sub)
     add_demo_command(sub)
+    add_lang_option(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Until the config is read (cli_common.config), --lang or the locale variables decide.
+    i18n.set_language(i18n.choose(args.lang))
     try:
         code: int = args.func(args)
     except (ConfigError, KeyFileError) as exc:

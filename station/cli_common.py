@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from station import i18n
 from station.config import StationConfig, config_path, load_config
 from station.db import connect, migrate, transaction
 
@@ -17,7 +18,22 @@ T = TypeVar("T")
 
 
 def config(args: argparse.Namespace) -> StationConfig:
-    return load_config(config_path(args.config))
+    """The station's configuration; its ``language`` applies unless ``--lang`` was given."""
+    cfg = load_config(config_path(args.config))
+    i18n.set_language(i18n.choose(getattr(args, "lang", None), cfg.language))
+    return cfg
+
+
+def add_lang_option(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    """``--lang id|en`` on ``parser`` and on every verb under it (one place for all)."""
+    parser.add_argument("--lang", choices=i18n.LANGUAGES, default=default,
+                        help="language of the output: id (Bahasa Indonesia) or en "
+                        "(default: the config's language, else LANG, else id)")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                # SUPPRESS: a verb without --lang keeps one given before it.
+                add_lang_option(sub, argparse.SUPPRESS)
 
 
 def with_db(args: argparse.Namespace, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -119,6 +119,8 @@ class StationConfig(BaseSettings):
     data_key_file: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "json"
+    #: The technician's language (CLI, status, papers); unset: LANG, else Indonesian.
+    language: Literal["id", "en"] | None = None
     central: CentralConfig
     printer: PrinterConfig = PrinterConfig()
     chip: ChipConfig = ChipConfig()

@@ -18,7 +18,7 @@ from typing import Any
 
 from drivers.base import CHIP_DRIVERS, PRINTER_DRIVERS, CardPosition, PrinterState, load_driver
 from drivers.errors import DeviceError, NoCard
-from station.config import config_path, load_config
+from station.cli_common import config
 from station.face import FaceError, render_face
 from station.records import RecordError, parse_record
 
@@ -54,7 +54,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    cfg = load_config(config_path(getattr(args, "config", None)))
+    cfg = config(args)
     problems: list[str] = []
     try:
         printer = load_driver(PRINTER_DRIVERS, cfg.printer.driver).from_options(

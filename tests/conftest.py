@@ -61,6 +61,13 @@ def _fresh_logging() -> Iterator[None]:
     structlog.reset_defaults()
 
 
+@pytest.fixture(autouse=True)
+def _english_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite's assertions are written in English: the station's own default is
+    Indonesian, so tests speak English unless they ask (``--lang id``, or delenv)."""
+    monkeypatch.setenv("STATION_LANGUAGE", "en")
+
+
 @pytest.fixture
 def central(tmp_path: Path) -> Iterator[Central]:
     """A reference queue server on loopback with its own database and signing key."""

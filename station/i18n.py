@@ -1,0 +1,99 @@
+"""The technician's language: Bahasa Indonesia by default, English on request.
+
+Texts are gettext messages: the English text is the message id, marked with :func:`_`
+(translated now) or :func:`N_` (marked for the catalog, translated when shown). The
+catalogs live in the package (``station/locale/<lang>/LC_MESSAGES/station.po`` and its
+compiled ``.mo``), so an installed station speaks Indonesian without a build step.
+
+The language is chosen once per command by :func:`choose`: ``--lang``, else the config's
+``language``, else ``LC_ALL`` / ``LC_MESSAGES`` / ``LANG`` when they name Indonesian or
+English, else Indonesian. Logs never go through here: they stay English and structured.
+
+Catalog upkeep (needs the ``dev`` extra)::
+
+    pybabel extract -F babel.cfg --no-location --sort-output -o /tmp/station.pot station drivers
+    pybabel update -i /tmp/station.pot -d station/locale -D station -l id --no-fuzzy-matching
+    pybabel compile -d station/locale -D station
+"""
+
+from __future__ import annotations
+
+import gettext
+import os
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+Language = Literal["id", "en"]
+LANGUAGES: tuple[Language, ...] = ("id", "en")
+DEFAULT: Language = "id"
+DOMAIN = "station"
+LOCALE_DIR = Path(__file__).with_name("locale")
+
+_current: Language = DEFAULT
+
+
+@cache
+def _catalog(lang: Language) -> gettext.NullTranslations:
+    if lang == "en":  # the message ids are the English texts
+        return gettext.NullTranslations()
+    return gettext.translation(DOMAIN, localedir=LOCALE_DIR, languages=[lang])
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> Language | None:
+    """The language the POSIX locale variables ask for, if it is one we speak."""
+    env = os.environ if environ is None else environ
+    for var in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = env.get(var, "")
+        if not value:
+            continue
+        code = value.split(".")[0].split("_")[0].lower()
+        if code in LANGUAGES:
+            return code
+        # The first variable set decides (as in POSIX); C/POSIX or another language
+        # says nothing about our two, so the default applies.
+        return None
+    return None
+
+
+def choose(cli: str | None, configured: str | None = None,
+           environ: Mapping[str, str] | None = None) -> Language:
+    """``--lang``, else the config's ``language``, else the locale variables, else id."""
+    for value in (cli, configured):
+        if value in LANGUAGES:
+            return value
+    return from_environment(environ) or DEFAULT
+
+
+def set_language(lang: Language) -> None:
+    global _current  # one language per command, set at its start
+    _current = lang
+
+
+def language() -> Language:
+    return _current
+
+
+def _(message: str, lang: Language | None = None) -> str:
+    """``message`` (an English message id) in the current language."""
+    return _catalog(lang or _current).gettext(message)
+
+
+def N_(message: str) -> str:  # noqa: N802 - the gettext convention Babel extracts
+    """Mark ``message`` for the catalog; it is translated where it is shown."""
+    return message
+
+
+def render(message: str, params: Mapping[str, Any] | None = None,
+           lang: Language | None = None) -> str:
+    """A stored message (id + parameters) in the reader's language."""
+    text = _(message, lang)
+    if not params:
+        return text
+    try:
+        return text.format(**params)
+    except (KeyError, IndexError, ValueError):
+        # A translation whose placeholders disagree (the catalog test forbids it):
+        # the English text is still right.
+        return message.format(**params)
