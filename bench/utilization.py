@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,25 +58,37 @@ class DeviceClock:
         self.total = 0.0
         self._lock = threading.Lock()
 
+    def timed(self, inner: Any) -> Any:
+        def timed(*args: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return inner(*args)
+            finally:
+                with self._lock:
+                    self.total += time.perf_counter() - t0
+
+        return timed
+
     def wrap(self, device: object, names: tuple[str, ...]) -> None:
         for name in names:
-            inner = getattr(device, name)
-
-            def timed(*args: Any, _inner: Any = inner) -> Any:
-                t0 = time.perf_counter()
-                try:
-                    return _inner(*args)
-                finally:
-                    with self._lock:
-                        self.total += time.perf_counter() - t0
-
-            setattr(device, name, timed)
+            setattr(device, name, self.timed(getattr(device, name)))
 
 
 PRINTER_CALLS = ("feed", "print_card", "eject", "reject", "status")
 
 
-def bare_loop(root: Path, records: list[dict[str, Any]], card_ms: float) -> float:
+def encode(chip: SimChipChannel, record: Any) -> None:
+    """The chip's part of a card, as the bare loop does it (timed as device work)."""
+    chip.connect(1.0)
+    runner = ScriptRunner(chip)
+    runner.run(list(record.chip_script))
+    runner.verify()
+    read_chip_serial(chip)
+    chip.disconnect()
+
+
+def bare_loop(root: Path, records: list[dict[str, Any]], card_ms: float) -> tuple[float, float]:
+    """(wall seconds, seconds inside the device calls) of the bare loop."""
     root.mkdir(parents=True, exist_ok=True)
     printer = SimPrinter.from_options({"state_file": str(root / "bare.json"),
                                        "hopper": len(records) + 5,
@@ -84,18 +97,16 @@ def bare_loop(root: Path, records: list[dict[str, Any]], card_ms: float) -> floa
     parsed = [parse_record(r) for r in records]
     jobs = [to_print_job(r) for r in parsed]  # faces rendered before the clock starts
     printer.open()
+    clock = DeviceClock()
+    clock.wrap(printer, PRINTER_CALLS)
+    timed_encode = clock.timed(encode)
     t0 = time.perf_counter()
     for record, job in zip(parsed, jobs, strict=True):
         printer.feed()
-        chip.connect(1.0)
-        runner = ScriptRunner(chip)
-        runner.run(list(record.chip_script))
-        runner.verify()
-        read_chip_serial(chip)
-        chip.disconnect()
+        timed_encode(chip, record)
         printer.print_card(job)
         printer.eject()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, clock.total
 
 
 def start_server_process(root: Path, cards: int) -> tuple[subprocess.Popen[str], Central]:
@@ -116,7 +127,19 @@ class _UrlOnly:
         self.url = url
 
 
-def station_run(root: Path, cards: int, card_ms: float) -> tuple[float, list[float]]:
+@dataclass
+class StationRun:
+    """What one station run measured; every figure in seconds unless named ``_ms``."""
+
+    station_s: float  # first card start to the last card's boundary
+    device_s: float  # of which inside the device calls (the bare loop's work)
+    overheads_ms: list[float]  # per card: cycle minus device time
+    startup_s: float  # Station.start() called to the first card start
+    first_card_s: float  # the first card's cycle
+    drain_s: float  # last card's boundary to every result acknowledged by the centre
+
+
+def station_run(root: Path, cards: int, card_ms: float) -> StationRun:
     server, central = start_server_process(root, cards)
     try:
         config = station_config(
@@ -153,6 +176,7 @@ def station_run(root: Path, cards: int, card_ms: float) -> tuple[float, list[flo
                 ends.append((time.perf_counter(), clock.total))
 
         station.pipeline.card_boundary = card_boundary  # type: ignore[method-assign]
+        started = time.perf_counter()
         station.start()
         try:
             wait_for("the whole buffer", lambda: station.db.run(
@@ -161,6 +185,10 @@ def station_run(root: Path, cards: int, card_ms: float) -> tuple[float, list[flo
             wait_for("every card", lambda: len(cycles) >= cards and station.db.run(
                 lambda c: c.execute("SELECT COUNT(*) FROM attempts WHERE state='done'")
                 .fetchone()[0]) >= cards, timeout=cards * card_ms / 1000 * 3 + 60, every=0.01)
+            wait_for("every result acknowledged", lambda: station.db.run(
+                lambda c: c.execute("SELECT COUNT(*) FROM outbox WHERE acked_at IS NULL")
+                .fetchone()[0]) == 0, timeout=60, every=0.01)
+            acked = time.perf_counter()
         finally:
             station.stop()
     finally:
@@ -169,7 +197,10 @@ def station_run(root: Path, cards: int, card_ms: float) -> tuple[float, list[flo
     last_start = cycles[cards - 1][0]
     marks = [*cycles[:cards], next(m for m in ends if m[0] > last_start)]
     overheads = [(w1 - w0 - (d1 - d0)) * 1000 for (w0, d0), (w1, d1) in itertools.pairwise(marks)]
-    return marks[-1][0] - marks[0][0], overheads
+    return StationRun(
+        station_s=marks[-1][0] - marks[0][0], device_s=marks[-1][1] - marks[0][1],
+        overheads_ms=overheads, startup_s=marks[0][0] - started,
+        first_card_s=marks[1][0] - marks[0][0], drain_s=max(0.0, acked - marks[-1][0]))
 
 
 def main() -> None:
@@ -183,11 +214,12 @@ def main() -> None:
         (root / "s").mkdir()
         # The bare loop runs before and after the station and its mean is used, so a
         # machine that slows down or speeds up during the run does not tilt the ratio.
-        bare_before = bare_loop(root / "before", records, args.card_ms)
-        station_s, overheads = station_run(root / "s", args.cards, args.card_ms)
-        bare_after = bare_loop(root / "after", records, args.card_ms)
+        bare_before, device_before = bare_loop(root / "before", records, args.card_ms)
+        run = station_run(root / "s", args.cards, args.card_ms)
+        bare_after, device_after = bare_loop(root / "after", records, args.card_ms)
         bare_s = (bare_before + bare_after) / 2
-    overheads.sort()
+        bare_device_s = (device_before + device_after) / 2
+    overheads = sorted(run.overheads_ms)
     p99 = overheads[min(len(overheads) - 1, int(len(overheads) * 0.99))]
     figures = {
         "bench": "utilization",
@@ -196,14 +228,29 @@ def main() -> None:
         "bare_s": round(bare_s, 3),
         "bare_before_s": round(bare_before, 3),
         "bare_after_s": round(bare_after, 3),
-        "station_s": round(station_s, 3),
-        "utilization": round(bare_s / station_s, 4),
+        "station_s": round(run.station_s, 3),
+        "utilization": round(bare_s / run.station_s, 4),
         "p50_overhead_ms": round(statistics.median(overheads), 3),
         "p99_overhead_ms": round(p99, 3),
         "max_overhead_ms": round(overheads[-1], 3),
+        # Where station_s - bare_s goes: the station's own work between device calls,
+        # summed over the cards, and the device calls themselves running slower beside
+        # the station's other threads than in the bare loop (same calls, same timings).
+        "gap_s": round(run.station_s - bare_s, 3),
+        "overhead_total_s": round(sum(overheads) / 1000, 3),
+        "mean_overhead_ms": round(statistics.fmean(overheads), 3),
+        "device_s": round(run.device_s, 3),
+        "bare_device_s": round(bare_device_s, 3),
+        "device_slowdown_s": round(run.device_s - bare_device_s, 3),
+        # Outside station_s: what it costs before the first card and after the last.
+        "startup_s": round(run.startup_s, 3),
+        "first_card_s": round(run.first_card_s, 3),
+        "drain_s": round(run.drain_s, 3),
     }
-    print(f"bare loop {bare_s:.2f} s, station {station_s:.2f} s for {args.cards} cards; "
-          f"overhead per card p50 {figures['p50_overhead_ms']} ms, p99 {p99:.2f} ms")
+    print(f"bare loop {bare_s:.2f} s, station {run.station_s:.2f} s for {args.cards} cards; "
+          f"overhead per card p50 {figures['p50_overhead_ms']} ms, p99 {p99:.2f} ms; gap "
+          f"{figures['gap_s']} s = station work {figures['overhead_total_s']} s + device "
+          f"calls slower by {figures['device_slowdown_s']} s")
     print(json.dumps(figures))
 
 
