@@ -68,6 +68,7 @@ class ImportReport:
     known: int  # already known to this station: left as they are
     refused: int  # failed verification: reported failed, never printed
     expires_at: dt.datetime
+    expired: int = 0  # lease already over (or within the lease margin): not buffered
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,13 @@ def import_batch(cfg: StationConfig, path: Path, *, data_key: DataKey | None = N
     data_key = data_key or load_data_key(cfg.key_path)
     boot = boot_id()
 
-    def buffer_all(conn: sqlite3.Connection) -> tuple[int, int, int]:
-        buffered = known = refused = 0
+    margin = cfg.pipeline.lease_margin_s
+    if body.records and all(i.expires_at.timestamp() - margin <= wall for i in body.records):
+        raise BatchFileError(f"batch {body.batch_id}: every lease in it has expired (or ends "
+                             f"within {margin:g} s): ask the centre for a new batch")
+
+    def buffer_all(conn: sqlite3.Connection) -> tuple[int, int, int, int]:
+        buffered = known = refused = expired = 0
         mono_now = time.monotonic()
         for item in body.records:
             rid = item.signed.record_id()
@@ -148,6 +154,12 @@ def import_batch(cfg: StationConfig, path: Path, *, data_key: DataKey | None = N
                 known += 1  # queued, in the printer, printed or failed here: left alone
                 continue
             deadline = item.expires_at.timestamp()
+            if deadline - margin <= wall:
+                # Never started after its lease: it may be printing elsewhere by now.
+                store.audit(conn, "batch_lease_expired", record_id=rid,
+                            detail=f"{body.batch_id}: lease ended {item.expires_at.isoformat()}")
+                expired += 1
+                continue
             lease = store.Lease(rid, item.lease_id, deadline, mono_now + (deadline - wall), boot)
             if buffer_signed(conn, item.signed, lease, keys, data_key):
                 buffered += 1
@@ -155,18 +167,18 @@ def import_batch(cfg: StationConfig, path: Path, *, data_key: DataKey | None = N
                 refused += 1
         store.audit(conn, "batch_imported",
                     detail=f"{body.batch_id}: {buffered} buffered, {known} known, "
-                           f"{refused} refused")
-        return buffered, known, refused
+                           f"{refused} refused, {expired} expired")
+        return buffered, known, refused, expired
 
     conn = connect(cfg.db_path)
     try:
         migrate(conn)
-        buffered, known, refused = transaction(conn, buffer_all)
+        buffered, known, refused, expired = transaction(conn, buffer_all)
     finally:
         conn.close()
     log.info("batch_imported", batch=body.batch_id, buffered=buffered, known=known,
-             refused=refused)
-    return ImportReport(body.batch_id, buffered, known, refused, body.expires_at)
+             refused=refused, expired=expired)
+    return ImportReport(body.batch_id, buffered, known, refused, body.expires_at, expired)
 
 
 # -- export ----------------------------------------------------------------------------
@@ -238,8 +250,10 @@ def cmd_batch_import(args: argparse.Namespace) -> int:
     except (OSError, sqlite3.Error) as exc:
         print(f"error: cannot import {args.file}: {exc}", file=sys.stderr)
         return 1
+    expired = (f", {report.expired} not buffered: their lease had expired"
+               if report.expired else "")
     print(f"batch {report.batch_id}: {report.buffered} records buffered, {report.known} "
-          f"already known, {report.refused} refused; leases valid until "
+          f"already known, {report.refused} refused{expired}; leases valid until "
           f"{report.expires_at.isoformat()}")
     return 0
 

@@ -1,7 +1,8 @@
 """Taking a signed record into the buffer: one way, whether it came by lease or by batch.
 
 The signature is checked against the trusted keys before anything else; a record that
-fails is kept as ``failed`` (reported to the centre, never printed). A good one is sealed
+fails is kept as ``failed`` (reported to the centre, never printed), unless the station
+already holds a record of that id: a refused delivery never touches it. A good one is sealed
 with the data key and buffered with its lease and the keyed hash of its NIK.
 """
 
@@ -25,6 +26,12 @@ def buffer_signed(conn: sqlite3.Connection, signed: SignedRecord, lease: store.L
     try:
         record = verify_record(signed, keys)
     except RecordError as exc:
+        if _held(conn, lease.record_id):
+            # A forged twin (same id, bad signature or content) must never change the
+            # record this station already holds, whatever its state: kept in the audit only.
+            store.audit(conn, "delivery_refused", record_id=lease.record_id, detail=exc.reason)
+            log.warning("delivery_refused", record_id=lease.record_id, reason=exc.reason)
+            return False
         store.add_record(conn, lease, kind="first", urgent=False, enrolled_at="", payload=b"")
         store.fail_record(conn, lease.record_id, exc.reason)
         log.warning("record_refused", record_id=lease.record_id, reason=exc.reason)
@@ -34,3 +41,9 @@ def buffer_signed(conn: sqlite3.Connection, signed: SignedRecord, lease: store.L
                      enrolled_at=record.enrolled_at.isoformat(), payload=payload,
                      nik_hash=data_key.nik_hash(record.person.nik))
     return True
+
+
+def _held(conn: sqlite3.Connection, record_id: str) -> bool:
+    """Whether the station already has a record of this id (in any state)."""
+    return conn.execute("SELECT 1 FROM records WHERE record_id=?", (record_id,)).fetchone() \
+        is not None

@@ -274,13 +274,20 @@ def reject_attempt(conn: sqlite3.Connection, attempt_id: int, reason: str, *,
     return "queued"
 
 
-def fail_record(conn: sqlite3.Connection, record_id: str, reason: str) -> None:
-    """A record whose data is bad: never printed, reported failed so the centre fixes it."""
+def fail_record(conn: sqlite3.Connection, record_id: str, reason: str) -> bool:
+    """A record whose data is bad: never printed, reported failed so the centre fixes it.
+    A record already closed (done or failed) is left as it is: one result per record,
+    never a ``failed`` after a ``printed``; False then."""
     row = conn.execute(
-        "SELECT record_id, lease_id, received_at AS started_at FROM records WHERE record_id=?",
+        "SELECT record_id, lease_id, received_at AS started_at FROM records WHERE record_id=?"
+        " AND status NOT IN ('done','failed')",
         (record_id,),
     ).fetchone()
+    if row is None:
+        audit(conn, "fail_ignored", record_id=record_id, detail=f"already closed: {reason}")
+        return False
     _close_failed(conn, row, reason)
+    return True
 
 
 def refuse_started(conn: sqlite3.Connection, attempt_id: int, record_id: str,
@@ -357,6 +364,17 @@ def ack_results(conn: sqlite3.Connection, result_ids: list[str]) -> None:
         "UPDATE outbox SET acked_at=? WHERE result_id=? AND acked_at IS NULL",
         [(now, rid) for rid in result_ids],
     )
+
+
+def settle_refused(conn: sqlite3.Connection, refused: dict[str, str]) -> None:
+    """Results the centre will never take (not this station's lease, ...): out of the
+    outbox, each kept in the audit with the centre's reason."""
+    ack_results(conn, list(refused))
+    for result_id, reason in refused.items():
+        row = conn.execute("SELECT json_extract(body, '$.record_id') FROM outbox "
+                           "WHERE result_id=?", (result_id,)).fetchone()
+        audit(conn, "result_refused", record_id=row[0] if row else None,
+              detail=f"{result_id}: {reason[:300]}")
 
 
 # ----------------------------------------------------------------------------- blanks

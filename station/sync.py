@@ -122,10 +122,14 @@ class SyncLoop:
         if not pending:
             return False
         results = [CardResult.model_validate_json(body) for _, body in pending]
-        acked = self.client.results(results).acked
+        answer = self.client.results(results)
+        acked = answer.acked
         # Not fsync'd: an ack a power cut loses only sends the result again, and the
         # centre acknowledges a duplicate result_id without counting it twice.
         self.db.run(lambda c: store.ack_results(c, acked), durable=False)
+        if answer.refused:
+            log.warning("results_refused", count=len(answer.refused))
+            self.db.run(lambda c: store.settle_refused(c, answer.refused))
         return len(pending) == self.cfg.outbox_batch
 
     def renew(self) -> None:

@@ -53,6 +53,7 @@ class IngestReport:
     results: int
     new: int
     duplicates: int
+    refused: int = 0  # not this station's to report (see trust.result_fault): audited
 
 
 def register_station_key(db: QueueDB, station_id: str, public_key_b64: str) -> None:
@@ -120,15 +121,16 @@ def ingest_results(db: QueueDB, signed: SignedFile) -> IngestReport:
     body = verify_body(signed, keys, ResultsBody)
     digest = hashlib.sha256(canonical_bytes(signed.body)).hexdigest()
     with db.transaction() as c:
-        dups = db.record_results(c, body.station_id, body.results)
+        dups, refused = db.record_results(c, body.station_id, body.results, "batch ingest")
+        new = len(body.results) - dups - len(refused)
         c.execute(
             "INSERT INTO ingests (station_id, file_digest, results, new_results, at)"
             " VALUES (?, ?, ?, ?, ?)",
-            (body.station_id, digest, len(body.results), len(body.results) - dups, db.clock()),
+            (body.station_id, digest, len(body.results), new, db.clock()),
         )
-    report = IngestReport(body.station_id, len(body.results), len(body.results) - dups, dups)
+    report = IngestReport(body.station_id, len(body.results), new, dups, len(refused))
     log.info("central.results_ingested", station=body.station_id, results=report.results,
-             new=report.new, duplicates=report.duplicates)
+             new=report.new, duplicates=report.duplicates, refused=report.refused)
     return report
 
 
@@ -219,6 +221,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     except (OSError, sqlite3.Error, SchemaError) as exc:
         print(f"error: cannot ingest: {exc}", file=sys.stderr)
         return 1
+    refused = f", {report.refused} refused (see the audit)" if report.refused else ""
     print(f"station {report.station_id}: {report.results} results, {report.new} new, "
-          f"{report.duplicates} already known")
+          f"{report.duplicates} already known{refused}")
     return 0

@@ -81,6 +81,8 @@ class ResultsRequest(_Wire):
 
 class ResultsResponse(_Wire):
     acked: list[str]  # result_ids, including duplicates already known
+    #: result_id → why the centre will never take it (not this station's lease, ...).
+    refused: dict[str, str] = Field(default_factory=dict)
 
 
 class Heartbeat(_Wire):

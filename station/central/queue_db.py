@@ -27,6 +27,7 @@ from uuid import uuid4
 import structlog
 
 from station.central import protocol as p
+from station.central import trust
 from station.central.queue_schema import MIGRATIONS
 from station.records import SignedRecord
 
@@ -247,23 +248,38 @@ class QueueDB:
 
     def results(self, req: p.ResultsRequest) -> p.ResultsResponse:
         with self._tx() as c:
-            dups = self.record_results(c, req.station_id, req.results)
-        log.debug("central.results", station=req.station_id, n=len(req.results), duplicates=dups)
-        return p.ResultsResponse(acked=[r.result_id for r in req.results])
+            dups, refused = self.record_results(c, req.station_id, req.results)
+        log.debug("central.results", station=req.station_id, n=len(req.results), duplicates=dups,
+                  refused=len(refused))
+        return p.ResultsResponse(
+            acked=[r.result_id for r in req.results if r.result_id not in refused],
+            refused=refused)
 
     def record_results(
-        self, c: sqlite3.Connection, station_id: str, results: Iterable[p.CardResult]
-    ) -> int:
+        self, c: sqlite3.Connection, station_id: str, results: Iterable[p.CardResult],
+        endpoint: str = "/v1/results",
+    ) -> tuple[int, dict[str, str]]:
         """Apply results not known yet (by result_id) inside the caller's transaction;
-        returns how many were duplicates (counted, not applied)."""
+        returns how many were duplicates (counted, not applied) and the refused ones
+        (result_id → reason, see :func:`trust.result_fault`; written to the audit)."""
         now = self.clock()
         dups = 0
+        refused: dict[str, str] = {}
         for res in results:
             known = c.execute(
-                "SELECT 1 FROM results WHERE result_id = ?", (res.result_id,)
+                "SELECT station_id FROM results WHERE result_id = ?", (res.result_id,)
             ).fetchone()
-            if known:
+            if known and known[0] == station_id:
                 dups += 1
+                continue
+            fault = (f"result id {res.result_id!r} was sent by another station" if known
+                     else trust.result_fault(c, station_id, res))
+            if fault is not None:
+                refused[res.result_id] = fault
+                trust.record_refusal(c, now, station_id=station_id, endpoint=endpoint,
+                                     reason=f"result {res.outcome}: {fault}")
+                log.warning("central.result_refused", station=station_id,
+                            result=res.result_id, reason=fault)
                 continue
             c.execute(
                 "INSERT INTO results (result_id, station_id, record_id, lease_id, outcome,"
@@ -282,7 +298,7 @@ class QueueDB:
         c.execute(
             "UPDATE counters SET value = value + ? WHERE name = 'duplicate_results'", (dups,)
         )
-        return dups
+        return dups, refused
 
     def _apply(self, c: sqlite3.Connection, res: p.CardResult, now: float) -> None:
         if res.outcome == "spoiled":
@@ -345,6 +361,18 @@ class QueueDB:
                 "SELECT body_json FROM heartbeats WHERE station_id = ?", (station_id,)
             ).fetchone()
         return None if row is None else p.Heartbeat.model_validate_json(row[0])
+
+    def audit(self, station_id: str | None = None) -> list[trust.AuditRow]:
+        """Refused requests and results, oldest first (all stations, or one)."""
+        with self._lock:
+            return trust.audit_rows(self._conn, station_id)
+
+    def refuse(self, *, station_id: str, endpoint: str, reason: str,
+               peer: str | None = None) -> None:
+        """Write one refused request to the audit in its own transaction."""
+        with self._tx() as c:
+            trust.record_refusal(c, self.clock(), station_id=station_id, endpoint=endpoint,
+                                 reason=reason, peer=peer)
 
     def results_for(self, record_id: str) -> list[p.CardResult]:
         with self._lock:

@@ -78,4 +78,18 @@ MIGRATIONS: tuple[str, ...] = (
         at           REAL NOT NULL
     );
     """,
+    """
+    -- Requests and results the centre refused (station/central/server.py, queue_db.py):
+    -- who claimed to be whom, on which endpoint, and why; never personal data.
+    CREATE TABLE audit (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        at           REAL NOT NULL,
+        station_id   TEXT NOT NULL,               -- the station id the request claimed
+        peer         TEXT,                        -- names in the client certificate, if any
+        endpoint     TEXT NOT NULL,
+        event        TEXT NOT NULL,               -- 'refused' for now
+        reason       TEXT NOT NULL
+    );
+    CREATE INDEX audit_station ON audit (station_id, at);
+    """,
 )

@@ -6,7 +6,9 @@ transaction per request); this layer only routes, validates and serialises. Logs
 ids and counts, never personal data.
 
 HTTPS with ``tls=ServerTls(cert, key)``; mutual TLS (clients without a certificate signed
-by ``client_ca`` refused) with ``ServerTls(cert, key, client_ca)``. Answers larger than
+by ``client_ca`` refused) with ``ServerTls(cert, key, client_ca)``, where a request's
+``station_id`` must also be a name in the client's certificate (403 otherwise, audited).
+Bodies are bounded by :data:`MAX_BODY`, sent and after gzip (413). Answers larger than
 :data:`GZIP_MIN` are gzip-compressed for clients that accept it (records carry photos:
 weak links are slow links).
 """
@@ -20,6 +22,7 @@ import sqlite3
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,13 +35,16 @@ from pydantic import BaseModel, ValidationError
 
 from station.central import protocol as p
 from station.central.queue_db import DEFAULT_LEASE_HOLD_S, QueueDB
-from station.central.tls import HANDSHAKE_TIMEOUT_S, ServerTls
+from station.central.tls import HANDSHAKE_TIMEOUT_S, ServerTls, certificate_names
 from station.records import SignedRecord
 
 log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
+#: An endpoint: the body's model (None: no body) and what answers the validated body.
+_Route = tuple[type[BaseModel] | None, Callable[[Any], BaseModel]]
 
-MAX_BODY = 32 * 1024 * 1024
+#: Largest request body, as sent and after gzip is undone (1,000 results are ~0.5 MB).
+MAX_BODY = 4 * 1024 * 1024
 #: Answers at least this long are gzip-compressed when the client accepts gzip.
 GZIP_MIN = 1024
 
@@ -90,8 +96,11 @@ class _Handler(BaseHTTPRequestHandler):
                 where = f"{self.command} {self.path[:100]}"
                 self._send(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint {where}"})
                 return
-            body = self._read_json() if self.command == "POST" else None
-            self._send(HTTPStatus.OK, route(body).model_dump_json().encode())
+            model, handle = route
+            req = None if model is None else _validate(model, self._read_json())
+            if req is not None:
+                self._check_station(req)
+            self._send(HTTPStatus.OK, handle(req).model_dump_json().encode())
         except _HTTPError as exc:
             self._send(exc.status, {"error": exc.message})
         except sqlite3.Error as exc:
@@ -100,18 +109,51 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             central._leave()
 
+    def _check_station(self, req: BaseModel) -> None:
+        """Under mutual TLS the request's station id must be a name in the client's
+        certificate; anything else is refused 403 and written to the centre's audit."""
+        claimed = getattr(req, "station_id", None)
+        names = self._peer_names()
+        if names is None or not isinstance(claimed, str) or claimed in names:
+            return
+        peer = ",".join(sorted(names))[:200] or "(no name)"
+        self.server.central.db.refuse(
+            station_id=claimed, endpoint=self.path[:100], peer=peer,
+            reason=f"client certificate names {peer}, not station {claimed!r}")
+        log.warning("central.station_mismatch", claimed=claimed[:64], peer=peer)
+        raise _HTTPError(HTTPStatus.FORBIDDEN,
+                         f"the client certificate does not name station {claimed[:64]!r}")
+
+    def _peer_names(self) -> frozenset[str] | None:
+        """Names in the verified client certificate; None without one (plain HTTP, or
+        HTTPS that does not ask for client certificates)."""
+        conn = self.connection
+        if not isinstance(conn, ssl.SSLSocket):
+            return None
+        cert = conn.getpeercert()
+        return certificate_names(cert) if cert else None
+
     def _read_json(self) -> Any:
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError as exc:
             raise _HTTPError(HTTPStatus.LENGTH_REQUIRED, "Content-Length required") from exc
         if length < 0 or length > MAX_BODY:
-            raise _HTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large")
+            raise _HTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                             f"body of {length} bytes: at most {MAX_BODY} allowed")
         raw = self.rfile.read(length)
+        encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
+        if encoding == "gzip":
+            raw = _gunzip(raw)
+        elif encoding != "identity":
+            raise _HTTPError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                             f"Content-Encoding {encoding[:40]!r}: only gzip is accepted")
         try:
             return json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise _HTTPError(HTTPStatus.BAD_REQUEST, f"invalid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise _HTTPError(HTTPStatus.BAD_REQUEST, "invalid JSON: nested too deep") from exc
 
     def _send(self, status: HTTPStatus, payload: dict[str, str] | bytes) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -129,6 +171,21 @@ class _Handler(BaseHTTPRequestHandler):
         except (OSError, ssl.SSLError):
             # The client hung up; whatever committed stays committed, it will ask again.
             log.debug("central.client_gone", path=self.path[:100], status=int(status))
+
+
+def _gunzip(raw: bytes) -> bytes:
+    """Undo gzip, never producing more than :data:`MAX_BODY` bytes (413 beyond)."""
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(raw, MAX_BODY + 1)
+    except zlib.error as exc:
+        raise _HTTPError(HTTPStatus.BAD_REQUEST, f"invalid gzip body: {exc}") from exc
+    if len(out) > MAX_BODY or inflater.unconsumed_tail:
+        raise _HTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                         f"gzip body expands past the {MAX_BODY} bytes allowed")
+    if not inflater.eof:
+        raise _HTTPError(HTTPStatus.BAD_REQUEST, "invalid gzip body: truncated")
+    return out
 
 
 def _accepts_gzip(header: str) -> bool:
@@ -204,19 +261,15 @@ class CentralServer:
         self._stopping = False
         self._fail_left = 0
         self._fail_status = 503
-        self._routes: dict[tuple[str, str], Callable[[Any], BaseModel]] = {
-            ("POST", "/v1/leases"): lambda b: self.db.lease(
-                _validate(p.LeaseRequest, b), self.lease_ttl_s
-            ),
-            ("POST", "/v1/leases/renew"): lambda b: self.db.renew(
-                _validate(p.RenewRequest, b), self.lease_ttl_s
-            ),
-            ("POST", "/v1/leases/release"): lambda b: self.db.release(
-                _validate(p.ReleaseRequest, b)
-            ),
-            ("POST", "/v1/results"): lambda b: self.db.results(_validate(p.ResultsRequest, b)),
-            ("POST", "/v1/heartbeat"): lambda b: self.db.heartbeat(_validate(p.Heartbeat, b)),
-            ("GET", "/v1/summary"): lambda _b: self.db.summary(),
+        self._routes: dict[tuple[str, str], _Route] = {
+            ("POST", "/v1/leases"): (
+                p.LeaseRequest, lambda r: self.db.lease(r, self.lease_ttl_s)),
+            ("POST", "/v1/leases/renew"): (
+                p.RenewRequest, lambda r: self.db.renew(r, self.lease_ttl_s)),
+            ("POST", "/v1/leases/release"): (p.ReleaseRequest, self.db.release),
+            ("POST", "/v1/results"): (p.ResultsRequest, self.db.results),
+            ("POST", "/v1/heartbeat"): (p.Heartbeat, self.db.heartbeat),
+            ("GET", "/v1/summary"): (None, lambda _r: self.db.summary()),
         }
 
     @property

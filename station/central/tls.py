@@ -12,6 +12,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: A client must finish the TLS handshake within this many seconds.
 HANDSHAKE_TIMEOUT_S = 10.0
@@ -52,6 +53,19 @@ class ServerTls:
                 ) from exc
             ctx.verify_mode = ssl.CERT_REQUIRED
         return ctx
+
+
+def certificate_names(cert: dict[str, Any] | None) -> frozenset[str]:
+    """The names a verified peer certificate (``SSLSocket.getpeercert()``) gives its holder:
+    the subject's common names and the DNS and URI subject alternative names. A station's
+    certificate must name its ``station_id`` in one of them."""
+    if not cert:
+        return frozenset()
+    names = {str(value) for rdn in cert.get("subject", ()) for key, value in rdn
+             if key == "commonName"}
+    names |= {str(value) for kind, value in cert.get("subjectAltName", ())
+              if kind in ("DNS", "URI")}
+    return frozenset(names)
 
 
 def describe_tls_failure(exc: BaseException) -> str | None:

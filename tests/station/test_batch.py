@@ -4,6 +4,7 @@ with the link down and carries back a signed results file; every path counts a c
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sqlite3
 from collections import Counter
@@ -27,7 +28,13 @@ from station.central.batches import (
     ingest_results,
     register_station_key,
 )
-from station.central.batchfile import BatchFileError, read_signed, write_signed
+from station.central.batchfile import (
+    BatchBody,
+    BatchFileError,
+    read_signed,
+    sign_body,
+    write_signed,
+)
 from station.central.seed import load_or_create_key, make_record
 from station.config import StationConfig, load_config
 from station.daemon import Station
@@ -256,3 +263,29 @@ def test_cli_verbs_carry_a_batch_both_ways(tmp_path: Path, central: Central,
     assert "0 results" in capsys.readouterr().out
     assert _cli("--config", str(config), "batch", "import", str(tmp_path / "nope.json")) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_batch_whose_leases_already_expired_is_refused_at_import(
+        tmp_path: Path, central: Central, capsys: pytest.CaptureFixture[str]) -> None:
+    """A batch whose leases end before the station's lease margin is refused at import
+    with the reason (nothing buffered to expire unprinted); in a batch with some such
+    leases only those are left out, counted and named in the import line."""
+    central.seed(5)
+    config = station_config(tmp_path, central)
+    cfg = load_config(config)
+    short = issue(central, tmp_path / "short.json", count=3, days=30 / 86400)
+    with pytest.raises(BatchFileError, match=r"every lease in it has expired \(or ends "
+                                             r"within 60 s\)"):
+        import_batch(cfg, short)
+    assert not cfg.db_path.exists() or buffered(cfg) == 0
+
+    key_id, key = load_or_create_key(central.key_dir)
+    signed = create_batch(central.server.db, key, key_id, station_id="t-01", count=2, days=2)
+    body = BatchBody.model_validate(signed.body)
+    stale = body.records[0].model_copy(update={"expires_at": dt.datetime.now(dt.UTC)})
+    mixed = body.model_copy(update={"records": [stale, body.records[1]]})
+    write_signed(tmp_path / "mixed.json", sign_body(mixed, key, key_id))
+    assert _cli("--config", str(config), "batch", "import", str(tmp_path / "mixed.json")) == 0
+    assert ("1 records buffered, 0 already known, 0 refused, 1 not buffered: their lease "
+            "had expired") in capsys.readouterr().out
+    assert buffered(cfg) == 1

@@ -1,5 +1,6 @@
-"""A throwaway PKI for TLS tests: a CA, a server certificate for 127.0.0.1/localhost and a
-client certificate, generated with ``cryptography``'s x509 builder at test time."""
+"""A throwaway PKI for TLS tests: a CA, a server certificate for 127.0.0.1/localhost and
+client certificates naming their station (common name ``t-01``; :func:`client_for` issues
+more, by CN or by SAN only), generated with ``cryptography``'s x509 builder at test time."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
@@ -25,6 +31,7 @@ class Pki:
     other_ca: Path  # an unrelated CA (the wrong bundle)
     stranger_cert: Path  # a client certificate signed by the unrelated CA
     stranger_key: Path
+    ca_key: Path  # to issue more client certificates (client_for)
 
 
 def _name(common: str) -> x509.Name:
@@ -65,7 +72,8 @@ def _ca(common: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
 
 
 def _leaf(common: str, ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, *,
-          server: bool) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+          server: bool, san: list[x509.GeneralName] | None = None,
+          ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     builder = (
@@ -82,9 +90,9 @@ def _leaf(common: str, ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey,
                        critical=False)
     )
     if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False)
+        san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    if san:
+        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
@@ -94,8 +102,8 @@ def make_pki(root: Path) -> Pki:
     ca, ca_key = _ca("ektp test CA")
     other, other_key = _ca("some other CA")
     server, server_key = _leaf("centre", ca, ca_key, server=True)
-    client, client_key = _leaf("station t-01", ca, ca_key, server=False)
-    stranger, stranger_key = _leaf("station t-01", other, other_key, server=False)
+    client, client_key = _leaf("t-01", ca, ca_key, server=False)
+    stranger, stranger_key = _leaf("t-01", other, other_key, server=False)
     return Pki(
         ca=_write_cert(ca, root / "ca.pem"),
         server_cert=_write_cert(server, root / "server.pem"),
@@ -105,4 +113,19 @@ def make_pki(root: Path) -> Pki:
         other_ca=_write_cert(other, root / "other-ca.pem"),
         stranger_cert=_write_cert(stranger, root / "stranger.pem"),
         stranger_key=_write_key(stranger_key, root / "stranger.key"),
+        ca_key=_write_key(ca_key, root / "ca.key"),
     )
+
+
+def client_for(pki: Pki, station_id: str, *, san_only: bool = False) -> tuple[Path, Path]:
+    """A client certificate (and key) from the test CA for ``station_id``: its common name,
+    or with ``san_only`` an unrelated common name and the id as a DNS subject alt name."""
+    ca = x509.load_pem_x509_certificate(pki.ca.read_bytes())
+    ca_key = load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    common = "print pc" if san_only else station_id
+    san: list[x509.GeneralName] | None = [x509.DNSName(station_id)] if san_only else None
+    cert, key = _leaf(common, ca, ca_key, server=False, san=san)
+    stem = f"client-{station_id}{'-san' if san_only else ''}"
+    root = pki.ca.parent
+    return _write_cert(cert, root / f"{stem}.pem"), _write_key(key, root / f"{stem}.key")

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from station.central.queue_schema import MIGRATIONS
 from station.central.seed import make_record, signed_records
 from station.central.server import CentralServer
 from station.records import SignedRecord, sign_record
@@ -207,14 +208,19 @@ def test_result_idempotent_by_result_id(server: CentralServer, http: httpx.Clien
 
 
 def test_two_printed_results_show_in_printed_twice(
-    server: CentralServer, http: httpx.Client
+    server: CentralServer, http: httpx.Client, clock: FakeClock
 ) -> None:
-    """Two distinct 'printed' results for one record are flagged in printed_twice."""
+    """Two distinct 'printed' results for one record, each from a station it was leased
+    to (the first lease expired meanwhile), are flagged in printed_twice."""
     server.add_records(signed(i) for i in range(1, 3))
     [(rid, lid), (other, olid)] = lease(http, "s1", 2)
-    post_results(http, "s1", result(rid, lid, "printed"), result(other, olid, "printed"))
+    post_results(http, "s1", result(other, olid, "printed"))
+    clock.t += 61.0  # s1's lease on rid expired; s2 leases it and prints it
+    [(again, lid2)] = lease(http, "s2", 1)
+    assert again == rid
+    post_results(http, "s2", result(rid, lid2, "printed"))
     assert server.summary().printed_twice == []
-    post_results(http, "s2", result(rid, lid, "printed"))
+    post_results(http, "s1", result(rid, lid, "printed"))  # the late first card
     assert server.summary().printed_twice == [rid]
 
 
@@ -321,7 +327,7 @@ def test_state_survives_restart(make_server: Callable[..., CentralServer]) -> No
         assert post_results(http, "s1", result(rid, lid, "printed", result_id="r-9")) == ["r-9"]
     summary = second.summary()
     assert (summary.printed, summary.leased, summary.duplicate_results) == (1, 1, 1)
-    assert second.db.schema_version == 2
+    assert second.db.schema_version == len(MIGRATIONS)
 
 
 def test_concurrent_leasing_never_double_hands(
