@@ -51,7 +51,7 @@ from station.central.batchfile import (
 )
 from station.central.protocol import CardResult
 from station.config import StationConfig
-from station.crypto import DataKey, KeyFileError, load_data_key
+from station.crypto import DataKey, KeyFileError, bind_data_key
 from station.db import connect, migrate, transaction
 from station.ingest import buffer_signed
 from station.records import public_key_b64
@@ -136,7 +136,6 @@ def import_batch(cfg: StationConfig, path: Path, *, data_key: DataKey | None = N
     wall = time.time() if now is None else now
     if body.expires_at.timestamp() <= wall:
         raise BatchFileError(f"batch {body.batch_id} expired at {body.expires_at.isoformat()}")
-    data_key = data_key or load_data_key(cfg.key_path)
     boot = boot_id()
 
     margin = cfg.pipeline.lease_margin_s
@@ -161,7 +160,7 @@ def import_batch(cfg: StationConfig, path: Path, *, data_key: DataKey | None = N
                 expired += 1
                 continue
             lease = store.Lease(rid, item.lease_id, deadline, mono_now + (deadline - wall), boot)
-            if buffer_signed(conn, item.signed, lease, keys, data_key):
+            if buffer_signed(conn, item.signed, lease, keys, sealing):
                 buffered += 1
             else:
                 refused += 1
@@ -173,6 +172,7 @@ def import_batch(cfg: StationConfig, path: Path, *, data_key: DataKey | None = N
     conn = connect(cfg.db_path)
     try:
         migrate(conn)
+        sealing = transaction(conn, lambda c: bind_data_key(c, cfg.key_path, data_key))
         buffered, known, refused, expired = transaction(conn, buffer_all)
     finally:
         conn.close()

@@ -26,7 +26,7 @@ from typing import Any
 
 from station import i18n, store
 from station.cli_common import add_lang_option, config, with_db
-from station.config import ConfigError, config_path
+from station.config import ConfigError, check_state_dir, config_path
 from station.crypto import KeyFileError
 from station.i18n import _
 from station.policy import RationingConfig
@@ -38,6 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from station.daemon import run
 
     cfg = config(args)
+    check_state_dir(cfg)
     logs.setup(cfg.log_level, cfg.log_format)
     return run(cfg, config_path(args.config))
 
@@ -199,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Whatever the caller's umask (022 under sudo): what the station writes (database, keys,
+    # berita acara, batch files) is its owner's alone.
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     # Until the config is read (cli_common.config), --lang or the locale variables decide.
     i18n.set_language(i18n.choose(args.lang))

@@ -165,12 +165,54 @@ def load_config(path: Path) -> StationConfig:
         ) from None
     except PermissionError:
         raise ConfigError(f"config file {path} is not readable by this user") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory: pass --config with the path "
+                          "of the TOML file itself") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}): save it "
+                          "as UTF-8") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     try:
         return StationConfig(**data)
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, path)) from exc
+
+
+def check_state_dir(cfg: StationConfig) -> None:
+    """The state dir exists (or is created, 0700) and this user may write in it; else
+    :class:`ConfigError` naming ``state_dir``."""
+    path = cfg.state_dir
+    fix = f"set state_dir in the config, or run as the service user (uid {path_owner(path)})"
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"config error: state_dir {path} is not a directory: "
+                          "set state_dir to a directory") from None
+    except OSError as exc:
+        raise ConfigError(f"config error: state_dir {path} cannot be created "
+                          f"({exc.strerror}): {fix}") from exc
+    if not path.is_dir():
+        raise ConfigError(f"config error: state_dir {path} is not a directory: "
+                          "set state_dir to a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"config error: state_dir {path} is not writable by this user "
+                          f"(uid {os.geteuid()}): {fix}")
+    st = path.stat()
+    if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+        path.chmod(0o700)  # personal data and keys live here: the owner's alone
+
+
+def path_owner(path: Path) -> str:
+    """The uid owning ``path`` or its nearest existing parent ("?" if none can be read)."""
+    for p in (path, *path.parents):
+        try:
+            return str(p.stat().st_uid)
+        except OSError:
+            continue
+    return "?"
 
 
 def _one_line(exc: ValidationError, path: Path) -> str:

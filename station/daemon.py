@@ -24,7 +24,7 @@ from drivers.errors import DeviceError
 from station import store, systemd
 from station.central.client import QueueClient, TlsSettings
 from station.config import ConfigError, StationConfig, load_config
-from station.crypto import DataKey, load_data_key
+from station.crypto import DataKey, KeyFileError, bind_data_key
 from station.db import Database
 from station.pipeline import GoodCard, Hold, Pipeline, Started
 from station.records import load_public_key
@@ -93,9 +93,13 @@ class Station:
     def build(cls, cfg: StationConfig, *, data_key: DataKey | None = None,
               client: QueueClient | None = None) -> Station:
         keys = trusted_keys(cfg)
-        data_key = data_key or load_data_key(cfg.key_path)
         printer, chip = open_devices(cfg)
         db = Database(cfg.db_path)
+        try:
+            data_key = db.run(lambda c: bind_data_key(c, cfg.key_path, data_key))
+        except KeyFileError:
+            db.close()
+            raise
         board = StatusBoard(db)
         pipeline = Pipeline(db, printer, chip, keys=keys, data_key=data_key, cfg=cfg.pipeline,
                             chip_timeout_s=cfg.chip.connect_timeout_s, board=board,

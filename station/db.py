@@ -51,7 +51,7 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=10.0, isolation_level=None)
         # Purged personal data is overwritten, not just unlinked, and freed pages can be
         # given back (auto_vacuum takes effect on a new database).
@@ -60,8 +60,22 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
+        private(path, Path(f"{path}-wal"), Path(f"{path}-shm"))
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def private(*files: Path) -> None:
+    """Only the owner may read what the station keeps (personal data, keys, the ledger),
+    whatever the umask was when a file was made: mode 0600. Files that do not exist, and
+    files of another owner, are left alone."""
+    for path in files:
+        try:
+            st = path.stat()
+            if st.st_uid == os.geteuid() and st.st_mode & 0o777 != 0o600:
+                path.chmod(0o600)
+        except FileNotFoundError:
+            continue
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -82,10 +96,14 @@ def transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T])
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = fn(conn)
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite may have rolled back already (a full disk does, mid-statement); a COMMIT
+        # that failed (disk full) leaves the transaction open: end it, or every later
+        # BEGIN on this connection fails.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
     return result
 
 

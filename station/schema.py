@@ -131,4 +131,10 @@ V4 = [
     END""",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2, V3, V4]
+V5 = [
+    # Facts about the station itself: key → value (e.g. the data key's fingerprint, taken
+    # at first use, so a different key is refused instead of sealing records it alone opens).
+    "CREATE TABLE station_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2, V3, V4, V5]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from station.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 GOOD = """
 station_id = "t-01"
@@ -123,3 +126,74 @@ def test_real_command_exits_non_zero(write) -> None:
     assert proc.stderr.strip().splitlines() == [
         f"config error: station_id is required but missing: set it in {path} or with "
         "STATION_STATION_ID"]
+
+
+def test_config_path_that_is_a_directory_is_named(tmp_path, capsys) -> None:
+    """--config pointing at a directory gives one line saying so, exit 78."""
+    code, err = run_main(["--config", str(tmp_path), "run"], capsys)
+    assert code == 78
+    assert err == (f"config file {tmp_path} is a directory: pass --config with the path "
+                   "of the TOML file itself")
+
+
+def test_config_that_is_not_utf8_is_named(write, capsys) -> None:
+    """A config file saved in Latin-1 gives one line naming the file and the byte, exit 78."""
+    path = write()
+    path.write_bytes(path.read_bytes() + '\n# Kabupaten Bogor – café\n'.encode("latin-1",
+                                                                          "replace"))
+    code, err = run_main(["--config", str(path), "status"], capsys)
+    assert code == 78
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"config file {path} is not UTF-8 text (byte ")
+
+
+def test_state_dir_that_is_a_file_is_named(write, tmp_path, capsys) -> None:
+    """A state_dir that is a plain file stops start-up naming the key, exit 78."""
+    path = write()
+    (tmp_path / "state").write_text("oops")
+    code, err = run_main(["--config", str(path), "run"], capsys)
+    assert code == 78
+    assert err == (f"config error: state_dir {tmp_path / 'state'} is not a directory: "
+                   "set state_dir to a directory")
+
+
+def as_other_user(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """``station …`` as a user the files are not theirs: root without the capabilities
+    that bypass file permissions (the service user's view of another owner's files)."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to drop the permission-bypass capabilities")
+    return subprocess.run(
+        ["setpriv", "--bounding-set", "-dac_override,-dac_read_search",
+         sys.executable, "-m", "station.cli", *argv],
+        capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def test_state_dir_not_writable_is_named(write, tmp_path) -> None:
+    """A state dir owned by someone else (mode 0700) stops start-up with one line naming
+    state_dir and its owner, exit 78, no traceback."""
+    path = write()
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    os.chown(state, 65534, 65534)
+    proc = as_other_user(["--config", str(path), "run"])
+    assert proc.returncode == 78, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"config error: state_dir {state} is not writable by this user (uid 0): set "
+        "state_dir in the config, or run as the service user (uid 65534)"]
+
+
+def test_data_key_unreadable_by_the_user_is_named(write, tmp_path) -> None:
+    """A data key file the running user cannot read gives one line naming the file and
+    who owns it, exit 78, no traceback."""
+    path = write()
+    key = tmp_path / "keys" / "data.key"
+    key.parent.mkdir()
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o600)
+    os.chown(key, 65534, 65534)
+    path.write_text(path.read_text().replace("[central]", f'data_key_file = "{key}"\n[central]'))
+    proc = as_other_user(["--config", str(path), "run"])
+    assert proc.returncode == 78, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"data key file {key} is not readable by this user (uid 0, the file's owner is uid "
+        "65534): run as the service user (sudo -u ektp-station station …)"]
