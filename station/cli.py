@@ -30,6 +30,7 @@ from station.config import ConfigError, check_state_dir, config_path
 from station.crypto import KeyFileError
 from station.i18n import _
 from station.policy import RationingConfig
+from station.status import live_state
 from station.sync import stock_outlook
 
 
@@ -63,6 +64,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
 def status_snapshot(conn: sqlite3.Connection,
                     rationing: RationingConfig | None = None) -> dict[str, Any]:
     snap = store.get_status(conn)
+    snap["state"] = live_state(snap)
     snap["counts"] = stock_outlook(conn, rationing or RationingConfig())
     return snap
 

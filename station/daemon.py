@@ -7,10 +7,12 @@ worker is alive. SIGTERM or SIGINT: the worker finishes the card in hand, then a
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -21,17 +23,25 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from drivers.base import CHIP_DRIVERS, PRINTER_DRIVERS, CardPrinter, ChipChannel, load_driver
 from drivers.errors import DeviceError
-from station import store, systemd
+from station import faults, store, systemd
 from station.central.client import QueueClient, TlsSettings
 from station.config import ConfigError, StationConfig, load_config
 from station.crypto import DataKey, KeyFileError, bind_data_key
 from station.db import Database
-from station.pipeline import GoodCard, Hold, Pipeline, Started
+from station.pipeline import GoodCard, Hold, Pipeline, Started, boot_id
 from station.records import load_public_key
 from station.status import Category, StatusBoard
 from station.sync import SyncLoop
 
 log = structlog.get_logger("station.daemon")
+
+WORKER_DIED = "the printer worker stopped"
+WORKER_DIED_ACTION = ("none: the daemon exits and systemd starts it again; if it repeats, "
+                      "see journalctl -u ektp-station")
+WORKER_STUCK_ACTION = ("check the printer and the encoder (power, cable); the watchdog "
+                       "restarts the daemon")
+#: Exit status when the printer worker died (EX_SOFTWARE): systemd restarts the daemon.
+EXIT_WORKER_DIED = 70
 
 
 def trusted_keys(cfg: StationConfig) -> dict[str, Ed25519PublicKey]:
@@ -74,6 +84,10 @@ def make_client(cfg: StationConfig) -> QueueClient:
         raise ConfigError(
             f"config error: central.ca_file/client_cert/client_key: cannot load ({exc}): "
             "point them at readable PEM files") from exc
+
+
+def _nothing() -> None:
+    """No-op default of :attr:`Station.on_worker_exit`."""
 
 
 @dataclass
@@ -120,21 +134,43 @@ class Station:
         info = self.pipeline.printer.open()
         self.board.set(printer={"model": info.model, "serial": info.serial,
                                 "firmware": info.firmware}, pid=_pid(), started_at=time.time())
+        self._count_crashes()
         self.pipeline.recover()
+        for rid in self.db.run(faults.quarantine_poison):
+            log.error("record_quarantined", record_id=rid, reason="poison")
         self.pipeline.faces.start()
+        self.sync.worker_problem = self.worker_problem
         self.sync.start()
+        self.worker_beat = time.monotonic()
         self.worker.start()
         log.info("station_started", station_id=self.cfg.station_id, printer=info.model)
+
+    def _count_crashes(self) -> None:
+        """Count a crash against the record(s) in hand if the last run died on this boot
+        (a power cut starts a new boot and is nobody's fault)."""
+        this_boot = boot_id()
+        last_boot = self.db.run(store.get_status, durable=False).get("boot_id")
+        self.db.run(lambda c: faults.count_crashes(c, same_boot=last_boot == this_boot))
+        self.board.set(boot_id=this_boot)
 
     def _work(self, wake: threading.Event) -> None:
         """The printer worker. The printer's status is asked at start, after a failure and
         while idle; between good cards the feed itself reports a printer that stopped.
         The quiet window (station/quiet.py) is shut from each card boundary until the
-        card's face prints, and open whenever no card is under way."""
+        card's face prints, and open whenever no card is under way. Should it die all the
+        same (its storage failed), the status says so and the main thread is woken to
+        exit, so systemd starts the daemon again."""
         try:
             self._print_while_running(wake)
+        except BaseException as exc:
+            log.critical("printer_worker_died", error=type(exc).__name__,
+                         where=faults.where(exc))
+            with contextlib.suppress(Exception):  # the status table may be what failed
+                self.board.state(Category.ERROR, WORKER_DIED, WORKER_DIED_ACTION)
+            raise
         finally:
             self.pipeline.quiet.open()
+            self.on_worker_exit()
 
     def _print_while_running(self, wake: threading.Event) -> None:
         retry = self.cfg.pipeline.device_retry_s
@@ -175,22 +211,54 @@ class Station:
             if outcome.result == "needs_inspection":
                 self.board.state(Category.PAUSED, "a card needs inspection",
                                  "station inspect, then station resolve")
+            elif outcome.crashed:  # a moment before the next record, so a fault cannot spin
+                quiet.open()
+                self.stop_event.wait(retry)
         if pending is not None:
             self.pipeline.card_boundary(pending, start=False)
 
     worker_beat: float = 0.0
+    #: The printer worker counts as stuck after this long without a loop (one card, or
+    #: one wait for the printer, takes far less).
+    stuck_after_s: float = 300.0
+    #: Called when the printer worker ends (the main thread exits if it was not asked to).
+    on_worker_exit: Callable[[], None] = _nothing
 
-    def worker_healthy(self, stuck_after_s: float = 300.0) -> bool:
+    def worker_problem(self) -> str | None:
+        """What is wrong with the printer worker, from the thread itself (not from what
+        it last wrote): stopped, or stuck in one step; None while it works."""
+        if self.worker.ident is None:
+            return None  # not started yet
+        if not self.worker.is_alive():
+            return None if self.stop_event.is_set() else WORKER_DIED
+        idle = time.monotonic() - self.worker_beat
+        if idle > self.stuck_after_s:
+            return f"the printer worker is stuck (no progress for {idle:.0f} s)"
+        return None
+
+    def worker_healthy(self) -> bool:
         """Alive and not stuck in one device call (the watchdog stops pinging if so)."""
-        return self.worker.is_alive() and time.monotonic() - self.worker_beat < stuck_after_s
+        return self.worker_problem() is None and self.worker.is_alive()
+
+    def check_health(self) -> str | None:
+        """The main thread's look at the worker: a problem becomes the station's state
+        (ERROR with the action) and the liveness ``station status`` reads."""
+        problem = self.worker_problem()
+        if problem is not None:
+            action = WORKER_DIED_ACTION if problem == WORKER_DIED else WORKER_STUCK_ACTION
+            self.board.state(Category.ERROR, problem, action)
+        self.board.set(liveness={"at": time.time(), "worker": problem or "ok"})
+        return problem
 
     def stop(self) -> None:
+        died = self.worker_problem() == WORKER_DIED
         self.stop_event.set()
         if self.worker.is_alive():
             self.worker.join()
         self.sync.stop()
         self.pipeline.faces.close()
-        self.board.state(Category.STOPPED, "stopped")
+        if not died:  # else the ERROR stays: the status says why the daemon went
+            self.board.state(Category.STOPPED, "stopped")
         self._close_devices()
         self.client.close()
         self.db.close()
@@ -224,7 +292,9 @@ class Station:
     def summary(self) -> str:
         c = self.db.run(store.counts, durable=False)
         state: dict[str, Any] = self.board.get("state") or {}
-        return (f"{state.get('category', '?')}: {c['cards_today']} cards today, "
+        problem = self.worker_problem()
+        head = f"error: {problem}" if problem else state.get("category", "?")
+        return (f"{head}: {c['cards_today']} cards today, "
                 f"{c['in_stock']} blanks, {c['buffered']} buffered, {c['outbox']} to report")
 
 
@@ -248,6 +318,8 @@ def run(cfg: StationConfig, path: Path | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
     station = Station.build(cfg)
+    station.on_worker_exit = wake.set
+    code = 0
     try:
         station.start()
         systemd.notify("READY=1")
@@ -260,10 +332,16 @@ def run(cfg: StationConfig, path: Path | None = None) -> int:
                 if signal.SIGHUP in pending:
                     pending.discard(signal.SIGHUP)
                     station.reload(path)
-            if station.worker_healthy():
+            problem = station.check_health()
+            if problem == WORKER_DIED:
+                log.critical("exiting", reason=problem, exit_code=EXIT_WORKER_DIED)
+                systemd.notify(f"STATUS=error: {problem}")
+                code = EXIT_WORKER_DIED
+                break
+            if problem is None:
                 systemd.notify("WATCHDOG=1")
             systemd.notify(f"STATUS={station.summary()}")
     finally:
         systemd.notify("STOPPING=1")
         station.stop()
-    return 0
+    return code

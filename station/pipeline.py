@@ -21,6 +21,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from drivers.errors import (
     CardJam,
     ChipDead,
     ChipError,
+    ChipStatusError,
     CoverOpen,
     DeviceError,
     DeviceOffline,
@@ -45,10 +47,11 @@ from drivers.errors import (
     RibbonOut,
 )
 from drivers.script import ScriptRunner, read_chip_serial
-from station import policy, store
+from station import faults, policy, store
 from station.config import PipelineConfig
 from station.crypto import DataKey
 from station.db import Database
+from station.faults import ScriptRefused
 from station.prefetch import FacePrefetcher
 from station.quiet import QuietWindow
 from station.records import (
@@ -127,9 +130,23 @@ class Outcome:
     result: str  # printed | rejected | aborted | failed | needs_inspection
     reason: str = ""
     good: GoodCard | None = None
+    #: Ended by an exception no device contract names (the worker waits a moment).
+    crashed: bool = False
 
 
-def spoil_class(stage: str, exc: DeviceError) -> str:
+class StorageFault(Exception):
+    """The station's database could not make a write-ahead point durable mid-card."""
+
+
+def _on_disk(synced: Future[None]) -> None:
+    """Wait for a write-ahead point's fsync; its failure is the station's, not the card's."""
+    try:
+        synced.result()
+    except OSError as exc:
+        raise StorageFault(f"the database could not be synced to disk ({exc.strerror})") from exc
+
+
+def spoil_class(stage: str, exc: Exception) -> str:
     """The spoilage class offices report, from where the card failed and why."""
     if isinstance(exc, ChipDead):
         return "chip dead/invalid"
@@ -157,6 +174,8 @@ class Pipeline:
         self.faces = FacePrefetcher(data_key)
         #: Open while a face prints: the sync thread's moment (station/quiet.py).
         self.quiet = QuietWindow()
+        #: The step the card in hand is at (for an exception no device contract names).
+        self._stage = "preparing"
 
     # ------------------------------------------------------------------ one card
     def card_boundary(self, finished: GoodCard | None, *,
@@ -196,8 +215,19 @@ class Pipeline:
         return picked
 
     def print_one(self, started: Started) -> Outcome:
-        """Put one started record through the devices; never raises a DeviceError. A good
-        card comes back as ``Outcome.good``, for the next :meth:`card_boundary`."""
+        """Put one started record through the devices; never raises for a record's sake.
+        A good card comes back as ``Outcome.good``, for the next :meth:`card_boundary`.
+        Only the station's own storage failing (:class:`StorageFault`, sqlite3.Error)
+        escapes: the card then stays where it is, for recovery at the next start."""
+        self._stage = "preparing"
+        try:
+            return self._print_one(started)
+        except (StorageFault, sqlite3.Error):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place: no record may kill the worker
+            return self._crashed(started, exc)
+
+    def _print_one(self, started: Started) -> Outcome:
         rid, attempt = started.buffered.record_id, started.attempt
         try:
             prepared = self.faces.get(started.buffered)
@@ -211,13 +241,13 @@ class Pipeline:
             # before this card's write-ahead commit, on an idle-priority process.
             self.faces.ahead(started.upcoming)
         record = prepared.record
-        stage = "started"
+        self._stage = "started"
         try:
             serial = self.printer.feed()
             self._journal(attempt, "fed", serial)
-            stage = "fed"
+            self._stage = "fed"
             uid = self._encode(record)
-            stage = "verified"
+            self._stage = "verified"
             # verified (with the chip's serial) and printing in one write-ahead commit,
             # made before the face is printed, its fsync waited for before the card can
             # leave the printer. The longest step comes: the WAL is fsync'd and
@@ -227,27 +257,32 @@ class Pipeline:
                                                    ("printing", None)),
                 checkpoint=True)
             if self.printer.ejects_with_print:
-                printing.result()
-            stage = "printing"
+                _on_disk(printing)
+            self._stage = "printing"
             self.quiet.open()
             try:
                 self.printer.print_card(prepared.job)
             finally:
                 self.quiet.close()
-            printing.result()
+            _on_disk(printing)
             self._journal(attempt, "printed")
-            stage = "printed"
+            self._stage = "printed"
             self.printer.eject()
         except DeviceError as exc:
-            return self._failed(attempt, rid, stage, exc)
+            return self._failed(attempt, rid, self._stage, exc)
         return Outcome(rid, "printed", good=GoodCard(rid, attempt, uid or serial))
 
     def _encode(self, record: PrintReadyRecord) -> str:
         self.chip.connect(self.chip_timeout_s)
         try:
             runner = ScriptRunner(self.chip, self.chip.sam_channel())
-            runner.run(list(record.chip_script))
-            runner.verify()
+            try:
+                runner.run(list(record.chip_script))
+                runner.verify()
+            except ChipStatusError as exc:
+                if isinstance(exc, ScriptRefused):
+                    raise
+                raise ScriptRefused(str(exc), sw=exc.sw, frames=exc.frames) from exc
             return read_chip_serial(self.chip)
         finally:
             self._quietly(self.chip.disconnect)
@@ -257,19 +292,47 @@ class Pipeline:
         database owner, not waited for, made durable by the next durable commit."""
         self.db.submit(lambda c: store.transition(c, attempt, state, serial))
 
-    def _failed(self, attempt: int, rid: str, stage: str, exc: DeviceError) -> Outcome:
+    def _crashed(self, started: Started, exc: Exception) -> Outcome:
+        """An exception no device contract names, at ``self._stage``: the attempt ends
+        as a device error's would; the worker goes on with the next record."""
+        rid, attempt, stage = started.buffered.record_id, started.attempt, self._stage
+        what = type(exc).__name__
+        log.error("card_crashed", record_id=rid, attempt=attempt, stage=stage, error=what,
+                  where=faults.where(exc))
+        self.board.error("internal", f"unexpected {what} at {stage}",
+                         "none: the attempt was ended; if it repeats, send the station log "
+                         "to the developers")
+        if stage == "preparing":  # no blank moved: the record cannot be prepared
+            reason = f"the record could not be prepared for printing ({what})"
+            self.db.run(lambda c: store.refuse_started(c, attempt, rid, reason))
+            return Outcome(rid, "failed", reason, crashed=True)
+        if stage == "printed" and self._card_in_path() is not True:
+            why = (f"unexpected {what} while ejecting: the card may be in the output tray; "
+                   "look in the output and reject trays")
+            self.db.run(lambda c: store.needs_inspection(c, attempt, why))
+            return Outcome(rid, "needs_inspection", why, crashed=True)
+        out = self._failed(attempt, rid, stage, exc)
+        out.crashed = True
+        return out
+
+    def _failed(self, attempt: int, rid: str, stage: str, exc: Exception) -> Outcome:
+        failure = faults.classify(stage, exc)
         klass = spoil_class(stage, exc)
-        reason = f"{klass}: {exc}"
-        detail = f"{stage}: {type(exc).__name__}: {exc}"
-        self.board.error(type(exc).__name__, str(exc), exc.action, exc.frames)
+        message = str(exc) if isinstance(exc, DeviceError) else f"unexpected {type(exc).__name__}"
+        reason = f"{klass}: {message}"
+        detail = f"{stage}: {type(exc).__name__}: {message}"
+        frames = exc.frames if isinstance(exc, DeviceError) else ()
+        if isinstance(exc, DeviceError):
+            self.board.error(type(exc).__name__, message, exc.action, frames)
         log.warning("card_failed", record_id=rid, attempt=attempt, stage=stage,
-                    error=type(exc).__name__, detail=str(exc), frames=list(exc.frames[-8:]))
+                    error=type(exc).__name__, detail=message, cause=failure.cause,
+                    frames=list(frames[-8:]))
         card_taken = stage != "started" or self._card_in_path() is not False
         if not card_taken:
             self.db.run(lambda c: store.reject_attempt(
-                c, attempt, f"not started: {exc}", spoiled=False,
+                c, attempt, f"not started: {message}", spoiled=False,
                 max_attempts=self.cfg.max_attempts))
-            return Outcome(rid, "aborted", str(exc))
+            return Outcome(rid, "aborted", message)
         try:
             self.printer.reject()
         except DeviceError as again:
@@ -278,7 +341,8 @@ class Pipeline:
             return Outcome(rid, "needs_inspection", why)
         became = self.db.run(lambda c: store.reject_attempt(
             c, attempt, reason, spoiled=True, max_attempts=self.cfg.max_attempts,
-            spoil_class=klass, detail=detail))
+            spoil_class=klass, detail=detail, cause=failure.cause, fault=failure.fault,
+            record_caused=failure.record_caused))
         return Outcome(rid, "rejected" if became == "queued" else "failed", reason)
 
     def _cross_check(self, status: PrinterStatus) -> None:

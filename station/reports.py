@@ -13,10 +13,14 @@ import io
 import sqlite3
 from typing import Any
 
-from station.store import SPOIL_CLASSES
+from station.store import CAUSES, SPOIL_CLASSES
 
-FIELDS = ["period", "printed", *(f"spoiled_{c}" for c in SPOIL_CLASSES), "spoiled", "destroyed",
-          "deferred", "received", "adjusted", "stock_start", "stock_end"]
+#: Who the spoiled blanks are charged to (station/faults.py); "other": not known (power
+#: cuts, a technician's inspection).
+CAUSE_FIELDS = [*(f"spoiled_by_{c}" for c in CAUSES), "spoiled_by_other"]
+FIELDS = ["period", "printed", *(f"spoiled_{c}" for c in SPOIL_CLASSES), "spoiled",
+          *CAUSE_FIELDS, "destroyed", "deferred", "received", "adjusted", "stock_start",
+          "stock_end"]
 
 
 def _stock_before(conn: sqlite3.Connection, t: float) -> int:
@@ -30,14 +34,15 @@ def period_figures(conn: sqlite3.Connection, label: str, start: float,
                    end: float) -> dict[str, Any]:
     out: dict[str, Any] = dict.fromkeys(FIELDS, 0)
     out["period"] = label
-    for kind, klass, n in conn.execute(
-        "SELECT kind, class, SUM(count) FROM ledger WHERE at >= ? AND at < ? "
-        "GROUP BY kind, class", (start, end)):
+    for kind, klass, cause, n in conn.execute(
+        "SELECT kind, class, cause, SUM(count) FROM ledger WHERE at >= ? AND at < ? "
+        "GROUP BY kind, class, cause", (start, end)):
         if kind == "used":
             out["printed"] += int(n)
         elif kind == "spoiled":
             out["spoiled"] += int(n)
             out[f"spoiled_{klass or 'failed print'}"] += int(n)
+            out[f"spoiled_by_{cause if cause in CAUSES else 'other'}"] += int(n)
         elif kind in ("received", "adjusted"):
             out[kind] += int(n)
     out["destroyed"] = int(conn.execute(

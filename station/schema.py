@@ -137,4 +137,14 @@ V5 = [
     "CREATE TABLE station_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2, V3, V4, V5]
+V6 = [
+    # Poison records (a record in hand at consecutive crashes of the daemon is quarantined)
+    # and the cause of each failure: the fault fingerprint of an attempt (the same on a
+    # second blank: the record's fault) and the cause a spoiled blank is charged to.
+    "ALTER TABLE records ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX records_crashed ON records(crashes) WHERE crashes > 0",
+    "ALTER TABLE attempts ADD COLUMN fault TEXT",
+    "ALTER TABLE ledger ADD COLUMN cause TEXT",  # record | blank | device (NULL: unknown)
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2, V3, V4, V5, V6]

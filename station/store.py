@@ -171,7 +171,7 @@ def transition_through(conn: sqlite3.Connection, attempt_id: int,
 def _attempt(conn: sqlite3.Connection, attempt_id: int) -> sqlite3.Row:
     row: sqlite3.Row | None = conn.execute(
         "SELECT a.attempt_id, a.record_id, a.state, a.blank_serial, a.started_at, "
-        "r.lease_id, r.attempts FROM attempts a JOIN records r USING(record_id) "
+        "r.lease_id, r.attempts, r.crashes FROM attempts a JOIN records r USING(record_id) "
         "WHERE attempt_id=?",
         (attempt_id,),
     ).fetchone()
@@ -242,22 +242,38 @@ def purge_closed(conn: sqlite3.Connection, record_id: str | None = None) -> int:
 SPOIL_CLASSES = ("failed encode", "failed print", "physically damaged", "chip dead/invalid")
 
 
+#: Who a spoiled blank is charged to (``station report``): the record's data, the blank
+#: itself (its chip), or the printer/encoder; NULL in the ledger: not known (power cut,
+#: inspection).
+CAUSES = ("record", "blank", "device")
+
+
 def reject_attempt(conn: sqlite3.Connection, attempt_id: int, reason: str, *,
                    spoiled: bool, max_attempts: int, spoil_class: str = "failed print",
-                   detail: str | None = None) -> str:
+                   detail: str | None = None, cause: str | None = None,
+                   fault: str | None = None, record_caused: bool = False) -> str:
     """The card (if any) went to the reject tray. Returns what became of the record:
-    ``queued`` (retried) or ``failed`` (attempts used up, reported). A spoiled blank is
-    written to the ledger with its class and detail (jam, step, status word)."""
+    ``queued`` (retried) or ``failed`` (reported). A spoiled blank is written to the
+    ledger with its class, detail (jam, step, status word) and ``cause``.
+
+    The record is failed at once when the failure is ``record_caused``, or when its
+    ``fault`` (a fingerprint: step and status word) is the one the record's previous
+    spoiled attempt ended with, i.e. the same on a second blank (both blanks then count
+    as the record's); else after ``max_attempts`` spoiled blanks."""
     if spoil_class not in SPOIL_CLASSES:
         raise ValueError(f"unknown spoilage class {spoil_class!r} (known: {SPOIL_CLASSES})")
     row = _attempt(conn, attempt_id)
+    repeated = fault is not None and spoiled and _previous_fault(conn, row) == fault
+    if repeated or record_caused:
+        cause = "record"
     transition(conn, attempt_id, "rejected" if spoiled else "aborted")
-    conn.execute("UPDATE attempts SET reason=? WHERE attempt_id=?", (reason, attempt_id))
+    conn.execute("UPDATE attempts SET reason=?, fault=? WHERE attempt_id=?",
+                 (reason, fault, attempt_id))
     if spoiled:
         conn.execute(
-            "INSERT INTO ledger(kind, count, attempt_id, serial, reason, class, detail, at) "
-            "VALUES ('spoiled', 1, ?, ?, ?, ?, ?, ?)",
-            (attempt_id, row["blank_serial"], reason, spoil_class, detail or reason,
+            "INSERT INTO ledger(kind, count, attempt_id, serial, reason, class, detail, cause, "
+            "at) VALUES ('spoiled', 1, ?, ?, ?, ?, ?, ?, ?)",
+            (attempt_id, row["blank_serial"], reason, spoil_class, detail or reason, cause,
              time.time()),
         )
         _outbox(conn, row, "spoiled", row["blank_serial"], reason)
@@ -267,11 +283,31 @@ def reject_attempt(conn: sqlite3.Connection, attempt_id: int, reason: str, *,
         )
     audit(conn, "rejected" if spoiled else "aborted", attempt_id=attempt_id,
           record_id=row["record_id"], detail=reason)
+    if repeated:
+        # The first blank went the same way: it was the record's fault too.
+        conn.execute(
+            "UPDATE ledger SET cause='record' WHERE kind='spoiled' AND attempt_id IN "
+            "(SELECT attempt_id FROM attempts WHERE record_id=? AND fault=?)",
+            (row["record_id"], fault))
+        _close_failed(conn, row, f"record-caused (the same on two blanks): {reason}")
+        return "failed"
+    if record_caused:
+        _close_failed(conn, row, f"record-caused: {reason}")
+        return "failed"
     if spoiled and row["attempts"] >= max_attempts:
         _close_failed(conn, row, f"{max_attempts} attempts failed; last: {reason}")
         return "failed"
     conn.execute("UPDATE records SET status='queued' WHERE record_id=?", (row["record_id"],))
     return "queued"
+
+
+def _previous_fault(conn: sqlite3.Connection, row: sqlite3.Row) -> str | None:
+    """The fault fingerprint of the record's latest earlier spoiled attempt that had one."""
+    prev = conn.execute(
+        "SELECT fault FROM attempts WHERE record_id=? AND attempt_id<? AND state='rejected' "
+        "AND fault IS NOT NULL ORDER BY attempt_id DESC LIMIT 1",
+        (row["record_id"], row["attempt_id"])).fetchone()
+    return None if prev is None else str(prev[0])
 
 
 def fail_record(conn: sqlite3.Connection, record_id: str, reason: str) -> bool:

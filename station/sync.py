@@ -61,6 +61,8 @@ class SyncLoop:
         self._backoff = 0.0
         self._link_up: bool | None = None
         self._thread = threading.Thread(target=self._run, name="sync", daemon=True)
+        #: What is wrong with the printer worker now (the daemon sets it), for heartbeats.
+        self.worker_problem: Callable[[], str | None] = lambda: None
 
     def start(self) -> None:
         self._thread.start()
@@ -208,10 +210,18 @@ class SyncLoop:
         stock = self.db.run(lambda c: stock_outlook(c, self.rationing), durable=False)
         self.client.heartbeat(Heartbeat(
             station_id=self.client.station_id, version=__version__,
-            printer_state=str(self.board.get("printer_state") or "unknown"),
+            printer_state=heartbeat_state(self.worker_problem(), self.board),
             blanks=stock["in_stock"], buffer=stock["buffered"], outbox=stock["outbox"],
             cards_today=stock["cards_today"], burn_rate_per_day=stock["burn_rate_per_day"],
             days_left=stock["days_left"], inspection=stock["inspection"]))
+
+
+def heartbeat_state(worker_problem: str | None, board: StatusBoard) -> str:
+    """The printer state the centre is told: the worker's trouble first (a station that
+    cannot print must not look well), else the printer's own state."""
+    if worker_problem is not None:
+        return f"error: {worker_problem}"
+    return str(board.get("printer_state") or "unknown")
 
 
 def stock_outlook(conn: sqlite3.Connection, rationing: policy.RationingConfig) -> dict[str, Any]:

@@ -1,0 +1,103 @@
+"""Who a failure is charged to, and the records that keep killing the daemon.
+
+Blanks are rationed, so a failure the record caused must cost one blank at most (two for
+the same-status-word rule), while one the blank or the device caused is retried with a
+new blank. :func:`classify` decides from the exception and the step it struck in:
+
+- ``record``: the record's chip script fails its own checks (:class:`ScriptError`), or
+  the card refuses a step of the script with the same step and status word as on the
+  record's previous blank (decided in :func:`station.store.reject_attempt` from the
+  attempt's ``fault`` fingerprint); an unexpected exception that repeats the same way on
+  a second blank, likewise. A face that cannot render fails before any blank is fed.
+- ``blank``: the chip is dead, or it refused a step for the first time.
+- ``device``: jams, ribbon, cover, print failures, timeouts, the encoder.
+
+A record in hand (its attempt open) when the daemon died, at :data:`POISON_CRASHES`
+crashes in a row on the same boot, is quarantined: reported ``failed`` with a reason
+starting "poison", never started again (:func:`count_crashes`, :func:`quarantine_poison`).
+A power cut (a new boot) is not the record's doing and is not counted.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import traceback
+from dataclasses import dataclass
+
+from drivers.errors import ChipDead, ChipStatusError, DeviceError
+from drivers.script import ScriptError
+from station import store
+
+#: Crashes in a row with the same record in hand that make it poison.
+POISON_CRASHES = 2
+
+
+class ScriptRefused(ChipStatusError):
+    """The card refused a step of the record's own chip script, or its read-back."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How a failed attempt is charged: ``cause`` (one of :data:`store.CAUSES`), the
+    ``fault`` fingerprint compared with the record's previous blank, and whether the
+    record fails at once."""
+
+    cause: str
+    fault: str | None = None
+    record_caused: bool = False
+
+
+def classify(stage: str, exc: BaseException) -> Failure:
+    """The cause of ``exc`` raised at ``stage`` of a card."""
+    if isinstance(exc, ScriptError):
+        return Failure("record", record_caused=True)
+    if isinstance(exc, ScriptRefused):
+        return Failure("blank", fault=f"chip script: {exc}")
+    if isinstance(exc, ChipDead):
+        return Failure("blank")
+    if isinstance(exc, DeviceError):
+        return Failure("device")
+    return Failure("device", fault=f"unexpected {type(exc).__name__} at {stage} ({where(exc)})")
+
+
+def where(exc: BaseException) -> str:
+    """The innermost frame of ``exc`` as ``file:line``: safe to log (never a value)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "?"
+    last = frames[-1]
+    return f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
+
+
+def count_crashes(conn: sqlite3.Connection, *, same_boot: bool) -> list[str]:
+    """At start-up, before recovery: count a crash for each record whose attempt was
+    left open (the record in hand when the daemon died), when the daemon died on this
+    boot; every other record's count starts again from zero (the crashes must be in a
+    row). Returns the records in hand."""
+    open_states = store.BEFORE_PRINTING + store.PRINTING_OR_LATER
+    in_hand = [r[0] for r in conn.execute(
+        f"SELECT DISTINCT record_id FROM attempts WHERE state IN ({store._marks(open_states)})",
+        open_states)]
+    conn.execute(
+        f"UPDATE records SET crashes=0 WHERE crashes>0 "
+        f"AND record_id NOT IN ({store._marks(tuple(in_hand))})", in_hand)
+    if same_boot:
+        for rid in in_hand:
+            conn.execute("UPDATE records SET crashes=crashes+1 WHERE record_id=?", (rid,))
+            n = conn.execute("SELECT crashes FROM records WHERE record_id=?",
+                             (rid,)).fetchone()[0]
+            store.audit(conn, "crashed_in_hand", record_id=rid,
+                        detail=f"the daemon died with this record in hand ({n} in a row)")
+    return in_hand
+
+
+def quarantine_poison(conn: sqlite3.Connection) -> list[str]:
+    """After recovery: fail the queued records in hand at :data:`POISON_CRASHES`
+    crashes in a row, with the reason, so the daemon never loops on them."""
+    rows = [r[0] for r in conn.execute(
+        "SELECT record_id FROM records WHERE crashes>=? AND status='queued'",
+        (POISON_CRASHES,))]
+    for rid in rows:
+        store.fail_record(conn, rid, f"poison: the station stopped {POISON_CRASHES} times in "
+                          "a row with this record in hand; not printed again")
+    return rows
