@@ -79,16 +79,19 @@ def private(*files: Path) -> None:
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Apply the migrations not yet applied; returns the schema version."""
-    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-    for target, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+    """Apply the migrations not yet applied; returns the schema version. The version is
+    read inside each migration's write transaction, so two processes opening a new
+    database at once (the daemon and a CLI verb) never apply one twice."""
+    while True:
         conn.execute("BEGIN IMMEDIATE")
-        for stmt in statements:
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version >= len(MIGRATIONS):
+            conn.execute("COMMIT")
+            return version
+        for stmt in MIGRATIONS[version]:
             conn.execute(stmt)
-        conn.execute(f"PRAGMA user_version={target}")
+        conn.execute(f"PRAGMA user_version={version + 1}")
         conn.execute("COMMIT")
-        version = target
-    return version
 
 
 def transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:

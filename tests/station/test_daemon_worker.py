@@ -215,8 +215,7 @@ def dead_worker(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_dead_worker_shows_error_in_status_and_heartbeat(
-        tmp_path: Path, central: Central, dead_worker: None,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, central: Central, dead_worker: None) -> None:
     """With the printer worker dead, station status says ERROR with an action and the
     centre's heartbeat says error, not printing."""
     central.seed(2)
@@ -227,19 +226,15 @@ def test_a_dead_worker_shows_error_in_status_and_heartbeat(
         wait_for("an error heartbeat", lambda: (
             (hb := central.server.db.last_heartbeat("t-01")) is not None
             and hb.printer_state == "error: the printer worker stopped"))
-        capsys.readouterr()
-        assert main(["--config", str(config), "status", "--json"]) == 0
-        state = json.loads(capsys.readouterr().out)["state"]
-        assert main(["--config", str(config), "status"]) == 0
-        text = capsys.readouterr().out
+        state = _status(config)
+        text = _cli(config, "status").stdout
     assert (state["category"], state["message"]) == ("error", "the printer worker stopped")
     assert "ERROR — the printer worker stopped" in text
     assert "to do:   none: the daemon exits and systemd starts it again" in text
 
 
 def test_a_stuck_worker_shows_error_and_the_heartbeat_says_so(
-        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker stuck in one device step past its limit makes the status ERROR with an
     action and the heartbeat an error, though the last state it wrote was printing."""
     release = threading.Event()
@@ -262,9 +257,7 @@ def test_a_stuck_worker_shows_error_and_the_heartbeat_says_so(
                 (hb := central.server.db.last_heartbeat("t-01")) is not None
                 and hb.printer_state.startswith("error: the printer worker is stuck")))
             assert station.check_health() is not None  # what the main thread does each tick
-            capsys.readouterr()
-            assert main(["--config", str(config), "status", "--json"]) == 0
-            state = json.loads(capsys.readouterr().out)["state"]
+            state = _status(config)
             release.set()
     finally:
         release.set()
@@ -281,10 +274,14 @@ def _daemon(config: Path, code: str) -> subprocess.Popen[str]:
                             stderr=subprocess.STDOUT, text=True)
 
 
+def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A ``station`` verb in a child process, as a technician runs it."""
+    return subprocess.run([sys.executable, "-m", "station.cli", "--config", str(config),
+                           *args], capture_output=True, text=True, check=True)
+
+
 def _status(config: Path) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "station.cli", "--config", str(config),
-                          "status", "--json"], capture_output=True, text=True, check=True)
-    state: dict[str, Any] = json.loads(out.stdout)["state"]
+    state: dict[str, Any] = json.loads(_cli(config, "status", "--json").stdout)["state"]
     return state
 
 
