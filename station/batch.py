@@ -160,7 +160,8 @@ def import_batch(cfg: StationConfig, path: Path, *, data_key: DataKey | None = N
                 expired += 1
                 continue
             lease = store.Lease(rid, item.lease_id, deadline, mono_now + (deadline - wall), boot)
-            if buffer_signed(conn, item.signed, lease, keys, sealing):
+            if buffer_signed(conn, item.signed, lease, keys, sealing, grant=item.grant,
+                             station_id=cfg.station_id, batch_id=body.batch_id):
                 buffered += 1
             else:
                 refused += 1

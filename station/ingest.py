@@ -1,6 +1,8 @@
 """Taking a signed record into the buffer: one way, whether it came by lease or by batch.
 
-The signature is checked against the trusted keys before anything else; a record that
+The centre's grant comes first (station/grants.py): a record not granted to this station,
+under this lease, unexpired, is refused and nothing of it kept. Then the record's
+signature is checked against the trusted keys before anything else; a record that
 fails is kept as ``failed`` (reported to the centre, never printed), unless the station
 already holds a record of that id: a refused delivery never touches it. A good one is sealed
 with the data key and buffered with its lease and the keyed hash of its NIK.
@@ -15,14 +17,26 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from station import store
 from station.crypto import DataKey
+from station.grants import GrantError, SignedGrant, check_grant
 from station.records import RecordError, SignedRecord, verify_record
 
 log = structlog.get_logger("station.ingest")
 
 
 def buffer_signed(conn: sqlite3.Connection, signed: SignedRecord, lease: store.Lease,
-                  keys: dict[str, Ed25519PublicKey], data_key: DataKey) -> bool:
+                  keys: dict[str, Ed25519PublicKey], data_key: DataKey, *,
+                  grant: SignedGrant | None, station_id: str,
+                  batch_id: str | None = None) -> bool:
     """Verify and buffer one record under ``lease``; False if it was refused."""
+    try:
+        check_grant(grant, keys, record_id=lease.record_id, station_id=station_id,
+                    lease_id=lease.lease_id, batch_id=batch_id)
+    except GrantError as exc:
+        # Not granted to this station (a replay, a stale or forged grant): nothing of it
+        # is kept, nothing reported; the centre's lease, if any, is another station's.
+        store.audit(conn, "delivery_refused", record_id=lease.record_id, detail=exc.reason)
+        log.warning("delivery_refused", record_id=lease.record_id, reason=exc.reason)
+        return False
     try:
         record = verify_record(signed, keys)
     except RecordError as exc:

@@ -204,7 +204,8 @@ class SyncLoop:
             rid = item.signed.record_id()
             lease = store.Lease(rid, item.lease_id, sent_at[0] + item.ttl_s,
                                 sent_at[1] + item.ttl_s, self._boot)
-            buffer_signed(conn, item.signed, lease, self.keys, self.data_key)
+            buffer_signed(conn, item.signed, lease, self.keys, self.data_key,
+                          grant=item.grant, station_id=self.client.station_id)
 
     def heartbeat(self) -> None:
         stock = self.db.run(lambda c: stock_outlook(c, self.rationing), durable=False)

@@ -39,6 +39,7 @@ from station.central.batchfile import (
     write_signed,
 )
 from station.central.queue_db import QueueDB, SchemaError
+from station.grants import sign_grant
 from station.records import SignedRecord, canonical_bytes, load_public_key
 
 log = structlog.get_logger(__name__)
@@ -96,8 +97,11 @@ def create_batch(db: QueueDB, key: Ed25519PrivateKey, key_id: str, *, station_id
         expires_at=expires,
         records=[
             BatchLease(lease_id=lease_id, expires_at=expires,
-                       signed=SignedRecord.model_validate_json(signed_json))
-            for lease_id, _, signed_json in granted
+                       signed=SignedRecord.model_validate_json(signed_json),
+                       grant=sign_grant(key, key_id, record_id=record_id,
+                                        station_id=station_id, lease_id=lease_id,
+                                        batch_id=batch_id, expires_at=now + ttl_s))
+            for lease_id, record_id, signed_json in granted
         ],
     )
     log.info("central.batch_created", batch=batch_id, station=station_id, records=len(granted))

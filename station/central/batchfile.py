@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from station.central.protocol import CardResult
+from station.grants import SignedGrant
 from station.records import SignedRecord, signature_fault, signature_of
 
 BATCH_FORMAT: Literal["ektp-batch/1"] = "ektp-batch/1"
@@ -49,6 +50,7 @@ class BatchLease(_File):
     lease_id: str = Field(min_length=1, max_length=64)
     expires_at: dt.datetime
     signed: SignedRecord
+    grant: SignedGrant | None = None  # the record granted to the batch's station (grants.py)
 
 
 class BatchBody(_File):

@@ -15,7 +15,7 @@ from types import FrameType
 import structlog
 
 from station.central.queue_db import DEFAULT_LEASE_HOLD_S, SchemaError
-from station.central.seed import load_or_create_key, seed
+from station.central.seed import seed
 from station.central.server import CentralServer
 from station.central.tls import ServerTls, TlsConfigError
 
@@ -34,7 +34,8 @@ def add_central_commands(subparsers: argparse._SubParsersAction) -> None:  # typ
                        help="seconds an expired lease stays held for a silent station "
                        "(0: expired means free)")
     serve.add_argument(
-        "--key-dir", type=Path, default=None, help="create/load the signing key here"
+        "--key-dir", type=Path, default=None,
+        help="the signing key for grants (created on first use; default: keys/ beside --db)"
     )
     serve.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
@@ -68,8 +69,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     if not structlog.is_configured():  # keep stdout to the URL line unless asked otherwise
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
-    if args.key_dir is not None:
-        load_or_create_key(args.key_dir)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -78,11 +77,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         server = CentralServer(args.db, host=args.host, port=args.port,
                                lease_ttl_s=args.lease_ttl, lease_hold_s=args.lease_hold,
-                               tls=_server_tls(args))
+                               tls=_server_tls(args), key_dir=args.key_dir)
     except TlsConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (OSError, sqlite3.Error, SchemaError) as exc:
+    except (OSError, TypeError, sqlite3.Error, SchemaError) as exc:
         print(f"error: cannot start the queue server: {exc}", file=sys.stderr)
         return 1
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}

@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from station.grants import SignedGrant
 from station.records import SignedRecord
 
 Outcome = Literal["printed", "failed", "deferred", "spoiled"]
@@ -37,6 +38,9 @@ class LeasedRecord(_Wire):
     lease_id: str
     ttl_s: float = Field(gt=0)
     signed: SignedRecord
+    #: The centre's grant of this record to the leasing station (station/grants.py); the
+    #: station refuses a record without one.
+    grant: SignedGrant | None = None
 
 
 class LeaseResponse(_Wire):

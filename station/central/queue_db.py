@@ -25,10 +25,12 @@ from typing import Any
 from uuid import uuid4
 
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from station.central import protocol as p
 from station.central import trust
 from station.central.queue_schema import MIGRATIONS
+from station.grants import sign_grant
 from station.records import SignedRecord
 
 log = structlog.get_logger(__name__)
@@ -160,13 +162,20 @@ class QueueDB:
 
     # -- protocol operations -------------------------------------------------------------
 
-    def lease(self, req: p.LeaseRequest, ttl_s: float) -> p.LeaseResponse:
+    def lease(self, req: p.LeaseRequest, ttl_s: float,
+              grant_key: tuple[str, Ed25519PrivateKey]) -> p.LeaseResponse:
+        """Lease up to ``req.max`` records, each with its grant signed by ``grant_key``."""
+        expires = self.clock() + ttl_s
         with self._tx() as c:
             granted = self.grant_leases(c, req.station_id, req.max, ttl_s)
+        key_id, key = grant_key
         out = [
             p.LeasedRecord(lease_id=lease_id, ttl_s=ttl_s,
-                           signed=SignedRecord.model_validate_json(signed_json))
-            for lease_id, _, signed_json in granted
+                           signed=SignedRecord.model_validate_json(signed_json),
+                           grant=sign_grant(key, key_id, record_id=record_id,
+                                            station_id=req.station_id, lease_id=lease_id,
+                                            expires_at=expires))
+            for lease_id, record_id, signed_json in granted
         ]
         log.debug("central.leased", station=req.station_id, asked=req.max, granted=len(out))
         return p.LeaseResponse(records=out)

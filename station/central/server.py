@@ -35,6 +35,7 @@ from pydantic import BaseModel, ValidationError
 
 from station.central import protocol as p
 from station.central.queue_db import DEFAULT_LEASE_HOLD_S, QueueDB
+from station.central.seed import load_or_create_key
 from station.central.tls import HANDSHAKE_TIMEOUT_S, ServerTls, certificate_names
 from station.records import SignedRecord
 
@@ -245,8 +246,12 @@ class CentralServer:
         clock: Callable[[], float] = time.time,
         tls: ServerTls | None = None,
         lease_hold_s: float = DEFAULT_LEASE_HOLD_S,
+        key_dir: Path | None = None,
     ) -> None:
         self.lease_ttl_s = lease_ttl_s
+        # Grants are signed with the centre's key: ``key_dir``, by default ``keys/`` beside
+        # the database (where ``station central seed`` keeps it).
+        self._grant_key = load_or_create_key(key_dir or Path(db_path).parent / "keys")
         self.scheme = "https" if tls is not None else "http"
         context = tls.context() if tls is not None else None
         self.db = QueueDB(db_path, clock=clock, lease_hold_s=lease_hold_s)
@@ -263,7 +268,7 @@ class CentralServer:
         self._fail_status = 503
         self._routes: dict[tuple[str, str], _Route] = {
             ("POST", "/v1/leases"): (
-                p.LeaseRequest, lambda r: self.db.lease(r, self.lease_ttl_s)),
+                p.LeaseRequest, lambda r: self.db.lease(r, self.lease_ttl_s, self._grant_key)),
             ("POST", "/v1/leases/renew"): (
                 p.RenewRequest, lambda r: self.db.renew(r, self.lease_ttl_s)),
             ("POST", "/v1/leases/release"): (p.ReleaseRequest, self.db.release),

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from station import store
 from station.batch import import_batch
+from station.central.batchfile import BatchBody, read_signed
 from station.config import StationConfig, load_config
 from station.crypto import load_data_key
 from station.daemon import trusted_keys
@@ -38,18 +39,19 @@ def twin(central: Central, record_id: str) -> SignedRecord:
     return sign_record(record, Ed25519PrivateKey.generate(), "central-1")
 
 
-def deliver(cfg: StationConfig, signed: SignedRecord) -> bool:
-    """Hand ``signed`` to the station's intake as a lease answer would, under the lease
-    the station holds for that record."""
+def deliver(cfg: StationConfig, signed: SignedRecord, batch: Path) -> bool:
+    """Hand ``signed`` to the station's intake under the lease and grant the station holds
+    for that record (copied from the batch, as an attacker who saw it could)."""
+    body = BatchBody.model_validate(read_signed(batch).body)
+    [item] = [i for i in body.records if i.signed.record_id() == signed.record_id()]
     conn = connect(cfg.db_path)
     try:
         migrate(conn)
-        row = conn.execute("SELECT lease_id FROM records WHERE record_id=?",
-                           (signed.record_id(),)).fetchone()
-        lease = store.Lease(signed.record_id(), row[0], time.time() + 600,
+        lease = store.Lease(signed.record_id(), item.lease_id, time.time() + 600,
                             time.monotonic() + 600, "boot")
         return transaction(conn, lambda c: buffer_signed(
-            c, signed, lease, trusted_keys(cfg), load_data_key(cfg.key_path)))
+            c, signed, lease, trusted_keys(cfg), load_data_key(cfg.key_path),
+            grant=item.grant, station_id=cfg.station_id, batch_id=body.batch_id))
     finally:
         conn.close()
 
@@ -71,16 +73,24 @@ def test_forged_twin_never_fails_the_good_record(tmp_path: Path, central: Centra
     config = station_config(tmp_path, central)
     cfg = load_config(config)
     receive(config, 5)
-    assert import_batch(cfg, issue(central, tmp_path / "b.json", count=2)).buffered == 2
+    batch = issue(central, tmp_path / "b.json", count=2)
+    assert import_batch(cfg, batch).buffered == 2
 
-    assert deliver(cfg, twin(central, "PRR-000001")) is False
+    assert deliver(cfg, twin(central, "PRR-000001"), batch) is False
     assert status_of(cfg, "PRR-000001") == "queued"
     assert db_counts(cfg.db_path)["outbox"] == 0
+    conn = connect(cfg.db_path, readonly=True)
+    try:
+        assert [r[0] for r in conn.execute(
+            "SELECT detail FROM audit WHERE event='delivery_refused'")] == [
+            "signature does not verify"]
+    finally:
+        conn.close()
 
     with running_station(config):
         wait_for("both printed and reported", lambda: central.server.summary().printed == 2)
         wait_for("outbox drained", lambda: db_counts(cfg.db_path)["outbox"] == 0)
-    assert deliver(cfg, twin(central, "PRR-000002")) is False
+    assert deliver(cfg, twin(central, "PRR-000002"), batch) is False
     assert status_of(cfg, "PRR-000002") == "done"
     assert db_counts(cfg.db_path)["outbox"] == 0
     with running_station(config):
