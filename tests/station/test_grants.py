@@ -17,7 +17,7 @@ from station.central.batchfile import BatchBody, read_signed, sign_body, write_s
 from station.central.protocol import LeasedRecord, LeaseResponse
 from station.central.seed import load_or_create_key
 from station.config import StationConfig, load_config
-from station.crypto import load_data_key
+from station.crypto import bind_data_key
 from station.daemon import trusted_keys
 from station.db import connect, migrate, transaction
 from station.grants import SignedGrant, sign_grant
@@ -46,10 +46,11 @@ def deliver(cfg: StationConfig, item: LeasedRecord, grant: SignedGrant | None) -
     conn = connect(cfg.db_path)
     try:
         migrate(conn)
+        sealing = transaction(conn, lambda c: bind_data_key(c, cfg.key_path))
         lease = store.Lease(item.signed.record_id(), item.lease_id, time.time() + item.ttl_s,
                             time.monotonic() + item.ttl_s, "boot")
         return transaction(conn, lambda c: buffer_signed(
-            c, item.signed, lease, trusted_keys(cfg), load_data_key(cfg.key_path),
+            c, item.signed, lease, trusted_keys(cfg), sealing,
             grant=grant, station_id=cfg.station_id))
     finally:
         conn.close()

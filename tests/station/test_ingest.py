@@ -15,7 +15,7 @@ from station import store
 from station.batch import import_batch
 from station.central.batchfile import BatchBody, read_signed
 from station.config import StationConfig, load_config
-from station.crypto import load_data_key
+from station.crypto import bind_data_key
 from station.daemon import trusted_keys
 from station.db import connect, migrate, transaction
 from station.ingest import buffer_signed
@@ -47,10 +47,11 @@ def deliver(cfg: StationConfig, signed: SignedRecord, batch: Path) -> bool:
     conn = connect(cfg.db_path)
     try:
         migrate(conn)
+        sealing = transaction(conn, lambda c: bind_data_key(c, cfg.key_path))
         lease = store.Lease(signed.record_id(), item.lease_id, time.time() + 600,
                             time.monotonic() + 600, "boot")
         return transaction(conn, lambda c: buffer_signed(
-            c, signed, lease, trusted_keys(cfg), load_data_key(cfg.key_path),
+            c, signed, lease, trusted_keys(cfg), sealing,
             grant=item.grant, station_id=cfg.station_id, batch_id=body.batch_id))
     finally:
         conn.close()

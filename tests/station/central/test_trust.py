@@ -23,6 +23,7 @@ from station.central.seed import make_record
 from station.central.server import MAX_BODY, CentralServer
 from station.central.tls import ServerTls
 from station.config import load_config
+from station.crypto import bind_data_key
 from station.db import connect, migrate, transaction
 from station.records import sign_record
 from tests.station.central.pki import Pki, client_for, make_pki
@@ -197,6 +198,7 @@ def test_station_settles_a_result_the_centre_refuses(tmp_path: Path, central: Ce
         migrate(conn)
 
         def bogus(c: Any) -> None:
+            bind_data_key(c, cfg.key_path)
             lease = store.Lease("PRR-000777", "not-a-lease", time.time() + 600, 0.0, "b")
             store.add_record(c, lease, kind="first", urgent=False, enrolled_at="", payload=b"")
             store.fail_record(c, "PRR-000777", "test")
