@@ -15,11 +15,14 @@ import argparse
 import datetime as dt
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from station import inventory, reports, store
 from station.cli_common import config, emit, who, with_db
 from station.inventory import LedgerError
+from station.papers import Signer
+from station.papers_report import write_report
 
 
 def _refused(exc: LedgerError) -> int:
@@ -91,11 +94,16 @@ def cmd_spoiled_list(args: argparse.Namespace) -> int:
 
 def cmd_destroy(args: argparse.Namespace) -> int:
     cfg = config(args)
-    place = args.place or cfg.station_id
+    place = args.place or cfg.office.place or cfg.office.regency or cfg.station_id
     try:
-        path, n = with_db(args, lambda c: inventory.destroy(
-            c, args.witness, place, cfg.station_id, cfg.state_dir / "destructions",
-            cfg.rationing.tz))
+        witnesses = [Signer.parse(w) for w in args.witness]
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        path, n = inventory.destroy(
+            lambda fn: with_db(args, fn), witnesses, place, cfg.station_id,
+            cfg.state_dir / "destructions", cfg.rationing.tz, cfg.office, args.pdf)
     except LedgerError as exc:
         return _refused(exc)
     emit(args, {"destroyed": n, "document": str(path)},
@@ -109,11 +117,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.period == "daily":
         day = (dt.date.fromisoformat(args.date) if args.date
                else dt.datetime.now(tz).date())
-        report: dict[str, Any] = with_db(args, lambda c: reports.daily(c, day, tz))
+        report: dict[str, Any] = with_db(args, lambda c: reports.daily(
+            c, day, tz, cfg.rationing.burn_window_days))
     else:
         year, month = (int(x) for x in args.month.split("-"))
-        report = with_db(args, lambda c: reports.monthly(c, year, month, tz))
-    if args.csv:
+        report = with_db(args, lambda c: reports.monthly(
+            c, year, month, tz, cfg.rationing.burn_window_days))
+    if args.pdf:
+        try:
+            path = write_report(report, cfg.office, cfg.station_id, dt.datetime.now(tz),
+                                args.pdf)
+        except OSError as exc:
+            print(f"error: cannot write {args.pdf}: {exc.strerror}", file=sys.stderr)
+            return 2
+        print(f"wrote {path}: print it, sign it and send it to the province")
+    elif args.csv:
         print(reports.to_csv(report.get("days") or [report]), end="")
     else:
         emit(args, report, reports.to_text(report, cfg.station_id))
@@ -152,14 +170,22 @@ def add_blank_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
                                                                             required=True)
     verb(spoiled, "list", "spoiled cards not yet destroyed", cmd_spoiled_list)
     p = verb(spoiled, "destroy", "record their destruction, write the berita acara", cmd_destroy)
-    p.add_argument("--witness", action="append", required=True)
-    p.add_argument("--place", help="where (default: the station id)")
+    p.add_argument("--witness", action="append", required=True, metavar="NAME[;NIP[;POSITION]]",
+                   help="a witness who signs (repeat for each)")
+    p.add_argument("--place", help="where (default: office.place, else office.regency)")
+    p.add_argument("--pdf", type=Path, metavar="FILE",
+                   help="write the berita acara here (default: under state_dir/destructions)")
 
     report = sub.add_parser("report", help="blank reports").add_subparsers(dest="period",
                                                                           required=True)
     p = verb(report, "daily", "one day", cmd_report)
     p.add_argument("--date", help="YYYY-MM-DD (default: today, office time)")
-    p.add_argument("--csv", action="store_true")
+    _report_forms(p)
     p = verb(report, "monthly", "one month, with its days", cmd_report)
     p.add_argument("--month", type=_month, required=True)
+    _report_forms(p)
+
+
+def _report_forms(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", action="store_true")
+    p.add_argument("--pdf", type=Path, metavar="FILE", help="write the A4 report to FILE")

@@ -108,6 +108,21 @@ class PipelineConfig(_Section):
     device_retry_s: float = Field(default=5.0, gt=0)
 
 
+class OfficeConfig(_Section):
+    """The office named on its papers (berita acara, reports); blanks are filled by hand."""
+
+    #: e.g. "Dinas Kependudukan dan Pencatatan Sipil"
+    name: str = Field(default="Dinas Kependudukan dan Pencatatan Sipil", max_length=120)
+    regency: str = Field(default="", max_length=80)  # e.g. "Kabupaten Bogor"
+    province: str = Field(default="", max_length=80)  # e.g. "Jawa Barat"
+    #: Where the papers are signed (default: the regency, else the station id).
+    place: str = Field(default="", max_length=80)
+    head_name: str = Field(default="", max_length=120)
+    head_nip: str = Field(default="", pattern=r"^[0-9 ]{0,24}$")
+    #: Put before the office's name: "Kepala" + "Dinas Kependudukan …" + regency.
+    head_title: str = Field(default="Kepala", max_length=120)
+
+
 class StationConfig(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="STATION_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -126,6 +141,7 @@ class StationConfig(BaseSettings):
     chip: ChipConfig = ChipConfig()
     pipeline: PipelineConfig = PipelineConfig()
     rationing: RationingConfig = RationingConfig()
+    office: OfficeConfig = OfficeConfig()
 
     @classmethod
     def settings_customise_sources(

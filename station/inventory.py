@@ -13,11 +13,15 @@ import json
 import re
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from station import store
+from station.config import OfficeConfig
+from station.papers import Signer
+from station.papers_destruction import Destruction, write_berita_acara
 
 _SERIAL = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)$")
 
@@ -123,54 +127,55 @@ def spoiled_pending(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def destroy(conn: sqlite3.Connection, witnesses: list[str], place: str, station_id: str,
-            out_dir: Path, tz: dt.timezone) -> tuple[Path, int]:
-    """Record the destruction of every spoiled card not yet destroyed and write the berita
-    acara (plain text the office prints and signs). Returns its path and the card count."""
-    names = [w.strip() for w in witnesses if w.strip()]
-    if not names:
+def destroy(run: Callable[[Callable[[sqlite3.Connection], Any]], Any],
+            witnesses: list[Signer], place: str, station_id: str, out_dir: Path,
+            tz: dt.timezone, office: OfficeConfig | None = None,
+            pdf: Path | None = None) -> tuple[Path, int]:
+    """Record the destruction of every spoiled card not yet destroyed, with its berita
+    acara (an A4 PDF the office prints, signs and files: ``pdf``, else one under
+    ``out_dir``). ``run`` runs a function as one transaction.
+
+    The PDF (seconds for hundreds of cards) is written before the short transaction that
+    records the destruction, so a running daemon is not held up; it is moved into place
+    only once that is committed, and if it cannot be written nothing is recorded. A card
+    spoiled meanwhile stays waiting for the next destruction. Returns path and count."""
+    if not witnesses:
         raise LedgerError("a destruction needs at least one --witness NAME")
-    cards = spoiled_pending(conn)
+    cards, did = run(lambda c: (spoiled_pending(c), _next_destruction_id(c)))
     if not cards:
         raise LedgerError("no spoiled cards are waiting for destruction")
     now = time.time()
-    cur = conn.execute(
-        "INSERT INTO destructions(at, place, witnesses, document) VALUES (?,?,?,'')",
-        (now, place, json.dumps(names)))
-    did = int(cur.lastrowid or 0)
     local = dt.datetime.fromtimestamp(now, tz)
-    path = out_dir / f"berita-acara-{local:%Y%m%d}-{did}.txt"
-    conn.execute("UPDATE destructions SET document=? WHERE destruction_id=?", (str(path), did))
-    conn.executemany("UPDATE ledger SET destruction_id=? WHERE entry_id=?",
-                     [(did, c["entry_id"]) for c in cards])
-    store.audit(conn, "spoiled_destroyed", detail=f"{len(cards)} cards, record {did}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(berita_acara(did, local, place, station_id, names, cards, tz))
+    path = pdf or out_dir / f"berita-acara-{local:%Y%m%d}-{did}.pdf"
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write_berita_acara(Destruction(did, local, place, station_id, witnesses, cards),
+                           office or OfficeConfig(), tmp)
+    except OSError as exc:
+        raise LedgerError(f"cannot write the berita acara to {path}: {exc.strerror}; "
+                          "nothing was recorded") from exc
+
+    def record(conn: sqlite3.Connection) -> None:
+        still = {c["entry_id"] for c in spoiled_pending(conn)}
+        if _next_destruction_id(conn) != did or not {c["entry_id"] for c in cards} <= still:
+            raise LedgerError("another destruction was recorded meanwhile: run the "
+                              "command again")
+        conn.execute("INSERT INTO destructions(destruction_id, at, place, witnesses, "
+                     "document) VALUES (?,?,?,?,?)",
+                     (did, now, place, json.dumps([w.name for w in witnesses]), str(path)))
+        conn.executemany("UPDATE ledger SET destruction_id=? WHERE entry_id=?",
+                         [(did, c["entry_id"]) for c in cards])
+        store.audit(conn, "spoiled_destroyed", detail=f"{len(cards)} cards, record {did}")
+
+    try:
+        run(record)
+    except LedgerError:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(path)
     return path, len(cards)
 
 
-def berita_acara(did: int, local: dt.datetime, place: str, station_id: str,
-                 witnesses: list[str], cards: list[dict[str, Any]], tz: dt.timezone) -> str:
-    lines = [
-        "BERITA ACARA PEMUSNAHAN BLANKO KTP-EL RUSAK",
-        "(Record of destruction of spoiled KTP-el blanks)",
-        "",
-        f"Nomor / Number     : BA-{local:%Y%m%d}-{did}",
-        f"Tanggal / Date     : {local:%d-%m-%Y %H:%M} {local.tzname()}",
-        f"Tempat / Place     : {place}",
-        f"Stasiun / Station  : {station_id}",
-        f"Jumlah / Cards     : {len(cards)}",
-        "",
-        f"{'No':>4}  {'Serial blanko':<20} {'Kelas / Class':<20} {'Tanggal rusak':<17} Detail",
-    ]
-    for i, c in enumerate(cards, 1):
-        when = dt.datetime.fromtimestamp(c["at"], tz)
-        detail = (c["detail"] or "")[:60]
-        lines.append(f"{i:>4}  {c['serial'] or '(unknown)':<20} {c['class'] or '':<20} "
-                     f"{when:%d-%m-%Y %H:%M}  {detail}")
-    lines += ["", "Saksi / Witnesses:", ""]
-    for name in witnesses:
-        lines += [f"  {name:<40} ttd. ____________________", ""]
-    return "\n".join(lines) + "\n"
+def _next_destruction_id(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='destructions'").fetchone()
+    return int(row[0]) + 1 if row else 1

@@ -11,8 +11,10 @@ import csv
 import datetime as dt
 import io
 import sqlite3
+import time
 from typing import Any
 
+from station.policy import burn_rate
 from station.store import CAUSES, SPOIL_CLASSES
 
 #: Who the spoiled blanks are charged to (station/faults.py); "other": not known (power
@@ -20,7 +22,7 @@ from station.store import CAUSES, SPOIL_CLASSES
 CAUSE_FIELDS = [*(f"spoiled_by_{c}" for c in CAUSES), "spoiled_by_other"]
 FIELDS = ["period", "printed", *(f"spoiled_{c}" for c in SPOIL_CLASSES), "spoiled",
           *CAUSE_FIELDS, "destroyed", "deferred", "received", "adjusted", "stock_start",
-          "stock_end"]
+          "stock_end", "days_left"]
 
 
 def _stock_before(conn: sqlite3.Connection, t: float) -> int:
@@ -30,8 +32,8 @@ def _stock_before(conn: sqlite3.Connection, t: float) -> int:
     return int(row[0])
 
 
-def period_figures(conn: sqlite3.Connection, label: str, start: float,
-                   end: float) -> dict[str, Any]:
+def period_figures(conn: sqlite3.Connection, label: str, start: float, end: float,
+                   burn_window_days: int = 7) -> dict[str, Any]:
     out: dict[str, Any] = dict.fromkeys(FIELDS, 0)
     out["period"] = label
     for kind, klass, cause, n in conn.execute(
@@ -52,6 +54,10 @@ def period_figures(conn: sqlite3.Connection, label: str, start: float,
         "SELECT COUNT(*) FROM releases WHERE at >= ? AND at < ?", (start, end)).fetchone()[0])
     out["stock_start"] = _stock_before(conn, start)
     out["stock_end"] = _stock_before(conn, end)
+    # Days of stock left at the period's end (or now, if it has not ended yet), at the
+    # burn rate of the window before it.
+    rate = burn_rate(conn, burn_window_days, min(end, time.time()))
+    out["days_left"] = round(out["stock_end"] / rate, 1) if rate else None
     return out
 
 
@@ -60,20 +66,21 @@ def _day_bounds(day: dt.date, tz: dt.timezone) -> tuple[float, float]:
     return start.timestamp(), (start + dt.timedelta(days=1)).timestamp()
 
 
-def daily(conn: sqlite3.Connection, day: dt.date, tz: dt.timezone) -> dict[str, Any]:
-    return period_figures(conn, day.isoformat(), *_day_bounds(day, tz))
+def daily(conn: sqlite3.Connection, day: dt.date, tz: dt.timezone,
+          burn_window_days: int = 7) -> dict[str, Any]:
+    return period_figures(conn, day.isoformat(), *_day_bounds(day, tz), burn_window_days)
 
 
 def monthly(conn: sqlite3.Connection, year: int, month: int,
-            tz: dt.timezone) -> dict[str, Any]:
+            tz: dt.timezone, burn_window_days: int = 7) -> dict[str, Any]:
     first = dt.date(year, month, 1)
     nxt = dt.date(year + month // 12, month % 12 + 1, 1)
     total = period_figures(conn, f"{year:04d}-{month:02d}", _day_bounds(first, tz)[0],
-                           _day_bounds(nxt, tz)[0])
+                           _day_bounds(nxt, tz)[0], burn_window_days)
     days = []
     day = first
     while day < nxt:
-        days.append(daily(conn, day, tz))
+        days.append(daily(conn, day, tz, burn_window_days))
         day += dt.timedelta(days=1)
     total["days"] = days
     return total
@@ -91,7 +98,8 @@ def to_text(report: dict[str, Any], station_id: str) -> str:
     lines = [f"Blank report {report['period']} — station {station_id}", ""]
     width = max(len(f) for f in FIELDS)
     for f in FIELDS[1:]:
-        lines.append(f"  {f.replace('_', ' '):<{width}}  {report[f]:>7}")
+        value = "-" if report[f] is None else report[f]
+        lines.append(f"  {f.replace('_', ' '):<{width}}  {value:>7}")
     if report.get("days"):
         lines += ["", "  day         printed spoiled received stock_end"]
         lines += [f"  {d['period']}  {d['printed']:>7} {d['spoiled']:>7} {d['received']:>8} "

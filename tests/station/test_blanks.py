@@ -13,6 +13,7 @@ from station.cli import main
 from station.config import load_config
 from station.daemon import Station
 from tests.station.harness import Central, db_counts, station_config, wait_for
+from tests.station.test_papers import pdf_text, squeeze
 
 Capsys = pytest.CaptureFixture[str]
 
@@ -86,12 +87,14 @@ def test_spoiled_cards_destroyed_with_a_berita_acara(tmp_path: Path, central: Ce
     assert {p["class"] for p in pending} <= {"failed print", "chip dead/invalid",
                                             "failed encode"}
     code, out, _ = run(capsys, config, "spoiled", "destroy", "--witness", "Siti Rahma",
-                       "--witness", "Budi Santoso", "--place", "Disdukcapil Kab. Bogor")
+                       "--witness", "Budi Santoso", "--place", "Disdukcapil Kab. Bogor",
+                       "--lang", "id")
     assert code == 0
     document = Path(out.rsplit(" ", 1)[1])
-    text = document.read_text()
+    assert document.suffix == ".pdf"
+    text = squeeze(pdf_text(document))
     assert "BERITA ACARA PEMUSNAHAN BLANKO KTP-EL RUSAK" in text
-    assert f"Jumlah / Cards     : {len(trays)}" in text
+    assert f"Jumlah dimusnahkan : {len(trays)} keping" in text
     assert "Siti Rahma" in text and "Budi Santoso" in text  # noqa: PT018
     for entry in pending:
         assert entry["serial"] in text
