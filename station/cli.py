@@ -136,13 +136,26 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return 0
     if not rows:
         print(_("nothing needs inspection"))
-        return 0
     for r in rows:
         print(f"attempt {r['attempt_id']}  record {r['record_id']}  blank "
               f"{r['blank_serial'] or '?'}\n  {r['reason']}")
-    print("\nLook in the output and reject trays, then: "
-          "station resolve ATTEMPT --good [--serial S] | --spoiled")
+    if rows:
+        print("\nLook in the output and reject trays, then: "
+              "station resolve ATTEMPT --good [--serial S] | --spoiled")
+    from station.ingest import nik_warning_list  # Pillow and the layout: this verb only
+
+    _print_nik_warnings(with_db(args, nik_warning_list))
     return 0
+
+
+def _print_nik_warnings(warnings: list[dict[str, Any]]) -> None:
+    """Records printed although their NIK disagrees with them (a warning, not an error)."""
+    if not warnings:
+        return
+    print("\nNIK warnings (printed as they are; latest first):")
+    for w in warnings:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(w["at"]))
+        print(f"  record {w['record_id']}  {when}  {w['detail']}")
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:

@@ -17,16 +17,15 @@ is drawn outside the template's safe margin (:class:`FaceError` if a record cann
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from drivers.base import PrintJob
+from station.images import PHOTO, SIGNATURE, ImageFault, ImageRules, decode_image
 from station.records import PrintReadyRecord
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom (exclusive)
@@ -139,13 +138,61 @@ def _fitted(text: str, width: int, size: int, tpl: FaceTemplate, min_size: int =
     raise FaceError(f"text of {len(text)} characters does not fit a {width}px line")
 
 
-def _decode(b64: str, what: str) -> Image.Image:
+def _decode(b64: str, rules: ImageRules, what: str) -> Image.Image:
     try:
-        with Image.open(io.BytesIO(base64.b64decode(b64, validate=True))) as img:
-            img.load()
-            return img.copy()
-    except (binascii.Error, UnidentifiedImageError, OSError) as exc:
-        raise FaceError(f"the record's {what} is not a readable image") from exc
+        return decode_image(b64, rules)
+    except ImageFault as exc:
+        raise FaceError(f"the record's {what} {exc}") from exc
+
+
+Rows = list[tuple[str, list[str]]]
+
+
+def _field_values(record: PrintReadyRecord) -> list[tuple[str, str]]:
+    return [(label, get(record).upper()) for label, get in FIELDS]
+
+
+def _fields_at(values: list[tuple[str, str]], size: int,
+               tpl: FaceTemplate) -> tuple[Font, int, Rows] | None:
+    """The field block laid out at font ``size``: (font, line step, wrapped rows), or None
+    when it does not fit the fields box at that size."""
+    left, top, right, bottom = tpl.fields_box
+    font = _font(size, tpl.font_file)
+    step = round(size * tpl.line_spacing)
+    if not all(font.getlength(lb) <= tpl.colon_x - left - 4 for lb, _ in values):
+        return None
+    rows = [(lb, _wrap(v, font, right - tpl.value_x)) for lb, v in values]
+    return (font, step, rows) if sum(len(ls) for _, ls in rows) * step <= bottom - top else None
+
+
+def _header_lines(record: PrintReadyRecord) -> tuple[str, str]:
+    return (f"PROVINSI {record.region.province.upper()}", _regency_line(record.region.regency))
+
+
+def _issue_width(tpl: FaceTemplate) -> int:
+    return tpl.photo_box[2] - tpl.photo_box[0] + 40
+
+
+MIN_LINE_SIZE = 10  # the smallest font a one-line value is shrunk to
+
+
+def check_fits(record: PrintReadyRecord, template: FaceTemplate = TEMPLATE) -> None:
+    """FaceError "invalid field <name>: ..." when a value cannot be laid out on the face,
+    from font metrics only (cheap enough for every record as it arrives)."""
+    tpl = template
+    small = _font(MIN_LINE_SIZE, tpl.font_file)
+    width = tpl.header_box[2] - tpl.header_box[0]
+    for field, text, room in (
+        ("region.province", _header_lines(record)[0], width),
+        ("region.regency", _header_lines(record)[1], width),
+        ("issue_place", record.issue_place.upper(), _issue_width(tpl)),
+    ):
+        if small.getlength(text) > room:
+            raise FaceError(f"invalid field {field}: too wide for the card even at the "
+                            "smallest font")
+    if _fields_at(_field_values(record), tpl.field_min_size, tpl) is None:
+        raise FaceError("invalid field person: the fields do not fit the card even at the "
+                        "smallest font")
 
 
 class _Painter:
@@ -163,15 +210,12 @@ class _Painter:
 
     def fields(self, record: PrintReadyRecord) -> None:
         tpl = self.tpl
-        left, top, right, bottom = tpl.fields_box
-        width = right - tpl.value_x
-        values = [(label, get(record).upper()) for label, get in FIELDS]
+        left, top, _, bottom = tpl.fields_box
+        values = _field_values(record)
         for size in range(tpl.field_size, tpl.field_min_size - 1, -1):
-            font = _font(size, tpl.font_file)
-            step = round(size * tpl.line_spacing)
-            label_fits = all(font.getlength(lb) <= tpl.colon_x - left - 4 for lb, _ in values)
-            rows = [(lb, _wrap(v, font, width)) for lb, v in values]
-            if label_fits and sum(len(ls) for _, ls in rows) * step <= bottom - top:
+            layout = _fields_at(values, size, tpl)
+            if layout is not None:
+                font, step, rows = layout
                 break
         else:
             raise FaceError("the record's fields do not fit the card even at the smallest font")
@@ -188,13 +232,13 @@ class _Painter:
 
     def photo(self, record: PrintReadyRecord) -> None:
         left, top, right, bottom = self.tpl.photo_box
-        img = ImageOps.fit(_decode(record.photo_jpeg, "photo").convert("RGB"),
+        img = ImageOps.fit(_decode(record.photo_jpeg, PHOTO, "photo").convert("RGB"),
                            (right - left, bottom - top), Image.Resampling.LANCZOS)
         self.colour.paste(img.point(lambda v: max(v, 1)), (left, top))  # never pure black
 
     def signature(self, record: PrintReadyRecord) -> None:
         left, top, right, bottom = self.tpl.signature_box
-        sig = _decode(record.signature_png, "signature").convert("L")
+        sig = _decode(record.signature_png, SIGNATURE, "signature").convert("L")
         sig = ImageOps.contain(sig, (right - left, bottom - top), Image.Resampling.LANCZOS)
         x = left + (right - left - sig.width) // 2
         y = top + (bottom - top - sig.height) // 2
@@ -212,9 +256,7 @@ def render_face(record: PrintReadyRecord, template: FaceTemplate = TEMPLATE) -> 
     p = _Painter(tpl)
     left, top, right, bottom = tpl.header_box
     cx, width = (left + right) / 2, right - left
-    for i, line in enumerate(
-        (f"PROVINSI {record.region.province.upper()}", _regency_line(record.region.regency))
-    ):
+    for i, line in enumerate(_header_lines(record)):
         font = _fitted(line, width, tpl.header_size, tpl)
         p.text((cx, top + i * (bottom - top) / 2), line, font, anchor="ma", bold=True)
     left, top, right, bottom = tpl.nik_box
@@ -227,7 +269,7 @@ def render_face(record: PrintReadyRecord, template: FaceTemplate = TEMPLATE) -> 
     pl, _, pr, _ = tpl.photo_box
     for text, y in ((record.issue_place.upper(), tpl.issue_place_y),
                     (f"{record.issue_date:%d-%m-%Y}", tpl.issue_date_y)):
-        p.text(((pl + pr) / 2, y), text, _fitted(text, pr - pl + 40, tpl.issue_size, tpl),
+        p.text(((pl + pr) / 2, y), text, _fitted(text, _issue_width(tpl), tpl.issue_size, tpl),
                anchor="ma")
     p.signature(record)
     _check_margin(p, tpl)

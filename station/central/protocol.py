@@ -14,7 +14,7 @@ Errors answer with a non-2xx status and ``{"error": "..."}``.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,18 +25,30 @@ Outcome = Literal["printed", "failed", "deferred", "spoiled"]
 ReleaseReason = Literal["no_blanks", "quota", "paused", "shutdown", "expired", "other"]
 
 
+#: Bounds of every number and list on the wire: nothing non-finite, negative or absurd.
+MAX_LEASE_TTL_S = 7 * 86400.0  # a lease over the link (offline batches travel as files)
+MAX_BATCH = 1000  # records, lease ids or results in one request or answer
+MAX_COUNT = 10_000_000  # blanks, buffer, outbox... of one station
+
+#: Ids on the wire: ASCII, printable, bounded (never a place for personal data).
+Id = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Ttl = Annotated[float, Field(gt=0, le=MAX_LEASE_TTL_S)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Text = Annotated[str, Field(max_length=500)]
+
+
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class LeaseRequest(_Wire):
     station_id: str = Field(min_length=1, max_length=64)
-    max: int = Field(ge=0, le=1000)
+    max: int = Field(ge=0, le=MAX_BATCH)
 
 
 class LeasedRecord(_Wire):
-    lease_id: str
-    ttl_s: float = Field(gt=0)
+    lease_id: Id
+    ttl_s: Ttl
     signed: SignedRecord
     #: The centre's grant of this record to the leasing station (station/grants.py); the
     #: station refuses a record without one.
@@ -44,65 +56,72 @@ class LeasedRecord(_Wire):
 
 
 class LeaseResponse(_Wire):
-    records: list[LeasedRecord]
+    records: list[LeasedRecord] = Field(max_length=MAX_BATCH)
+
+
+class LeaseEnvelope(_Wire):
+    """A lease answer read leniently: each item is checked on its own
+    (:func:`station.central.client.parse_leased`), so one bad item drops only itself."""
+
+    records: list[Any] = Field(max_length=MAX_BATCH)
 
 
 class RenewRequest(_Wire):
     station_id: str
-    lease_ids: list[str]
+    lease_ids: list[str] = Field(max_length=10 * MAX_BATCH)
 
 
 class RenewResponse(_Wire):
-    renewed: dict[str, float]  # lease_id → new ttl in seconds
-    lost: list[str]  # leases the server no longer holds for this station
+    renewed: dict[Id, Ttl] = Field(max_length=10 * MAX_BATCH)  # lease_id → new ttl (s)
+    lost: list[Id] = Field(max_length=10 * MAX_BATCH)  # leases no longer held for us
 
 
 class ReleaseRequest(_Wire):
     station_id: str
-    lease_ids: list[str]
+    lease_ids: list[str] = Field(max_length=10 * MAX_BATCH)
     reason: ReleaseReason
 
 
 class ReleaseResponse(_Wire):
-    released: list[str]
+    released: list[Id] = Field(max_length=10 * MAX_BATCH)
 
 
 class CardResult(_Wire):
     result_id: str = Field(min_length=1, max_length=80)  # idempotency key
-    record_id: str
-    lease_id: str
+    record_id: Text
+    lease_id: Text
     outcome: Outcome
-    card_serial: str | None = None
+    card_serial: Text | None = None
     started_at: dt.datetime
     finished_at: dt.datetime
-    reason: str | None = None
+    reason: Annotated[str, Field(max_length=10_000)] | None = None
 
 
 class ResultsRequest(_Wire):
     station_id: str
-    results: list[CardResult] = Field(max_length=1000)
+    results: list[CardResult] = Field(max_length=MAX_BATCH)
 
 
 class ResultsResponse(_Wire):
-    acked: list[str]  # result_ids, including duplicates already known
+    acked: list[Id] = Field(max_length=MAX_BATCH)  # result_ids, duplicates included
     #: result_id → why the centre will never take it (not this station's lease, ...).
-    refused: dict[str, str] = Field(default_factory=dict)
+    refused: dict[Id, Text] = Field(default_factory=dict, max_length=MAX_BATCH)
 
 
 class Heartbeat(_Wire):
     station_id: str
-    version: str
-    printer_state: str
-    blanks: int
-    buffer: int
-    outbox: int
-    cards_today: int = 0
+    version: Text
+    printer_state: Text
+    blanks: Count
+    buffer: Count
+    outbox: Count
+    cards_today: Count = 0
     #: Blanks consumed (used + spoiled) a day over the station's burn window.
-    burn_rate_per_day: float | None = None
+    burn_rate_per_day: Annotated[float, Field(ge=0, le=MAX_COUNT)] | None = None
     #: Days of stock left at that rate (None: nothing consumed lately).
-    days_left: float | None = None
+    days_left: Annotated[float, Field(ge=0, le=MAX_COUNT)] | None = None
     #: Attempts waiting for a technician's inspection.
-    inspection: int = 0
+    inspection: Count = 0
 
 
 class HeartbeatAck(_Wire):
