@@ -21,6 +21,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import attrgetter
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
@@ -175,11 +176,36 @@ def _issue_width(tpl: FaceTemplate) -> int:
 
 MIN_LINE_SIZE = 10  # the smallest font a one-line value is shrunk to
 
+#: The card's free-text fields (what the font must be able to draw).
+TEXT_FIELDS = ("person.name", "person.birth_place", "person.address", "person.kel_desa",
+               "person.kecamatan", "person.occupation", "person.nationality",
+               "region.regency", "issue_place")
+
+
+@lru_cache(maxsize=4096)
+def has_glyph(ch: str, font_file: str | None) -> bool:
+    """Whether the font draws ``ch`` as itself, not as its "missing glyph" box."""
+    if ch == " ":
+        return True
+    font = _font(24, font_file)
+
+    def mask(text: str) -> tuple[tuple[int, int], bytes]:
+        m = font.getmask(text)
+        return m.size, bytes(m)
+
+    return mask(ch) != mask("\uffff")
+
 
 def check_fits(record: PrintReadyRecord, template: FaceTemplate = TEMPLATE) -> None:
     """FaceError "invalid field <name>: ..." when a value cannot be laid out on the face,
     from font metrics only (cheap enough for every record as it arrives)."""
     tpl = template
+    for field in TEXT_FIELDS:
+        value: str = attrgetter(field)(record)
+        for ch in dict.fromkeys(value.upper()):  # in order: the first one is named
+            if not has_glyph(ch, tpl.font_file):
+                raise FaceError(f"invalid field {field}: the card's font has no glyph for "
+                                f"U+{ord(ch):04X} (it would print as a box)")
     small = _font(MIN_LINE_SIZE, tpl.font_file)
     width = tpl.header_box[2] - tpl.header_box[0]
     for field, text, room in (

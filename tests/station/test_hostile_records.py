@@ -104,6 +104,19 @@ def add_hostile(central: Central, hostiles: list[Hostile], prefix: str) -> dict[
     return by_id
 
 
+def run_until_settled(config: Path, central: Central, *, printed: int, failed: int) -> None:
+    """Run the station until the centre counts ``printed`` and ``failed`` results and the
+    outbox is empty; its printer worker and sync thread must be alive at the end."""
+    with running_station(config) as station:
+        wait_for(f"{printed} printed and {failed} failed at the centre",
+                 lambda: (central.server.summary().printed,
+                          central.server.summary().failed) == (printed, failed), timeout=60)
+        wait_for("an empty outbox",
+                 lambda: db_counts(load_config(config).db_path)["outbox"] == 0)
+        assert station.worker.is_alive()
+        assert station.sync._thread.is_alive()
+
+
 def assert_clean_run(root: Path, central: Central, db: Path, good: int,
                      bad: dict[str, Hostile]) -> None:
     """The good printed once each, the bad never; no blank spoiled; the centre holds a
@@ -139,13 +152,7 @@ def test_hostile_records_through_the_lease_path(tmp_path: Path, central: Central
                                 central={"buffer_target": 16, "lease_batch": 16})
         receive(config, 30)
         cfg = load_config(config)
-        with running_station(config) as station:
-            wait_for("20 printed and 40 failed at the centre",
-                     lambda: (central.server.summary().printed,
-                              central.server.summary().failed) == (20, 40), timeout=60)
-            wait_for("an empty outbox", lambda: db_counts(cfg.db_path)["outbox"] == 0)
-            assert station.worker.is_alive()
-            assert station.sync._thread.is_alive()
+        run_until_settled(config, central, printed=20, failed=40)
     assert_clean_run(tmp_path, central, cfg.db_path, 20, {**bad, **lease_bad})
 
 
@@ -164,12 +171,7 @@ def test_hostile_records_through_the_batch_path(tmp_path: Path, central: Central
                                     count=30, days=2))
     report = import_batch(cfg, path)
     assert (report.buffered, report.refused) == (10, 20)
-    with running_station(config) as station:
-        wait_for("10 printed and 20 failed at the centre",
-                 lambda: (central.server.summary().printed,
-                          central.server.summary().failed) == (10, 20), timeout=60)
-        wait_for("an empty outbox", lambda: db_counts(cfg.db_path)["outbox"] == 0)
-        assert station.worker.is_alive()
+    run_until_settled(config, central, printed=10, failed=20)
     assert_clean_run(tmp_path, central, cfg.db_path, 10, bad)
 
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import io
 import struct
+from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
 from station.central.seed import make_record
-from station.face import FaceError, check_fits, render_face
+from station.face import TEMPLATE, FaceError, check_fits, has_glyph, render_face
 from station.records import RecordError, parse_record
 
 
@@ -201,3 +203,20 @@ def test_a_truncated_photo_is_refused_when_read() -> None:
     half = base64.b64encode(data[: len(data) // 2]).decode()
     assert refused(photo_jpeg=half).startswith("invalid field photo_jpeg: JPEG "
                                                "image is a damaged JPEG image")
+
+
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
+
+def test_a_letter_the_card_font_cannot_draw_is_refused_before_printing() -> None:
+    """A name with a letter the face's font has no glyph for (it would print as a box) is
+    refused by the layout check, naming the field and the code point; with a font that
+    has the letter, the same record fits."""
+    record = parse_record(_with(person__name="ANDRÉ MÜLLER"))
+    if has_glyph("É", TEMPLATE.font_file):
+        pytest.skip("the face's font draws É")
+    with pytest.raises(FaceError, match=r"^invalid field person\.name: the card's font has "
+                                        r"no glyph for U\+00C9"):
+        check_fits(record)
+    if DEJAVU.exists():
+        check_fits(record, dataclasses.replace(TEMPLATE, font_file=str(DEJAVU)))
