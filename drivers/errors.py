@@ -30,11 +30,17 @@ from __future__ import annotations
 from typing import ClassVar
 
 
+def N_(message: str) -> str:  # noqa: N802 - the gettext marker Babel extracts
+    """Mark an ``action`` for the station's catalog (station/locale): the status CLI
+    shows it in the technician's language; drivers themselves stay English."""
+    return message
+
+
 class DeviceError(Exception):
     """Base of every device failure; ``str()`` is safe to log (never personal data)."""
 
     retryable: ClassVar[bool] = False
-    action: ClassVar[str] = "check the device and the station log"
+    action: ClassVar[str] = N_("check the device and the station log")
     #: Whether a card that was inside the device is damaged or must be rejected.
     spoils_card: ClassVar[bool] = True
 
@@ -46,7 +52,7 @@ class DeviceError(Exception):
 
 class TransientDeviceError(DeviceError):
     retryable = True
-    action = "none: the station retries by itself"
+    action = N_("none: the station retries by itself")
     spoils_card = False
 
 
@@ -55,12 +61,12 @@ class DeviceBusy(TransientDeviceError):
 
 
 class DeviceTimeout(TransientDeviceError):
-    action = "if it repeats, power-cycle the device"
+    action = N_("if it repeats, power-cycle the device")
     spoils_card = True
 
 
 class DeviceOffline(TransientDeviceError):
-    action = "check the cable and power of the device"
+    action = N_("check the cable and power of the device")
 
 
 class PrinterError(DeviceError):
@@ -72,32 +78,32 @@ class MediaOut(PrinterError):
 
 
 class FeederEmpty(MediaOut):
-    action = "load blanks into the input hopper"
+    action = N_("load blanks into the input hopper")
 
 
 class RibbonOut(MediaOut):
-    action = "replace the ribbon"
+    action = N_("replace the ribbon")
 
 
 class CardJam(PrinterError):
-    action = "open the printer, remove the jammed card into the reject tray, close the cover"
+    action = N_("open the printer, remove the jammed card into the reject tray, close the cover")
 
 
 class CoverOpen(PrinterError):
-    action = "close the printer cover"
+    action = N_("close the printer cover")
     spoils_card = False
 
 
 class PrintFailed(PrinterError):
-    action = "inspect the card in the reject tray; clean the print head if it repeats"
+    action = N_("inspect the card in the reject tray; clean the print head if it repeats")
 
 
 class ChipError(DeviceError):
-    action = "none: the card is rejected and the record retried with a new blank"
+    action = N_("none: the card is rejected and the record retried with a new blank")
 
 
 class NoCard(ChipError):
-    action = "check that the encoder sees the card at the contact station"
+    action = N_("check that the encoder sees the card at the contact station")
 
 
 class ChipDead(ChipError):

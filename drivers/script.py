@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers import ktpel_layout as layout
 from drivers.base import ChipChannel
-from drivers.errors import ChipError, ChipStatusError
+from drivers.errors import N_, ChipError, ChipStatusError
 from drivers.iso7816 import CLA_CHAINING, CommandApdu, transceive
 
 
@@ -121,7 +121,7 @@ READ_CHUNK = 256
 class ScriptError(ChipError):
     """The script itself is unusable (bad placeholder, malformed APDU, no SAM)."""
 
-    action = "report the record as failed: its chip script cannot run"
+    action = N_("report the record as failed: its chip script cannot run")
 
 
 def sw_matches(pattern: str, sw: int) -> bool:

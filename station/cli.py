@@ -31,6 +31,7 @@ from station.crypto import KeyFileError
 from station.i18n import _
 from station.policy import RationingConfig
 from station.status import live_state
+from station.status_view import render_status
 from station.sync import stock_outlook
 
 
@@ -77,56 +78,6 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     print(render_status(snap))
     return 0
-
-
-def _ago(epoch: float | None) -> str:
-    if not epoch:
-        return "never"
-    secs = int(time.time() - epoch)
-    if secs < 120:
-        return f"{secs}s ago"
-    if secs < 7200:
-        return f"{secs // 60} min ago"
-    return f"{secs // 3600} h ago"
-
-
-def render_status(snap: dict[str, Any]) -> str:
-    c = snap["counts"]
-    state = snap.get("state") or {"category": "stopped", "message": "daemon never ran"}
-    link = snap.get("link") or {}
-    lines = [
-        f"station:   {state['category'].upper()} — {state['message']}",
-    ]
-    if state.get("action"):
-        lines.append(f"  to do:   {state['action']}")
-    lines += [
-        f"printer:   {snap.get('printer_state', 'unknown')}",
-        f"blanks:    {c['in_stock']} in stock ({c['received']} received, {c['used']} used, "
-        f"{c['spoiled']} spoiled, {c['in_printer']} in the printer, "
-        f"{c['inspection']} awaiting inspection)",
-        f"buffer:    {c['buffered']} records ready to print",
-        f"outbox:    {c['outbox']} results not yet acknowledged",
-        f"today:     {c['cards_today']} cards printed",
-    ]
-    if link:
-        word = "up" if link.get("up") else "DOWN"
-        lines.append(f"link:      {word} since {_ago(link.get('since'))}"
-                     + (f" ({link['detail']})" if link.get("detail") else ""))
-    else:
-        lines.append("link:      unknown")
-    if c.get("days_left") is not None:
-        lines.append(f"outlook:   {c['days_left']} days of blanks left at "
-                     f"{c['burn_rate_per_day']} a day"
-                     + ("  — LOW STOCK: ask the regency for blanks" if c["low_stock"] else ""))
-    if snap.get("warning"):
-        lines.append(f"warning:   {snap['warning']}")
-    if c["inspection"]:
-        lines.append(f"inspect:   {c['inspection']} attempt(s) need a person: station inspect")
-    err = snap.get("last_error")
-    if err:
-        lines.append(f"last error: {_ago(err['at'])} [{err['category']}] {err['message']}"
-                     f" — {err['action']}")
-    return "\n".join(lines)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from station.central.client import QueueClient, TlsSettings
 from station.config import ConfigError, StationConfig, load_config
 from station.crypto import DataKey, KeyFileError, bind_data_key
 from station.db import Database
+from station.i18n import Msg, stored
 from station.pipeline import GoodCard, Hold, Pipeline, Started, boot_id
 from station.records import load_public_key
 from station.status import Category, StatusBoard
@@ -35,11 +36,11 @@ from station.sync import SyncLoop
 
 log = structlog.get_logger("station.daemon")
 
-WORKER_DIED = "the printer worker stopped"
-WORKER_DIED_ACTION = ("none: the daemon exits and systemd starts it again; if it repeats, "
-                      "see journalctl -u ektp-station")
-WORKER_STUCK_ACTION = ("check the printer and the encoder (power, cable); the watchdog "
-                       "restarts the daemon")
+WORKER_DIED = Msg("the printer worker stopped")
+WORKER_DIED_ACTION = Msg("none: the daemon exits and systemd starts it again; if it "
+                         "repeats, see journalctl -u ektp-station")
+WORKER_STUCK_ACTION = Msg("check the printer and the encoder (power, cable); the watchdog "
+                          "restarts the daemon")
 #: Exit status when the printer worker died (EX_SOFTWARE): systemd restarts the daemon.
 EXIT_WORKER_DIED = 70
 
@@ -130,7 +131,7 @@ class Station:
         return station
 
     def start(self) -> None:
-        self.board.state(Category.STARTING, "opening printer and recovering")
+        self.board.state(Category.STARTING, Msg("opening printer and recovering"))
         info = self.pipeline.printer.open()
         self.board.set(printer={"model": info.model, "serial": info.serial,
                                 "firmware": info.firmware}, pid=_pid(), started_at=time.time())
@@ -200,17 +201,17 @@ class Station:
                     self.board.state(*picked.state())
                     self.stop_event.wait(retry)
                 else:
-                    self.board.state(Category.READY, "waiting for records")
+                    self.board.state(Category.READY, Msg("waiting for records"))
                     wake.wait(1.0)
                     wake.clear()
                 continue
-            self.board.state(Category.PRINTING, "printing")
+            self.board.state(Category.PRINTING, Msg("printing"))
             outcome = self.pipeline.print_one(picked)
             pending = outcome.good
             check_printer = pending is None
             if outcome.result == "needs_inspection":
-                self.board.state(Category.PAUSED, "a card needs inspection",
-                                 "station inspect, then station resolve")
+                self.board.state(Category.PAUSED, Msg("a card needs inspection"),
+                                 Msg("station inspect, then station resolve"))
             elif outcome.crashed:  # a moment before the next record, so a fault cannot spin
                 quiet.open()
                 self.stop_event.wait(retry)
@@ -233,7 +234,8 @@ class Station:
             return None if self.stop_event.is_set() else WORKER_DIED
         idle = time.monotonic() - self.worker_beat
         if idle > self.stuck_after_s:
-            return f"the printer worker is stuck (no progress for {idle:.0f} s)"
+            return Msg("the printer worker is stuck (no progress for {seconds} s)",
+                       seconds=f"{idle:.0f}")
         return None
 
     def worker_healthy(self) -> bool:
@@ -247,7 +249,8 @@ class Station:
         if problem is not None:
             action = WORKER_DIED_ACTION if problem == WORKER_DIED else WORKER_STUCK_ACTION
             self.board.state(Category.ERROR, problem, action)
-        self.board.set(liveness={"at": time.time(), "worker": problem or "ok"})
+        self.board.set(liveness={"at": time.time(), "worker": problem or "ok",
+                                 "worker_msg": stored(problem) if problem else None})
         return problem
 
     def stop(self) -> None:
@@ -258,7 +261,7 @@ class Station:
         self.sync.stop()
         self.pipeline.faces.close()
         if not died:  # else the ERROR stays: the status says why the daemon went
-            self.board.state(Category.STOPPED, "stopped")
+            self.board.state(Category.STOPPED, Msg("stopped"))
         self._close_devices()
         self.client.close()
         self.db.close()
@@ -273,7 +276,8 @@ class Station:
             new = load_config(path)
         except ConfigError as exc:
             log.error("reload_refused", detail=str(exc))
-            self.board.error("config", f"reload refused: {exc}", "fix the file, reload again")
+            self.board.error("config", Msg("reload refused: {error}", error=str(exc)),
+                             Msg("fix the file, reload again"))
             return False
         self.pipeline.rationing = new.rationing
         self.sync.rationing = new.rationing

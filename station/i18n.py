@@ -11,7 +11,8 @@ English, else Indonesian. Logs never go through here: they stay English and stru
 
 Catalog upkeep (needs the ``dev`` extra)::
 
-    pybabel extract -F babel.cfg --no-location --sort-output -o /tmp/station.pot station drivers
+    pybabel extract -F babel.cfg -k Msg --no-location --sort-output \
+        -o /tmp/station.pot station drivers
     pybabel update -i /tmp/station.pot -d station/locale -D station -l id --no-fuzzy-matching
     pybabel compile -d station/locale -D station
 """
@@ -97,3 +98,41 @@ def render(message: str, params: Mapping[str, Any] | None = None,
         # A translation whose placeholders disagree (the catalog test forbids it):
         # the English text is still right.
         return message.format(**params)
+
+
+class Msg(str):
+    """A message that remembers how it was made: its value is the English text (for logs,
+    --json and code that wants a string), ``template`` is its message id and ``params``
+    its parameters, so it can be stored (:meth:`stored`) and shown later in the reader's
+    language (:func:`show`). Parameters that are themselves a :class:`Msg` are translated
+    too (a printer state's name inside "the printer is {state}")."""
+
+    template: str
+    params: dict[str, Any]
+
+    def __new__(cls, template: str, **params: Any) -> Msg:
+        text = template.format(**params) if params else template
+        self = super().__new__(cls, text)
+        self.template, self.params = template, params
+        return self
+
+    def stored(self) -> dict[str, Any]:
+        return {"code": self.template, "params": {
+            k: v.stored() if isinstance(v, Msg) else v for k, v in self.params.items()}}
+
+
+def stored(message: str) -> dict[str, Any]:
+    """What the daemon writes for a message: its code (message id) and parameters."""
+    return message.stored() if isinstance(message, Msg) else {"code": message, "params": {}}
+
+
+def show(entry: Mapping[str, Any] | str | None, lang: Language | None = None) -> str:
+    """A stored message (:func:`stored`) in the reader's language; plain text as it is
+    (translated if it is a message id the catalog knows)."""
+    if entry is None:
+        return ""
+    if isinstance(entry, str):
+        return _(entry, lang)
+    params = {k: show(v, lang) if isinstance(v, Mapping) and "code" in v else v
+              for k, v in (entry.get("params") or {}).items()}
+    return render(str(entry.get("code", "")), params, lang)

@@ -52,6 +52,7 @@ from station.config import PipelineConfig
 from station.crypto import DataKey
 from station.db import Database
 from station.faults import ScriptRefused
+from station.i18n import Msg, stored
 from station.prefetch import FacePrefetcher
 from station.quiet import QuietWindow
 from station.records import (
@@ -59,6 +60,7 @@ from station.records import (
     RecordError,
 )
 from station.status import Category, StatusBoard
+from station.status_view import PRINTER_WORDS
 
 log = structlog.get_logger("station.pipeline")
 
@@ -118,9 +120,9 @@ class Hold:
 
 
 HOLD_ACTIONS = {
-    "no_blanks": "receive blanks: station blanks receive COUNT --batch ID",
-    "quota": "none: the quota is the office's rule ([rationing] in the config)",
-    "reserve": "none: the last blanks are kept for urgent records; receive more blanks",
+    "no_blanks": Msg("receive blanks: station blanks receive COUNT --batch ID"),
+    "quota": Msg("none: the quota is the office's rule ([rationing] in the config)"),
+    "reserve": Msg("none: the last blanks are kept for urgent records; receive more blanks"),
 }
 
 
@@ -197,9 +199,10 @@ class Pipeline:
                                        urgent_only=allow.urgent_only, count=2)
             if not picks:
                 if allow.urgent_only:
-                    return Hold("reserve", f"only urgent records may start: the stock is at "
-                                f"the reserve of {self.rationing.urgent_reserve} blanks",
-                                HOLD_ACTIONS["reserve"])
+                    return Hold("reserve", Msg(
+                        "only urgent records may start: the stock is at the reserve of "
+                        "{reserve} blanks", reserve=self.rationing.urgent_reserve),
+                        HOLD_ACTIONS["reserve"])
                 return None
             buffered, upcoming = picks[0], (picks[1] if len(picks) > 1 else None)
             attempt = store.begin_attempt(conn, buffered.record_id)
@@ -299,9 +302,10 @@ class Pipeline:
         what = type(exc).__name__
         log.error("card_crashed", record_id=rid, attempt=attempt, stage=stage, error=what,
                   where=faults.where(exc))
-        self.board.error("internal", f"unexpected {what} at {stage}",
-                         "none: the attempt was ended; if it repeats, send the station log "
-                         "to the developers")
+        self.board.error("internal", Msg("unexpected {error} at {stage}", error=what,
+                                         stage=stage),
+                         Msg("none: the attempt was ended; if it repeats, send the station "
+                             "log to the developers"))
         if stage == "preparing":  # no blank moved: the record cannot be prepared
             reason = f"the record could not be prepared for printing ({what})"
             self.db.run(lambda c: store.refuse_started(c, attempt, rid, reason))
@@ -351,7 +355,7 @@ class Pipeline:
         if warning and warning != self.board.get("warning"):
             log.warning("blank_mismatch", printer_state=str(status.state), in_stock=in_stock,
                         hopper=status.hopper)
-        self.board.set(warning=warning)
+        self.board.set(warning=warning, warning_msg=stored(warning) if warning else None)
 
     def _card_in_path(self) -> bool | None:
         try:
@@ -416,11 +420,12 @@ class Pipeline:
         try:
             status = self.printer.status()
         except DeviceError as exc:
-            return (Category.ERROR, f"printer: {exc}", exc.action)
+            return (Category.ERROR, Msg("printer: {error}", error=str(exc)), exc.action)
         self.board.set(printer_state=str(status.state))
         self._cross_check(status)
         if status.state not in ("ready", "busy"):
-            return (Category.PAUSED, f"printer {status.state}",
+            return (Category.PAUSED, Msg("printer {state}", state=Msg(
+                        PRINTER_WORDS.get(status.state, str(status.state)))),
                     status.detail or PRINTER_ACTIONS.get(status.state, ""))
         return None
 
@@ -428,11 +433,13 @@ class Pipeline:
 def blank_mismatch(status: PrinterStatus, in_stock: int) -> str | None:
     """The printer's own view of blanks against the ledger's, as a technician's warning."""
     if status.state == PrinterState.FEEDER_EMPTY and in_stock > 0:
-        return (f"the printer's hopper is empty but the ledger has {in_stock} blanks in "
-                "stock: load them, or count the stock (station blanks count N)")
+        return Msg("the printer's hopper is empty but the ledger has {in_stock} blanks in "
+                   "stock: load them, or count the stock (station blanks count N)",
+                   in_stock=in_stock)
     if in_stock <= 0 and status.hopper:
-        return (f"the printer's hopper holds {status.hopper} blanks but the ledger has none "
-                "in stock: record the delivery (station blanks receive COUNT --batch ID)")
+        return Msg("the printer's hopper holds {hopper} blanks but the ledger has none in "
+                   "stock: record the delivery (station blanks receive COUNT --batch ID)",
+                   hopper=status.hopper)
     return None
 
 

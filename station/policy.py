@@ -19,6 +19,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from station.i18n import Msg
+
 ZONES: dict[str, dt.timezone] = {
     "WIB": dt.timezone(dt.timedelta(hours=7), "WIB"),
     "WITA": dt.timezone(dt.timedelta(hours=8), "WITA"),
@@ -88,20 +90,22 @@ def allowance(conn: sqlite3.Connection, cfg: RationingConfig, in_stock: int,
     today = printed_today(conn, cfg.tz, now)
     if in_stock <= 0:
         return Allowance(stop="no_blanks", capacity=0, printed_today=today,
-                         detail="no blanks in stock per the ledger")
+                         detail=Msg("no blanks in stock per the ledger"))
     total = sum(today.values())
     left: list[int] = [in_stock]
     if cfg.daily_quota is not None:
         if total >= cfg.daily_quota:
             return Allowance(stop="quota", capacity=0, printed_today=today,
-                             detail=f"daily quota reached ({total} of {cfg.daily_quota} today); "
-                                    f"printing resumes after midnight {cfg.timezone}")
+                             detail=Msg("daily quota reached ({total} of {quota} today); "
+                                        "printing resumes after midnight {zone}", total=total,
+                                        quota=cfg.daily_quota, zone=cfg.timezone))
         left.append(cfg.daily_quota - total)
     kinds = [k for k in KINDS if (q := cfg.kind_quota(k)) is None or today[k] < q]
     if not kinds:
         return Allowance(stop="quota", capacity=0, printed_today=today,
-                         detail=f"daily quotas per kind reached ({today['first']} first cards, "
-                                f"{today['reprint']} reprints today)")
+                         detail=Msg("daily quotas per kind reached ({first} first cards, "
+                                    "{reprint} reprints today)", first=today["first"],
+                                    reprint=today["reprint"]))
     quotas = [cfg.kind_quota(k) for k in kinds]
     if all(q is not None for q in quotas):
         left.append(sum((q or 0) - today[k] for q, k in zip(quotas, kinds, strict=True)))

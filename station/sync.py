@@ -27,6 +27,7 @@ from station.central.protocol import MAX_LEASE_TTL_S, CardResult, Heartbeat, Lea
 from station.config import CentralConfig
 from station.crypto import DataKey
 from station.db import Database
+from station.i18n import Msg
 from station.ingest import Checked, buffer_checked, check, granted, refuse
 from station.pipeline import boot_id
 from station.quiet import QuietWindow
@@ -89,7 +90,7 @@ class SyncLoop:
                 delay = self._backoff * random.uniform(0.5, 1.0)
             except CentralRefused as exc:
                 log.error("central_refused", detail=str(exc))
-                self.board.error("central", str(exc), "tell the central system's operators")
+                self.board.error("central", str(exc), Msg("tell the central system's operators"))
                 delay = self.cfg.retry_max_s
             self.wake.wait(delay)
             self.wake.clear()

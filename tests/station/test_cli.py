@@ -24,7 +24,8 @@ def test_status_after_printing(tmp_path: Path, central: Central,
             .fetchone()[0]) == 0)
     capsys.readouterr()
     assert main(["--config", str(config), "status"]) == 0
-    out = capsys.readouterr().out.splitlines()
+    # One screen: long values wrap under their label (joined again here).
+    out = capsys.readouterr().out.replace("\n" + " " * 11, " ").splitlines()
     assert out[0] == "station:   STOPPED — stopped"
     assert "blanks:    7 in stock (12 received, 5 used, 0 spoiled, 0 in the printer, " \
            "0 awaiting inspection)" in out

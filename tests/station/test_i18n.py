@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
@@ -35,7 +35,8 @@ def _used_ids() -> set[str]:
     ids: set[str] = set()
     for package in ("station", "drivers"):
         for _file, _line, message, _comments, _ctx in extract_from_dir(
-                ROOT / package, method_map=[("**.py", "python")]):
+                ROOT / package, method_map=[("**.py", "python")],
+                keywords={**DEFAULT_KEYWORDS, "Msg": None}):
             ids.add(message if isinstance(message, str) else message[0])
     return ids
 
