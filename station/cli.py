@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from station import i18n, store
-from station.cli_common import add_lang_option, config, with_db
+from station.cli_common import add_lang_option, config, read_db, with_db
 from station.config import ConfigError, check_state_dir, config_path
 from station.crypto import KeyFileError
+from station.disk import DiskGuard
 from station.i18n import _
 from station.policy import RationingConfig
 from station.status import live_state
@@ -71,8 +72,9 @@ def status_snapshot(conn: sqlite3.Connection,
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    rationing = config(args).rationing
-    snap = with_db(args, lambda c: status_snapshot(c, rationing))
+    cfg = config(args)
+    snap = read_db(args, lambda c: status_snapshot(c, cfg.rationing))
+    snap["state"] = DiskGuard(cfg.state_dir, cfg.storage.reserve_mb).overlay(snap["state"])
     if args.json:
         print(json.dumps(snap, indent=2, sort_keys=True))
         return 0

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from station import i18n
 from station.config import StationConfig, config_path, load_config
 from station.db import connect, migrate, transaction
+from station.schema import MIGRATIONS
 
 T = TypeVar("T")
 
@@ -45,6 +46,21 @@ def with_db(args: argparse.Namespace, fn: Callable[[sqlite3.Connection], T]) -> 
         return transaction(conn, fn)
     finally:
         conn.close()
+
+
+def read_db(args: argparse.Namespace, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn`` on a read-only connection (it works while the disk is full or the
+    database cannot be written); a database not there yet, or of an older schema, is
+    opened as :func:`with_db` does."""
+    cfg = config(args)
+    if cfg.db_path.exists():
+        conn = connect(cfg.db_path, readonly=True)
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
+                return fn(conn)
+        finally:
+            conn.close()
+    return with_db(args, fn)
 
 
 def who() -> str:

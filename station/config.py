@@ -121,6 +121,9 @@ class OfficeConfig(_Section):
     head_nip: str = Field(default="", pattern=r"^[0-9 ]{0,24}$")
     #: Put before the office's name: "Kepala" + "Dinas Kependudukan …" + regency.
     head_title: str = Field(default="Kepala", max_length=120)
+class StorageConfig(_Section):
+    #: No card starts with less than this free on the state dir's filesystem (MB).
+    reserve_mb: float = Field(default=64.0, ge=0)
 
 
 class StationConfig(BaseSettings):
@@ -142,6 +145,7 @@ class StationConfig(BaseSettings):
     pipeline: PipelineConfig = PipelineConfig()
     rationing: RationingConfig = RationingConfig()
     office: OfficeConfig = OfficeConfig()
+    storage: StorageConfig = StorageConfig()
 
     @classmethod
     def settings_customise_sources(

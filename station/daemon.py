@@ -8,7 +8,9 @@ worker is alive. SIGTERM or SIGINT: the worker finishes the card in hand, then a
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
+import sqlite3
 import ssl
 import threading
 import time
@@ -29,6 +31,7 @@ from station.config import ConfigError, StationConfig, load_config
 from station.crypto import DataKey, KeyFileError, bind_data_key
 from station.db import Database
 from station.i18n import Msg, stored
+from station.disk import DiskGuard
 from station.pipeline import GoodCard, Hold, Pipeline, Started, boot_id
 from station.records import load_public_key
 from station.status import Category, StatusBoard
@@ -141,6 +144,7 @@ class Station:
             log.error("record_quarantined", record_id=rid, reason="poison")
         self.pipeline.faces.start()
         self.sync.worker_problem = self.worker_problem
+        self.sync.disk_low = self.disk.low
         self.sync.start()
         self.worker_beat = time.monotonic()
         self.worker.start()
@@ -180,6 +184,9 @@ class Station:
         check_printer = True
         while not self.stop_event.is_set():
             self.worker_beat = time.monotonic()
+            if self.disk.check():  # station/disk.py: no card starts on a nearly full disk
+                pending = self._wait_for_disk(pending)
+                continue
             if check_printer:
                 pause = self.pipeline.printer_pause()
                 if pause:
@@ -191,7 +198,11 @@ class Station:
                     self.stop_event.wait(retry)
                     continue
             quiet.close()
-            picked = self.pipeline.card_boundary(pending)
+            try:
+                picked = self.pipeline.card_boundary(pending)
+            except sqlite3.OperationalError as exc:
+                self.disk.trip(exc)  # the disk filled since the check: wait (else raised)
+                continue  # the boundary rolled back whole: ``pending`` is kept for later
             pending = None
             if not isinstance(picked, Started):
                 quiet.open()
@@ -219,6 +230,26 @@ class Station:
             self.pipeline.card_boundary(pending, start=False)
 
     worker_beat: float = 0.0
+
+    @functools.cached_property
+    def disk(self) -> DiskGuard:
+        return DiskGuard(self.cfg.state_dir, self.cfg.storage.reserve_mb,
+                         trip_s=self.cfg.pipeline.device_retry_s)
+
+    def _wait_for_disk(self, pending: GoodCard | None) -> GoodCard | None:
+        """The disk is nearly full: the previous card's result is committed (the reserve
+        is kept for it) unless the disk is full outright, then it is kept for later; no
+        card starts; the status says what to do. Returns what is still to commit."""
+        if pending is not None:
+            try:
+                self.pipeline.card_boundary(pending, start=False)
+                pending = None
+            except sqlite3.OperationalError as exc:
+                self.disk.trip(exc)
+        self.board.state(*self.disk.state())
+        self.pipeline.quiet.open()
+        self.stop_event.wait(self.cfg.pipeline.device_retry_s)
+        return pending
     #: The printer worker counts as stuck after this long without a loop (one card, or
     #: one wait for the printer, takes far less).
     stuck_after_s: float = 300.0

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import enum
 import os
+import sqlite3
 import threading
 import time
 from typing import Any
 
+import structlog
+
 from station import store
 from station.db import Database
 from station.i18n import Msg, stored
+
+log = structlog.get_logger("station.status")
 
 
 class Category(enum.StrEnum):
@@ -31,14 +36,23 @@ class StatusBoard:
         self._db = db
         self._lock = threading.Lock()
         self._last: dict[str, Any] = {}
+        self._unsaved: dict[str, Any] = {}  # values a failed write did not save
 
     def set(self, **values: Any) -> None:
-        """Record values; only changes reach the database."""
+        """Record values; only changes reach the database. A write that fails (a full
+        disk) is logged and kept for the next one: a status line is never worth a thread."""
         with self._lock:
             changed = {k: v for k, v in values.items() if self._last.get(k) != v}
             self._last.update(changed)
+            changed = {**self._unsaved, **changed}
+            self._unsaved = {}
         if changed:
-            self._db.run(lambda c: store.set_status(c, **changed), durable=False)
+            try:
+                self._db.run(lambda c: store.set_status(c, **changed), durable=False)
+            except sqlite3.OperationalError as exc:
+                log.warning("status_not_saved", error=str(exc), keys=sorted(changed))
+                with self._lock:
+                    self._unsaved = {**changed, **self._unsaved}
 
     def state(self, category: Category, message: str, action: str = "") -> None:
         """The station's state; ``message`` and ``action`` are message ids or

@@ -64,6 +64,8 @@ class SyncLoop:
         self._thread = threading.Thread(target=self._run, name="sync", daemon=True)
         #: What is wrong with the printer worker now (the daemon sets it), for heartbeats.
         self.worker_problem: Callable[[], str | None] = lambda: None
+        #: The disk is nearly full (station/disk.py): lease nothing more to store.
+        self.disk_low: Callable[[], bool] = lambda: False
 
     def start(self) -> None:
         self._thread.start()
@@ -92,6 +94,9 @@ class SyncLoop:
                 log.error("central_refused", detail=str(exc))
                 self.board.error("central", str(exc), Msg("tell the central system's operators"))
                 delay = self.cfg.retry_max_s
+            except sqlite3.OperationalError as exc:  # a full disk: the round is tried again
+                log.error("sync_round_failed", error=str(exc))
+                delay = self.cfg.sync_interval_s
             self.wake.wait(delay)
             self.wake.clear()
 
@@ -190,7 +195,7 @@ class SyncLoop:
             return max(0, target - store.counts(conn)["buffered"])
 
         want = min(self.db.run(room, durable=False), self.cfg.lease_batch)
-        if want <= 0:
+        if want <= 0 or self.disk_low():
             return False
         sent_at = (time.time(), time.monotonic())
         answer = self.client.lease(want)
