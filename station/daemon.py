@@ -30,8 +30,8 @@ from station.central.client import QueueClient, TlsSettings
 from station.config import ConfigError, StationConfig, load_config
 from station.crypto import DataKey, KeyFileError, bind_data_key
 from station.db import Database
-from station.i18n import Msg, stored
 from station.disk import DiskGuard
+from station.i18n import Msg, stored
 from station.pipeline import GoodCard, Hold, Pipeline, Started, boot_id
 from station.records import load_public_key
 from station.status import Category, StatusBoard

@@ -4,6 +4,7 @@ printing resumes by itself once there is room, with nothing lost."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -66,13 +67,14 @@ def fill(disk: Path, name: str, leave_mb: float) -> Path:
     return path
 
 
-def status(config: Path) -> str:
+def status(config: Path, *flags: str) -> str:
+    """What ``station status`` prints (the text with its lines joined: it wraps at 80)."""
     proc = subprocess.run([sys.executable, "-m", "station.cli", "--lang", "en", "--config",
-                           str(config), "status"], capture_output=True, text=True,
+                           str(config), "status", *flags], capture_output=True, text=True,
                           timeout=60, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    return proc.stdout
+    return proc.stdout if flags else " ".join(proc.stdout.split())
 
 
 def test_disk_full_holds_printing_and_it_resumes_by_itself(
@@ -96,11 +98,12 @@ def test_disk_full_holds_printing_and_it_resumes_by_itself(
         wait_for("disk full on the board", lambda: "disk full" in str(
             (station.board.get("state") or {}).get("message")), timeout=30)
         held = db_counts(load_config(config).db_path)
-        out = status(config)
-        assert out.splitlines()[0].startswith(
-            f"station:   ERROR — disk full: less than {RESERVE_MB} MB free on the "
-            f"filesystem of {small_disk / 'station'}; no card is started"), out
-        assert "to do:   free space on that disk" in out
+        state = json.loads(status(config, "--json"))["state"]
+        assert (state["category"], state["message"], state["action"]) == (
+            "error", f"disk full: less than {RESERVE_MB} MB free on the filesystem of "
+            f"{small_disk / 'station'}; no card is started", "free space on that disk (old "
+            "files, logs, backups); printing resumes by itself, nothing is lost")
+        assert status(config).startswith("station: ERROR — disk full: less than 3 MB free")
         station.stop_event.wait(1.0)
         assert db_counts(load_config(config).db_path)["used"] == held["used"], \
             "a card started below the reserve"
@@ -109,7 +112,7 @@ def test_disk_full_holds_printing_and_it_resumes_by_itself(
         station.stop_event.wait(1.0)
         assert station.worker.is_alive()
         assert station.sync._thread.is_alive()
-        assert status(config).splitlines()[0].startswith("station:   ERROR — disk full")
+        assert status(config).startswith("station: ERROR — disk full")
 
         filler.unlink()
         more.unlink()
@@ -152,7 +155,7 @@ def test_writes_failing_on_a_full_disk_kill_no_thread(
             station.stop_event.wait(1.0)
             assert station.worker.is_alive()
             assert station.sync._thread.is_alive()
-            assert status(config).startswith("station:   ERROR — disk full")
+            assert status(config).startswith("station: ERROR — disk full")
             filler.unlink()
             wait_for("10 printed", lambda: central.server.summary().printed == 10,
                      timeout=120)
