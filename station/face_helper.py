@@ -20,6 +20,7 @@ import struct
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import IO, Any
 
 from station.records import RecordError
@@ -57,6 +58,17 @@ def _widen(pipe: IO[bytes] | None) -> None:
             fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
+def helper_command() -> tuple[list[str], dict[str, str]]:
+    """How the helper is started: this interpreter with ``-P`` (the working directory is
+    not put on the module path, so a ``station/`` folder there cannot stand in for the
+    package), and the directory this package was loaded from first on PYTHONPATH, so the
+    helper runs the daemon's own code however the daemon was started."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return [sys.executable, "-P", "-m", "station.face_helper"], env
+
+
 class FaceHelper:
     """The parent's handle on one helper process (one outstanding request at most)."""
 
@@ -80,8 +92,9 @@ class FaceHelper:
         if self._proc is not None and self._proc.poll() is None:
             return
         self.stop()
-        proc = subprocess.Popen([sys.executable, "-m", "station.face_helper"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        argv, env = helper_command()
+        proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                close_fds=True)
         for pipe in (proc.stdin, proc.stdout):
             _widen(pipe)
         self._proc, self._answers, self._asked = proc, queue.SimpleQueue(), 0
@@ -173,7 +186,12 @@ def main() -> None:
     _yield_to_the_daemon()
     os.sched_setaffinity(0, range(os.cpu_count() or 1))  # not the daemon's core only
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    try:
+        serve(sys.stdin.buffer, sys.stdout.buffer)
+    except (BrokenPipeError, ConnectionResetError):
+        # The daemon went away (killed) while this answer was on its way: nobody is left
+        # to answer, so exit quietly; stdout to /dev/null so the exit's flush is quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

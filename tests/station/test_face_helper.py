@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from station.central.seed import make_record
-from station.face_helper import FaceHelper
+from station.face_helper import FaceHelper, helper_command
 from station.prefetch import prepare_plain
 from station.records import RecordError
 
@@ -91,3 +91,41 @@ def test_the_helper_exits_when_the_daemon_is_killed() -> None:
         daemon.wait()
         if daemon.stdout is not None:
             daemon.stdout.close()
+
+
+def test_a_station_folder_in_the_working_directory_does_not_shadow_the_helper(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Started from a directory that holds a ``station/`` folder of its own, the helper
+    still runs the daemon's code and draws the face (it used to import the folder and die)."""
+    shadow = tmp_path / "station"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise SystemExit('the wrong station package')\n")
+    (shadow / "face_helper.py").write_text("raise SystemExit('the wrong face helper')\n")
+    monkeypatch.chdir(tmp_path)
+    h = FaceHelper(timeout_s=20)
+    h.start()
+    try:
+        h.send(plain(4))
+        assert h.receive().record.record_id == make_record(4)["record_id"]
+    finally:
+        h.stop()
+
+
+def test_the_helper_exits_quietly_when_the_daemon_goes_mid_answer() -> None:
+    """The daemon killed while a face is being drawn: the helper finds nobody to answer
+    and exits with status 0 and nothing on stderr (it used to log a BrokenPipeError
+    traceback after most kills)."""
+    argv, env = helper_command()
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=ROOT)
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    data = plain(5)
+    proc.stdin.write(len(data).to_bytes(4, "big") + data)
+    proc.stdin.flush()
+    proc.stdout.close()  # the daemon's end of the answer pipe is gone …
+    proc.stdin.close()  # … and so is its end of the requests
+    assert proc.wait(timeout=30) == 0
+    assert proc.stderr is not None
+    with proc.stderr:
+        assert proc.stderr.read().decode() == ""
