@@ -53,6 +53,7 @@ from station.central.protocol import CardResult
 from station.config import StationConfig
 from station.crypto import DataKey, KeyFileError, bind_data_key
 from station.db import connect, migrate, transaction
+from station.i18n import _
 from station.ingest import buffer_signed
 from station.records import public_key_b64
 
@@ -246,16 +247,18 @@ def cmd_batch_import(args: argparse.Namespace) -> int:
     try:
         report = import_batch(cfg, args.file)
     except BatchFileError as exc:
-        print(f"error: {args.file}: {exc}", file=sys.stderr)
+        print(_("error: {path}: {error}").format(path=args.file, error=exc), file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as exc:
-        print(f"error: cannot import {args.file}: {exc}", file=sys.stderr)
+        print(_("error: cannot import {path}: {error}").format(path=args.file, error=exc),
+              file=sys.stderr)
         return 1
-    expired = (f", {report.expired} not buffered: their lease had expired"
-               if report.expired else "")
-    print(f"batch {report.batch_id}: {report.buffered} records buffered, {report.known} "
-          f"already known, {report.refused} refused{expired}; leases valid until "
-          f"{report.expires_at.isoformat()}")
+    expired = (_(", {count} not buffered: their lease had expired").format(
+        count=report.expired) if report.expired else "")
+    print(_("batch {batch}: {buffered} records buffered, {known} already known, {refused} "
+            "refused{expired}; leases valid until {until}").format(
+        batch=report.batch_id, buffered=report.buffered, known=report.known,
+        refused=report.refused, expired=expired, until=report.expires_at.isoformat()))
     return 0
 
 
@@ -268,11 +271,14 @@ def cmd_batch_export(args: argparse.Namespace) -> int:
     try:
         report = export_results(cfg, args.file, since=since)
     except BatchFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(_("error: {message}").format(message=exc), file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as exc:
-        print(f"error: cannot export to {args.file}: {exc}", file=sys.stderr)
+        print(_("error: cannot export to {path}: {error}").format(path=args.file, error=exc),
+              file=sys.stderr)
         return 1
-    print(f"{report.results} results written to {report.path}, signed by station "
-          f"{cfg.station_id}; its key (register it once at the centre): {report.public_key}")
+    print(_("{count} results written to {path}, signed by station {station}; its key "
+            "(register it once at the centre): {key}").format(
+        count=report.results, path=report.path, station=cfg.station_id,
+        key=report.public_key))
     return 0

@@ -29,7 +29,7 @@ from station.cli_common import add_lang_option, config, read_db, with_db
 from station.config import ConfigError, check_state_dir, config_path
 from station.crypto import KeyFileError
 from station.disk import DiskGuard
-from station.i18n import _
+from station.i18n import _, tr
 from station.policy import RationingConfig
 from station.status import live_state
 from station.status_view import render_status
@@ -51,15 +51,17 @@ def cmd_reload(args: argparse.Namespace) -> int:
     snap = with_db(args, store.get_status)
     pid, state = snap.get("pid"), (snap.get("state") or {}).get("category")
     if not pid or state == "stopped":
-        print("error: the daemon is not running (start it: systemctl start ektp-station)",
+        print(_("error: the daemon is not running (start it: systemctl start ektp-station)"),
               file=sys.stderr)
         return 1
     try:
         os.kill(int(pid), signal.SIGHUP)
     except ProcessLookupError:
-        print(f"error: the daemon (pid {pid}) is not running", file=sys.stderr)
+        print(_("error: the daemon (pid {pid}) is not running").format(pid=pid),
+              file=sys.stderr)
         return 1
-    print(f"reload requested (pid {pid}); station status shows when it took effect")
+    print(_("reload requested (pid {pid}); station status shows when it took effect").format(
+        pid=pid))
     return 0
 
 
@@ -90,11 +92,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if not rows:
         print(_("nothing needs inspection"))
     for r in rows:
-        print(f"attempt {r['attempt_id']}  record {r['record_id']}  blank "
-              f"{r['blank_serial'] or '?'}\n  {r['reason']}")
+        print(_("attempt {attempt}  record {record}  blank {serial}").format(
+            attempt=r["attempt_id"], record=r["record_id"], serial=r["blank_serial"] or "?"))
+        print(f"  {tr(r['reason'])}")
     if rows:
-        print("\nLook in the output and reject trays, then: "
-              "station resolve ATTEMPT --good [--serial S] | --spoiled")
+        print("\n" + _("Look in the output and reject trays, then: station resolve ATTEMPT "
+                       "--good [--serial S] | --spoiled"))
     from station.ingest import nik_warning_list  # Pillow and the layout: this verb only
 
     _print_nik_warnings(with_db(args, nik_warning_list))
@@ -105,10 +108,11 @@ def _print_nik_warnings(warnings: list[dict[str, Any]]) -> None:
     """Records printed although their NIK disagrees with them (a warning, not an error)."""
     if not warnings:
         return
-    print("\nNIK warnings (printed as they are; latest first):")
+    print("\n" + _("NIK warnings (printed as they are; latest first):"))
     for w in warnings:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(w["at"]))
-        print(f"  record {w['record_id']}  {when}  {w['detail']}")
+        print("  " + _("record {record}  {when}  {detail}").format(
+            record=w["record_id"], when=when, detail=tr(w["detail"])))
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
@@ -121,12 +125,12 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     try:
         became = with_db(args, act)
     except (KeyError, ValueError) as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
+        print(_("error: {message}").format(message=tr(exc.args[0])), file=sys.stderr)
         return 2
-    word = {"printed": "recorded as a good card; the result will be reported",
-            "queued": "blank counted spoiled; the record will be printed again",
-            "failed": "blank counted spoiled; attempts used up, reported as failed"}[became]
-    print(f"attempt {args.attempt}: {word}")
+    word = {"printed": _("recorded as a good card; the result will be reported"),
+            "queued": _("blank counted spoiled; the record will be printed again"),
+            "failed": _("blank counted spoiled; attempts used up, reported as failed")}[became]
+    print(_("attempt {attempt}: {outcome}").format(attempt=args.attempt, outcome=word))
     return 0
 
 
@@ -177,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except (ConfigError, KeyFileError) as exc:
-        print(str(exc), file=sys.stderr)
+        print(tr(str(exc)), file=sys.stderr)
         return 78  # EX_CONFIG: systemd does not restart-loop on it (RestartPreventExitStatus)
     return code
 

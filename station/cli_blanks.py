@@ -20,13 +20,18 @@ from typing import Any
 
 from station import inventory, reports, store
 from station.cli_common import config, emit, who, with_db
+from station.i18n import N_, _, tr
 from station.inventory import LedgerError
-from station.papers import Signer
+from station.papers import Signer, class_label
 from station.papers_report import write_report
+
+#: The ledger's kinds of movement, as history shows them.
+LEDGER_KINDS = {"received": N_("received"), "used": N_("used"), "spoiled": N_("spoiled"),
+                "adjusted": N_("adjusted")}
 
 
 def _refused(exc: LedgerError) -> int:
-    print(f"error: {exc}", file=sys.stderr)
+    print(_("error: {message}").format(message=tr(str(exc))), file=sys.stderr)
     return 2
 
 
@@ -37,9 +42,12 @@ def cmd_receive(args: argparse.Namespace) -> int:
     except LedgerError as exc:
         return _refused(exc)
     stock = with_db(args, store.ledger_totals)["in_stock"]
-    serials = f", serials {got['first_serial']}-{got['last_serial']}" if got["first_serial"] else ""
-    emit(args, {**got, "in_stock": stock},
-         f"received {args.count} blanks (batch {args.batch}{serials}); in stock: {stock}")
+    text = (_("received {count} blanks (batch {batch}, serials {first}-{last}); in stock: "
+              "{stock}") if got["first_serial"] else
+            _("received {count} blanks (batch {batch}); in stock: {stock}"))
+    emit(args, {**got, "in_stock": stock}, text.format(
+        count=args.count, batch=args.batch, first=got["first_serial"],
+        last=got["last_serial"], stock=stock))
     return 0
 
 
@@ -49,10 +57,11 @@ def cmd_count(args: argparse.Namespace) -> int:
     except LedgerError as exc:
         return _refused(exc)
     diff = got["discrepancy"]
-    text = (f"counted {got['physical']}, the ledger expects {got['expected']}: "
-            + ("they agree" if diff == 0 else
-               f"DISCREPANCY of {diff:+d} recorded; find the cause, then correct the stock "
-               f"with: station blanks adjust {diff:+d} --reason '...'"))
+    text = (_("counted {physical}, the ledger expects {expected}: they agree") if diff == 0
+            else _("counted {physical}, the ledger expects {expected}: DISCREPANCY of {diff} "
+                   "recorded; find the cause, then correct the stock with: station blanks "
+                   "adjust {diff} --reason '...'")).format(
+        physical=got["physical"], expected=got["expected"], diff=f"{diff:+d}")
     emit(args, got, text)
     return 0 if diff == 0 else 1
 
@@ -64,7 +73,8 @@ def cmd_adjust(args: argparse.Namespace) -> int:
         return _refused(exc)
     stock = with_db(args, store.ledger_totals)["in_stock"]
     emit(args, {**got, "in_stock": stock},
-         f"adjusted {args.delta:+d} ({args.reason}); in stock: {stock}")
+         _("adjusted {delta} ({reason}); in stock: {stock}").format(
+             delta=f"{args.delta:+d}", reason=args.reason, stock=stock))
     return 0
 
 
@@ -74,10 +84,11 @@ def cmd_history(args: argparse.Namespace) -> int:
     lines = []
     for r in rows:
         when = dt.datetime.fromtimestamp(r["at"], tz).strftime("%Y-%m-%d %H:%M")
-        extra = " ".join(str(r[k]) for k in ("batch", "serial", "class", "reason", "who")
-                         if k in r)
-        lines.append(f"{when}  {r['kind']:<9} {r['count']:>+6d}  {extra}")
-    emit(args, rows, "\n".join(lines) or "the ledger is empty")
+        extra = " ".join(class_label(r[k]) if k == "class" else str(r[k])
+                         for k in ("batch", "serial", "class", "reason", "who") if k in r)
+        kind = _(LEDGER_KINDS.get(r["kind"], r["kind"]))
+        lines.append(f"{when}  {kind:<9} {r['count']:>+6d}  {extra}")
+    emit(args, rows, "\n".join(lines) or _("the ledger is empty"))
     return 0
 
 
@@ -85,10 +96,11 @@ def cmd_spoiled_list(args: argparse.Namespace) -> int:
     tz = config(args).rationing.tz
     rows = with_db(args, inventory.spoiled_pending)
     lines = [f"{dt.datetime.fromtimestamp(r['at'], tz):%Y-%m-%d %H:%M}  "
-             f"{r['serial'] or '(unknown)':<20} {r['class'] or '':<20} {r['detail'] or ''}"
-             for r in rows]
-    emit(args, rows, "\n".join(lines) + f"\n{len(rows)} spoiled card(s) in the reject tray, "
-         "not yet destroyed" if rows else "no spoiled cards waiting for destruction")
+             f"{r['serial'] or _('(unknown)'):<20} {class_label(r['class']):<22} "
+             f"{r['detail'] or ''}" for r in rows]
+    emit(args, rows, "\n".join([*lines, _(
+        "{count} spoiled card(s) in the reject tray, not yet destroyed").format(
+        count=len(rows))]) if rows else _("no spoiled cards waiting for destruction"))
     return 0
 
 
@@ -98,7 +110,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     try:
         witnesses = [Signer.parse(w) for w in args.witness]
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(_("error: {message}").format(message=tr(str(exc))), file=sys.stderr)
         return 2
     try:
         path, n = inventory.destroy(
@@ -107,7 +119,8 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     except LedgerError as exc:
         return _refused(exc)
     emit(args, {"destroyed": n, "document": str(path)},
-         f"{n} spoiled card(s) recorded as destroyed; print and sign {path}")
+         _("{count} spoiled card(s) recorded as destroyed; print and sign {path}").format(
+             count=n, path=path))
     return 0
 
 
@@ -128,9 +141,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             path = write_report(report, cfg.office, cfg.station_id, dt.datetime.now(tz),
                                 args.pdf)
         except OSError as exc:
-            print(f"error: cannot write {args.pdf}: {exc.strerror}", file=sys.stderr)
+            print(_("error: cannot write {path}: {reason}").format(
+                path=args.pdf, reason=exc.strerror), file=sys.stderr)
             return 2
-        print(f"wrote {path}: print it, sign it and send it to the province")
+        print(_("wrote {path}: print it, sign it and send it to the province").format(
+            path=path))
     elif args.csv:
         print(reports.to_csv(report.get("days") or [report]), end="")
     else:

@@ -17,9 +17,10 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from station import inventory, store
+from station import i18n, inventory, store
 from station.config import StationConfig, config_path, load_config
 from station.db import connect, migrate, transaction
+from station.i18n import _
 
 if TYPE_CHECKING:
     from station.central.server import CentralServer
@@ -43,6 +44,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     logs.setup("warning", "console")  # the in-process server stays quiet; progress shows
     path = config_path(args.config or DEMO_CONFIG)
     cfg = load_config(path)
+    i18n.set_language(i18n.choose(args.lang, cfg.language))
     root = cfg.state_dir.parent
     if args.fresh and root.exists():
         import shutil
@@ -56,7 +58,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     seed(central_dir / "queue.db", args.cards, seed=1, key_dir=central_dir / "keys")
     _receive(cfg, args.cards + 20)
     server.start()
-    print(f"reference server on {server.url}, {args.cards} records seeded")
+    print(_("reference server on {url}, {count} records seeded").format(
+        url=server.url, count=args.cards))
     env = dict(os.environ, STATION_CONFIG=str(path))
     daemon = subprocess.Popen([sys.executable, "-m", "station.cli", "run"], env=env,
                               stderr=subprocess.DEVNULL if not args.verbose else None)
@@ -69,7 +72,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from station.cli import main
 
     print()
-    return main(["--config", str(path), "status"])
+    return main(["--config", str(path), "status", "--lang", i18n.language()])
 
 
 def _receive(cfg: StationConfig, count: int) -> None:
@@ -79,7 +82,8 @@ def _receive(cfg: StationConfig, count: int) -> None:
         have = transaction(conn, store.ledger_totals)["received"]
         if have == 0:
             transaction(conn, lambda c: inventory.receive(c, count, "DEMO-1"))
-            print(f"received {count} blanks (batch DEMO-1)")
+            print(_("received {count} blanks (batch {batch})").format(count=count,
+                                                                       batch="DEMO-1"))
     finally:
         conn.close()
 
@@ -91,10 +95,13 @@ def _progress(server: CentralServer, daemon: subprocess.Popen[bytes], cards: int
         done = s.printed + s.failed
         bar = "#" * (30 * done // max(cards, 1))
         rate = s.printed / max(time.monotonic() - start, 1e-3) * 60
-        print(f"\r[{bar:<30}] {s.printed}/{cards} printed, {s.failed} failed, "
-              f"{rate:5.0f} cards/min", end="", flush=True)
+        print(f"\r[{bar:<30}] " + _("{printed}/{cards} printed, {failed} failed, {rate} "
+                                    "cards/min").format(printed=s.printed, cards=cards,
+                                                        failed=s.failed, rate=f"{rate:5.0f}"),
+              end="", flush=True)
         if done >= cards and s.ready == 0:
             return
         time.sleep(0.5)
-    print(f"\nthe daemon exited with code {daemon.returncode}", file=sys.stderr)
+    print("\n" + _("the daemon exited with code {code}").format(code=daemon.returncode),
+          file=sys.stderr)
 

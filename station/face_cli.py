@@ -20,7 +20,9 @@ from drivers.base import CHIP_DRIVERS, PRINTER_DRIVERS, CardPosition, PrinterSta
 from drivers.errors import DeviceError, NoCard
 from station.cli_common import config
 from station.face import FaceError, render_face
+from station.i18n import N_, Msg, _, tr
 from station.records import RecordError, parse_record
+from station.status_view import PRINTER_WORDS
 
 
 def add_face_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,7 +38,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     try:
         data: Any = json.loads(args.record.read_text("utf-8"))
     except (OSError, ValueError) as exc:
-        print(f"cannot read {args.record}: {exc}")
+        print(_("cannot read {path}: {error}").format(path=args.record, error=exc))
         return 1
     if isinstance(data, dict) and "record" in data and "signature" in data:
         data = data["record"]
@@ -47,9 +49,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
         print(f"{args.record}: {exc.reason}")
         return 1
     except (FaceError, OSError) as exc:
-        print(f"cannot render {args.record}: {exc}")
+        print(_("cannot render {path}: {error}").format(path=args.record, error=exc))
         return 1
-    print(f"wrote {args.out} ({face.colour.width}x{face.colour.height})")
+    print(_("wrote {path} ({width}x{height})").format(
+        path=args.out, width=face.colour.width, height=face.colour.height))
     return 0
 
 
@@ -60,9 +63,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         printer = load_driver(PRINTER_DRIVERS, cfg.printer.driver).from_options(
             cfg.printer.options)
     except ValueError as exc:
-        print(f"PROBLEM printer options: {exc}")
+        print(_("PROBLEM printer options: {error}").format(error=exc))
+        print(_VERDICT_BAD.format(count=1))
         return 1
-    print(f"printer driver:  {cfg.printer.driver}")
+    _row(N_("printer driver:"), cfg.printer.driver)
     try:
         _printer_report(printer, problems)
         _chip_report(cfg.chip.driver, cfg.chip.options, printer, problems)
@@ -70,63 +74,80 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         try:
             printer.close()
         except DeviceError as exc:
-            problems.append(f"printer: close failed: {exc}")
+            problems.append(Msg("printer: close failed: {error}", error=str(exc)))
     for line in problems:
-        print(f"PROBLEM {line}")
-    print("no problem found" if not problems else f"{len(problems)} problem(s) found")
+        print(_("PROBLEM {problem}").format(problem=tr(line)))
+    # The verdict: always the last line, one line.
+    print(_VERDICT_BAD.format(count=len(problems)) if problems else
+          _("verdict: no problem found; the printer and the encoder are ready"))
     return 1 if problems else 0
+
+
+_VERDICT_BAD = N_("verdict: {count} problem(s) found: fix each PROBLEM line above, then run "
+                  "station doctor again")
+
+
+def _row(label: str, value: object) -> None:
+    print(f"{_(label):<17}{value}")
 
 
 def _printer_report(printer: Any, problems: list[str]) -> None:
     try:
         info = printer.open()
-        print(f"model:           {info.model}\nserial:          {info.serial}\n"
-              f"firmware:        {info.firmware}")
+        _row(N_("model:"), info.model)
+        _row(N_("serial:"), info.serial)
+        _row(N_("firmware:"), info.firmware)
         status = printer.status()
     except DeviceError as exc:
-        problems.append(f"printer: {exc} -> {exc.action}")
+        problems.append(Msg("printer: {error} -> {action}", error=str(exc),
+                            action=Msg(exc.action)))
         return
-    left = "unknown" if status.ribbon_left is None else str(status.ribbon_left)
-    print(f"state:           {status.state}\nribbon left:     {left}")
-    print(f"cover:           {'open' if status.state is PrinterState.COVER_OPEN else 'closed'}")
-    feeder = "empty" if status.hopper == 0 else (
-        "cards present" if status.hopper is None else f"{status.hopper} cards")
-    print(f"feeder:          {feeder}\ncard in path:    {status.card}")
+    left = _("unknown") if status.ribbon_left is None else str(status.ribbon_left)
+    _row(N_("state:"), _(PRINTER_WORDS.get(status.state, str(status.state))))
+    _row(N_("ribbon left:"), left)
+    _row(N_("cover:"), _("open") if status.state is PrinterState.COVER_OPEN else _("closed"))
+    feeder = _("empty") if status.hopper == 0 else (
+        _("cards present") if status.hopper is None else
+        _("{count} cards").format(count=status.hopper))
+    _row(N_("feeder:"), feeder)
+    _row(N_("card in path:"), status.card)
     diagnostics = getattr(printer, "diagnostics", None)
     if callable(diagnostics):
         try:
             for key, value in diagnostics().items():
                 print(f"{key + ':':<17}{value}")
         except DeviceError as exc:
-            problems.append(f"printer counters: {exc}")
+            problems.append(Msg("printer counters: {error}", error=str(exc)))
     if status.state is not PrinterState.READY:
-        problems.append(f"printer is {status.state}: {_ACTIONS.get(status.state, '')}".rstrip())
+        problems.append(Msg("printer is {state}: {action}", state=str(status.state),
+                            action=Msg(_ACTIONS.get(status.state, ""))))
     if status.card is not CardPosition.NONE:
-        problems.append(f"a card is in the printer ({status.card}): the daemon rejects it "
-                        "at start; or remove it by hand")
+        problems.append(Msg("a card is in the printer ({position}): the daemon rejects it at "
+                            "start; or remove it by hand", position=str(status.card)))
 
 
 _ACTIONS = {
-    PrinterState.COVER_OPEN: "close the printer cover",
-    PrinterState.FEEDER_EMPTY: "load blanks into the input hopper",
-    PrinterState.RIBBON_OUT: "replace the ribbon",
-    PrinterState.JAM: "open the printer and remove the jammed card",
+    PrinterState.COVER_OPEN: N_("close the printer cover"),
+    PrinterState.FEEDER_EMPTY: N_("load blanks into the input hopper"),
+    PrinterState.RIBBON_OUT: N_("replace the ribbon"),
+    PrinterState.JAM: N_("open the printer and remove the jammed card"),
 }
 
 
 def _chip_report(driver: str, options: dict[str, Any], printer: Any,
                  problems: list[str]) -> None:
-    print(f"encoder driver:  {driver}")
+    _row(N_("encoder driver:"), driver)
     try:
         chip = load_driver(CHIP_DRIVERS, driver).from_options(options, printer=printer)
     except (ValueError, ImportError) as exc:
-        problems.append(f"encoder: {exc}")
+        problems.append(Msg("encoder: {error}", error=str(exc)))
         return
     try:
         chip.connect(timeout=0.5)
-        print("encoder:         reachable, a card is at the station")
+        _row(N_("encoder:"), _("reachable, a card is at the station"))
         chip.disconnect()
     except NoCard:
-        print("encoder:         reachable, no card at the station")
+        _row(N_("encoder:"), _("reachable, no card at the station"))
     except DeviceError as exc:
-        problems.append(f"encoder: {exc} -> {exc.action}")
+        problems.append(Msg("encoder: {error} -> {action}", error=str(exc),
+                            action=Msg(exc.action)))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gettext
 import os
+import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -132,7 +133,48 @@ def show(entry: Mapping[str, Any] | str | None, lang: Language | None = None) ->
     if entry is None:
         return ""
     if isinstance(entry, str):
-        return _(entry, lang)
+        return translate_text(entry, lang)
     params = {k: show(v, lang) if isinstance(v, Mapping) and "code" in v else v
               for k, v in (entry.get("params") or {}).items()}
     return render(str(entry.get("code", "")), params, lang)
+
+
+def tr(message: str, lang: Language | None = None) -> str:
+    """Any message the station made (a :class:`Msg`, a message id, or the English text of
+    one) in the reader's language."""
+    return show(stored(message) if isinstance(message, Msg) else message, lang)
+
+
+def translate_text(text: str, lang: Language | None = None) -> str:
+    """English ``text`` in the reader's language: a message id as it is, or the English
+    rendering of a template (a reason the database keeps as text, e.g. an inspection
+    note), whose parameters are read back from the text. Unknown text stays as it is
+    (a device's own technical detail)."""
+    lang = lang or _current
+    if lang == "en" or not text:
+        return text
+    exact = _(text, lang)
+    if exact != text:
+        return exact
+    for template, pattern in _patterns(lang):
+        m = pattern.fullmatch(text)
+        if m:
+            params = {k: translate_text(v, lang) for k, v in m.groupdict().items()}
+            return render(template, params, lang)
+    return text
+
+
+@cache
+def _patterns(lang: Language) -> list[tuple[str, re.Pattern[str]]]:
+    """The catalog's templates as patterns, the most specific (longest literal) first."""
+    ids = [m for m in getattr(_catalog(lang), "_catalog", {}) if isinstance(m, str) and "{" in m]
+    out = []
+    for template in ids:
+        parts = re.split(r"\{(\w+)[^{}]*\}", template)
+        if len(set(parts[1::2])) != len(parts[1::2]):
+            continue  # a placeholder used twice: not read back
+        regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)"
+                        for i, p in enumerate(parts))
+        out.append((template, re.compile(regex, re.S), sum(len(p) for p in parts[::2])))
+    out.sort(key=lambda t: -t[2])
+    return [(t, p) for t, p, _n in out]

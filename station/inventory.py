@@ -20,6 +20,7 @@ from typing import Any
 
 from station import store
 from station.config import OfficeConfig
+from station.i18n import Msg
 from station.papers import Signer
 from station.papers_destruction import Destruction, write_berita_acara
 
@@ -41,8 +42,9 @@ class SerialRange:
     def of(cls, first_serial: str, count: int) -> SerialRange:
         m = _SERIAL.match(first_serial)
         if m is None:
-            raise LedgerError(f"serial {first_serial!r} does not end in digits: give the "
-                              "first blank's serial as printed, e.g. KTP0012001")
+            raise LedgerError(Msg("serial {serial} does not end in digits: give the first "
+                                  "blank's serial as printed, e.g. KTP0012001",
+                                  serial=repr(first_serial)))
         number = m.group("number")
         return cls(m.group("prefix"), int(number), int(number) + count - 1, len(number))
 
@@ -57,9 +59,9 @@ def receive(conn: sqlite3.Connection, count: int, batch: str,
             first_serial: str | None = None) -> dict[str, Any]:
     """Record a delivery; a serial range overlapping one already received is refused."""
     if count <= 0:
-        raise LedgerError("COUNT must be a positive number of blanks")
+        raise LedgerError(Msg("COUNT must be a positive number of blanks"))
     if not batch.strip():
-        raise LedgerError("--batch must name the delivery (e.g. the BAST number)")
+        raise LedgerError(Msg("--batch must name the delivery (e.g. the BAST number)"))
     first = last = None
     if first_serial:
         new = SerialRange.of(first_serial, count)
@@ -70,9 +72,10 @@ def receive(conn: sqlite3.Connection, count: int, batch: str,
             old_first, old_last = SerialRange.of(row[0], 1), SerialRange.of(row[1], 1)
             old = SerialRange(old_first.prefix, old_first.first, old_last.first, old_first.width)
             if new.overlaps(old):
-                raise LedgerError(
-                    f"serials {new.label(new.first)}-{new.label(new.last)} overlap batch "
-                    f"{row[2]} ({row[0]}-{row[1]}) already received: check the delivery note")
+                raise LedgerError(Msg(
+                    "serials {first}-{last} overlap batch {batch} ({old_first}-{old_last}) "
+                    "already received: check the delivery note", first=new.label(new.first),
+                    last=new.label(new.last), batch=row[2], old_first=row[0], old_last=row[1]))
         first, last = new.label(new.first), new.label(new.last)
     conn.execute(
         "INSERT INTO ledger(kind, count, batch, first_serial, last_serial, at) "
@@ -86,7 +89,7 @@ def receive(conn: sqlite3.Connection, count: int, batch: str,
 def physical_count(conn: sqlite3.Connection, physical: int, who: str | None) -> dict[str, int]:
     """Record a physical count against the ledger; never changes the stock by itself."""
     if physical < 0:
-        raise LedgerError("PHYSICAL must be the number of blanks counted (0 or more)")
+        raise LedgerError(Msg("PHYSICAL must be the number of blanks counted (0 or more)"))
     totals = store.ledger_totals(conn)
     expected = totals["in_stock"] + totals["in_printer"]
     conn.execute("INSERT INTO physical_counts(at, physical, expected, who) VALUES (?,?,?,?)",
@@ -97,12 +100,13 @@ def physical_count(conn: sqlite3.Connection, physical: int, who: str | None) -> 
 
 def adjust(conn: sqlite3.Connection, delta: int, reason: str, who: str) -> dict[str, Any]:
     if delta == 0:
-        raise LedgerError("an adjustment of 0 changes nothing: give +N or -N")
+        raise LedgerError(Msg("an adjustment of 0 changes nothing: give +N or -N"))
     if len(reason.strip()) < 3:
-        raise LedgerError("--reason must say why the stock is adjusted")
+        raise LedgerError(Msg("--reason must say why the stock is adjusted"))
     if delta < 0 and store.ledger_totals(conn)["in_stock"] + delta < 0:
-        raise LedgerError(f"cannot remove {-delta} blanks: the ledger has only "
-                          f"{store.ledger_totals(conn)['in_stock']} in stock")
+        raise LedgerError(Msg("cannot remove {count} blanks: the ledger has only {stock} in "
+                              "stock", count=-delta,
+                              stock=store.ledger_totals(conn)["in_stock"]))
     conn.execute("INSERT INTO ledger(kind, count, reason, who, at) VALUES ('adjusted',?,?,?,?)",
                  (delta, reason, who, time.time()))
     store.audit(conn, "blanks_adjusted", detail=f"{delta:+d} by {who}: {reason}")
@@ -140,10 +144,10 @@ def destroy(run: Callable[[Callable[[sqlite3.Connection], Any]], Any],
     only once that is committed, and if it cannot be written nothing is recorded. A card
     spoiled meanwhile stays waiting for the next destruction. Returns path and count."""
     if not witnesses:
-        raise LedgerError("a destruction needs at least one --witness NAME")
+        raise LedgerError(Msg("a destruction needs at least one --witness NAME"))
     cards, did = run(lambda c: (spoiled_pending(c), _next_destruction_id(c)))
     if not cards:
-        raise LedgerError("no spoiled cards are waiting for destruction")
+        raise LedgerError(Msg("no spoiled cards are waiting for destruction"))
     now = time.time()
     local = dt.datetime.fromtimestamp(now, tz)
     path = pdf or out_dir / f"berita-acara-{local:%Y%m%d}-{did}.pdf"
@@ -152,14 +156,14 @@ def destroy(run: Callable[[Callable[[sqlite3.Connection], Any]], Any],
         write_berita_acara(Destruction(did, local, place, station_id, witnesses, cards),
                            office or OfficeConfig(), tmp)
     except OSError as exc:
-        raise LedgerError(f"cannot write the berita acara to {path}: {exc.strerror}; "
-                          "nothing was recorded") from exc
+        raise LedgerError(Msg("cannot write the berita acara to {path}: {reason}; nothing "
+                              "was recorded", path=path, reason=exc.strerror)) from exc
 
     def record(conn: sqlite3.Connection) -> None:
         still = {c["entry_id"] for c in spoiled_pending(conn)}
         if _next_destruction_id(conn) != did or not {c["entry_id"] for c in cards} <= still:
-            raise LedgerError("another destruction was recorded meanwhile: run the "
-                              "command again")
+            raise LedgerError(Msg("another destruction was recorded meanwhile: run the "
+                                  "command again"))
         conn.execute("INSERT INTO destructions(destruction_id, at, place, witnesses, "
                      "document) VALUES (?,?,?,?,?)",
                      (did, now, place, json.dumps([w.name for w in witnesses]), str(path)))

@@ -14,6 +14,7 @@ import sqlite3
 import time
 from typing import Any
 
+from station.i18n import N_, _
 from station.policy import burn_rate
 from station.store import CAUSES, SPOIL_CLASSES
 
@@ -94,14 +95,33 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+#: The text report's row labels (the CSV and JSON keep the field names).
+LABELS = {
+    "printed": N_("printed"), "spoiled": N_("spoiled (all)"), "destroyed": N_("destroyed"),
+    "deferred": N_("deferred"), "received": N_("received"), "adjusted": N_("adjusted"),
+    "stock_start": N_("stock at start"), "stock_end": N_("stock at end"),
+    "days_left": N_("days of stock left"),
+    "spoiled_failed encode": N_("spoiled: failed encode"),
+    "spoiled_failed print": N_("spoiled: failed print"),
+    "spoiled_physically damaged": N_("spoiled: physically damaged"),
+    "spoiled_chip dead/invalid": N_("spoiled: chip dead/invalid"),
+    "spoiled_by_record": N_("spoiled, caused by the record"),
+    "spoiled_by_blank": N_("spoiled, caused by the blank"),
+    "spoiled_by_device": N_("spoiled, caused by the device"),
+    "spoiled_by_other": N_("spoiled, cause not known"),
+}
+
+
 def to_text(report: dict[str, Any], station_id: str) -> str:
-    lines = [f"Blank report {report['period']} — station {station_id}", ""]
-    width = max(len(f) for f in FIELDS)
+    lines = [_("Blank report {period} — station {station}").format(
+        period=report["period"], station=station_id), ""]
+    labels = {f: _(LABELS.get(f, f.replace("_", " "))) for f in FIELDS[1:]}
+    width = max(len(label) for label in labels.values())
     for f in FIELDS[1:]:
         value = "-" if report[f] is None else report[f]
-        lines.append(f"  {f.replace('_', ' '):<{width}}  {value:>7}")
+        lines.append(f"  {labels[f]:<{width}}  {value:>7}")
     if report.get("days"):
-        lines += ["", "  day         printed spoiled received stock_end"]
+        lines += ["", "  " + _("day         printed spoiled received stock_end")]
         lines += [f"  {d['period']}  {d['printed']:>7} {d['spoiled']:>7} {d['received']:>8} "
                   f"{d['stock_end']:>9}" for d in report["days"]
                   if d["printed"] or d["spoiled"] or d["received"] or d["adjusted"]]
