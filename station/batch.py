@@ -1,49 +1,51 @@
 """Offline batches, the station's side: for offices cut off from the centre for days.
 
     station batch key            print this station's results key (created on first use)
+    station batch pubkey         print the key the centre seals this station's batches to
     station batch import FILE    buffer a signed batch the centre issued to this station
     station batch export FILE    write the results not yet acknowledged as a signed file
 
-Import checks the file's signature against the centre keys the station trusts and that it
-is addressed to this ``station_id``; then each record is checked like a leased one (its
-own signature, its content), sealed with the data key and buffered with the batch's lease
-deadline (days away). A record the station already holds, printed or failed is left as
-it is, so a batch imported twice prints nothing twice; one it dropped or released earlier
-is buffered again. A bad record is reported ``failed``.
+Import opens the file with the station's batch key (it is sealed to this station, see
+``station/central/batchfile.py``), checks the signature inside against the centre keys the
+station trusts and that it is addressed to this ``station_id``; then each record is
+checked like a leased one (its grant, its own signature, its content), sealed with the
+data key and buffered with the batch's lease deadline (days away); leases already over
+are refused at import with the reason. A record the station already holds, printed or
+failed is left as it is, so a batch imported twice prints nothing twice; one it dropped
+or released earlier is buffered again. A bad record is reported ``failed``.
 
 Export writes the outbox's pending results (or every result since a time) signed with the
-station's Ed25519 key ``state_dir/station.key`` (mode 0600). Exported results stay pending
-in the outbox: the link acknowledges them later, and the centre counts a result once by
-its ``result_id`` however many times it arrives (file, link, or both).
+station's Ed25519 key ``state_dir/station.key`` (mode 0600, see ``station/batchkeys.py``).
+Exported results stay pending in the outbox: the link acknowledges them later, and the
+centre counts a result once by its ``result_id`` however many times it arrives (file,
+link, or both).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sqlite3
-import stat
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    load_pem_private_key,
-)
 
 from station import cli_common, store
+from station.batchkeys import (
+    batch_public_key,
+    load_or_create_batch_key,
+    load_or_create_station_key,
+    station_key_path,
+    station_public_key,
+)
 from station.central.batchfile import (
     BatchBody,
     BatchFileError,
     ResultsBody,
-    read_signed,
+    read_sealed,
     sign_body,
     station_key_id,
     verify_body,
@@ -51,16 +53,14 @@ from station.central.batchfile import (
 )
 from station.central.protocol import CardResult
 from station.config import StationConfig
-from station.crypto import DataKey, KeyFileError, bind_data_key
+from station.crypto import DataKey, bind_data_key
 from station.db import connect, migrate, transaction
 from station.i18n import _
 from station.ingest import buffer_signed
 from station.records import public_key_b64
 
 log = structlog.get_logger("station.batch")
-
-STATION_KEY_FILE = "station.key"
-
+__all__ = ["station_key_path", "station_public_key"]  # kept importable from here
 
 @dataclass(frozen=True)
 class ImportReport:
@@ -79,47 +79,6 @@ class ExportReport:
     public_key: str
 
 
-# -- the station's results key --------------------------------------------------------
-
-
-def station_key_path(cfg: StationConfig) -> Path:
-    return cfg.state_dir / STATION_KEY_FILE
-
-
-def load_or_create_station_key(cfg: StationConfig) -> Ed25519PrivateKey:
-    """The station's Ed25519 key (created 0600 on first use); refuses a file others read."""
-    path = station_key_path(cfg)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process created it meanwhile: use theirs
-        else:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(pem)
-                fh.flush()
-                os.fsync(fh.fileno())
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(f"station key file {path} is readable by others "
-                           f"(mode {stat.S_IMODE(mode):o}): run chmod 600 {path}")
-    try:
-        key = load_pem_private_key(path.read_bytes(), password=None)
-    except ValueError as exc:
-        raise KeyFileError(f"station key file {path} does not hold a PEM private key") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"station key file {path} does not hold an Ed25519 key")
-    return key
-
-
-def station_public_key(cfg: StationConfig) -> str:
-    """The base64 raw public key the centre registers for this station's results files."""
-    return public_key_b64(load_or_create_station_key(cfg).public_key())
-
-
 # -- import ----------------------------------------------------------------------------
 
 
@@ -130,7 +89,7 @@ def import_batch(cfg: StationConfig, path: Path, *, data_key: DataKey | None = N
     from station.pipeline import boot_id
 
     keys = trusted_keys(cfg)
-    body = verify_body(read_signed(path), keys, BatchBody)
+    body = verify_body(read_sealed(path, load_or_create_batch_key(cfg)), keys, BatchBody)
     if body.station_id != cfg.station_id:
         raise BatchFileError(f"batch {body.batch_id} is addressed to station "
                              f"{body.station_id}, not to this station ({cfg.station_id})")
@@ -217,11 +176,13 @@ def export_results(cfg: StationConfig, path: Path, *, since: float | None = None
 
 
 def add_batch_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``batch key | import FILE | export FILE`` under the station's CLI."""
+    """Register ``batch key | pubkey | import FILE | export FILE`` under the station's CLI."""
     batch = sub.add_parser("batch", help="offline batches: import records, export results")
     verbs = batch.add_subparsers(dest="batch_command", required=True)
     verbs.add_parser("key", help="print this station's results key for the centre"
                      ).set_defaults(func=cmd_batch_key)
+    verbs.add_parser("pubkey", help="print the key the centre seals this station's batches to"
+                     ).set_defaults(func=cmd_batch_pubkey)
     p = verbs.add_parser("import", help="buffer a signed batch issued to this station")
     p.add_argument("file", type=Path)
     p.set_defaults(func=cmd_batch_import)
@@ -239,6 +200,12 @@ def _cfg(args: argparse.Namespace) -> StationConfig:
 def cmd_batch_key(args: argparse.Namespace) -> int:
     cfg = _cfg(args)
     print(station_public_key(cfg))
+    return 0
+
+
+def cmd_batch_pubkey(args: argparse.Namespace) -> int:
+    cfg = _cfg(args)
+    print(batch_public_key(cfg))
     return 0
 
 

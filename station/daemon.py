@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from drivers.base import CHIP_DRIVERS, PRINTER_DRIVERS, CardPrinter, ChipChannel, load_driver
 from drivers.errors import DeviceError
 from station import faults, store, systemd
+from station.batchkeys import load_or_create_batch_key
 from station.central.client import QueueClient, TlsSettings
 from station.config import ConfigError, StationConfig, load_config
 from station.crypto import DataKey, KeyFileError, bind_data_key
@@ -115,6 +116,7 @@ class Station:
         db = Database(cfg.db_path)
         try:
             data_key = db.run(lambda c: bind_data_key(c, cfg.key_path, data_key))
+            load_or_create_batch_key(cfg)  # as the service user: batches can be sealed to it
         except KeyFileError:
             db.close()
             raise

@@ -1,13 +1,15 @@
 """Offline batches, the centre's side: issue a signed batch to one station, register the
 station's results key, ingest the signed results file it carries back (idempotently).
 
-    station central batch register --db DB --station ID --key station.pub
+    station central batch register --db DB --station ID [--key station.pub] [--batch-key F]
     station central batch create   --db DB --key-dir DIR --station ID --count N --days D --out F
     station central batch ingest   --db DB FILE
 
 A batch leases ``count`` ready records (queue order) to the station for ``days`` days in
-one transaction: the records stay leased at the centre, so no other station prints them,
-and the station's lease renewals never shorten them. Ingesting goes through the same code
+one transaction and seals the signed file to the station's registered batch key (only that
+station can open it: the file carries personal data); the records stay leased at the
+centre, so no other station prints them, and the station's lease renewals never shorten
+them. Ingesting goes through the same code
 as ``POST /v1/results``: a result already known (by ``result_id``, from the link or an
 earlier ingest) is counted as a duplicate and changes nothing.
 """
@@ -25,6 +27,7 @@ from uuid import uuid4
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from station.central.batchfile import (
     BatchBody,
@@ -32,11 +35,12 @@ from station.central.batchfile import (
     BatchLease,
     ResultsBody,
     SignedFile,
+    load_box_key,
     read_signed,
     sign_body,
     station_key_id,
     verify_body,
-    write_signed,
+    write_sealed,
 )
 from station.central.queue_db import QueueDB, SchemaError
 from station.grants import sign_grant
@@ -63,13 +67,35 @@ def register_station_key(db: QueueDB, station_id: str, public_key_b64: str) -> N
         load_public_key(public_key_b64)
     except ValueError as exc:
         raise BatchFileError("not a base64 Ed25519 public key") from exc
+    _store_key(db, "station_keys", station_id, public_key_b64)
+
+
+def register_batch_key(db: QueueDB, station_id: str, public_key_b64: str) -> None:
+    """Seal ``station_id``'s batches to ``public_key_b64`` (`station batch pubkey`)."""
+    load_box_key(public_key_b64)
+    _store_key(db, "station_batch_keys", station_id, public_key_b64)
+
+
+def _store_key(db: QueueDB, table: str, station_id: str, public_key_b64: str) -> None:
     with db.transaction() as c:
         c.execute(
-            "INSERT INTO station_keys (station_id, public_key, added_ts) VALUES (?, ?, ?)"
+            f"INSERT INTO {table} (station_id, public_key, added_ts) VALUES (?, ?, ?)"
             " ON CONFLICT (station_id) DO UPDATE SET public_key = excluded.public_key,"
             " added_ts = excluded.added_ts",
             (station_id, public_key_b64, db.clock()),
         )
+
+
+def batch_key_for(db: QueueDB, station_id: str) -> X25519PublicKey:
+    """The batch key registered for ``station_id``; :class:`BatchFileError` without one."""
+    with db.transaction() as c:
+        row = c.execute("SELECT public_key FROM station_batch_keys WHERE station_id = ?",
+                        (station_id,)).fetchone()
+    if row is None:
+        raise BatchFileError(
+            f"no batch key registered for station {station_id!r}: run `station central batch "
+            "register --batch-key FILE` with the key `station batch pubkey` prints there")
+    return load_box_key(row[0])
 
 
 def create_batch(db: QueueDB, key: Ed25519PrivateKey, key_id: str, *, station_id: str,
@@ -146,11 +172,13 @@ def add_central_batch_commands(sub: argparse._SubParsersAction) -> None:  # type
     batch = sub.add_parser("batch", help="offline batches: issue, ingest results")
     verbs = batch.add_subparsers(dest="batch_command", required=True)
 
-    p = verbs.add_parser("register", help="trust a station's results key")
+    p = verbs.add_parser("register", help="trust a station's results key, record its batch key")
     p.add_argument("--db", type=Path, required=True)
     p.add_argument("--station", required=True)
-    p.add_argument("--key", type=Path, required=True,
+    p.add_argument("--key", type=Path,
                    help="file with the key `station batch key` printed (base64)")
+    p.add_argument("--batch-key", type=Path,
+                   help="file with the key `station batch pubkey` printed (base64)")
     p.set_defaults(func=cmd_register)
 
     p = verbs.add_parser("create", help="lease records to one station for days, signed")
@@ -173,17 +201,23 @@ def _open(path: Path) -> QueueDB:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
+    if args.key is None and args.batch_key is None:
+        print("error: give --key, --batch-key or both", file=sys.stderr)
+        return 2
     try:
-        key = args.key.read_text("ascii").strip()
+        keys = [(what, path.read_text("ascii").strip()) for what, path in
+                (("results", args.key), ("batch", args.batch_key)) if path is not None]
         db = _open(args.db)
         try:
-            register_station_key(db, args.station, key)
+            for what, key in keys:
+                (register_station_key if what == "results" else register_batch_key)(
+                    db, args.station, key)
         finally:
             db.close()
     except (OSError, UnicodeDecodeError, sqlite3.Error, SchemaError, BatchFileError) as exc:
         print(f"error: cannot register the key: {exc}", file=sys.stderr)
         return 1
-    print(f"station {args.station}: results key registered")
+    print(f"station {args.station}: {' and '.join(w for w, _ in keys)} key registered")
     return 0
 
 
@@ -194,11 +228,12 @@ def cmd_create(args: argparse.Namespace) -> int:
         key_id, key = load_or_create_key(args.key_dir)
         db = _open(args.db)
         try:
+            recipient = batch_key_for(db, args.station)  # before any record is leased
             signed = create_batch(db, key, key_id, station_id=args.station, count=args.count,
                                   days=args.days)
         finally:
             db.close()
-        write_signed(args.out, signed)
+        write_sealed(args.out, signed, args.station, recipient)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

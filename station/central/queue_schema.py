@@ -92,4 +92,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_station ON audit (station_id, at);
     """,
+    """
+    -- The X25519 key each station's offline batches are sealed to (`station batch pubkey`).
+    CREATE TABLE station_batch_keys (
+        station_id   TEXT PRIMARY KEY,
+        public_key   TEXT NOT NULL,               -- base64 raw X25519 public key
+        added_ts     REAL NOT NULL
+    );
+    """,
 )

@@ -22,6 +22,7 @@ from station.batch import (
     station_key_path,
     station_public_key,
 )
+from station.batchkeys import batch_public_key, load_or_create_batch_key
 from station.central.batches import (
     add_central_batch_commands,
     create_batch,
@@ -31,8 +32,12 @@ from station.central.batches import (
 from station.central.batchfile import (
     BatchBody,
     BatchFileError,
+    SignedFile,
+    load_box_key,
+    read_sealed,
     read_signed,
     sign_body,
+    write_sealed,
     write_signed,
 )
 from station.central.seed import load_or_create_key, make_record
@@ -41,7 +46,7 @@ from station.daemon import Station
 from station.records import sign_record
 from tests.station.harness import Central, db_counts, station_config, wait_for
 from tests.station.netfaults import FaultProxy, Mode
-from tests.station.test_end_to_end import receive
+from tests.station.test_end_to_end import personal_values, receive
 
 
 @pytest.fixture
@@ -52,12 +57,24 @@ def offline(central: Central) -> Iterator[FaultProxy]:
         yield proxy
 
 
-def issue(central: Central, path: Path, *, station: str = "t-01", count: int = 10,
-          days: float = 3.0) -> Path:
-    key_id, key = load_or_create_key(central.key_dir)
-    write_signed(path, create_batch(central.server.db, key, key_id, station_id=station,
-                                    count=count, days=days))
+def seal(path: Path, signed: SignedFile, to: StationConfig) -> Path:
+    """Write ``signed`` sealed to ``to``'s batch key, as the centre's create verb does."""
+    write_sealed(path, signed, to.station_id, load_box_key(batch_public_key(to)))
     return path
+
+
+def issue(central: Central, path: Path, to: StationConfig, *, station: str | None = None,
+          count: int = 10, days: float = 3.0) -> Path:
+    """A batch of ``count`` records for ``station`` (default ``to``'s), sealed to ``to``."""
+    key_id, key = load_or_create_key(central.key_dir)
+    return seal(path, create_batch(central.server.db, key, key_id,
+                                   station_id=station or to.station_id, count=count,
+                                   days=days), to)
+
+
+def opened(path: Path, cfg: StationConfig) -> BatchBody:
+    """The batch inside a sealed file, opened with ``cfg``'s batch key."""
+    return BatchBody.model_validate(read_sealed(path, load_or_create_batch_key(cfg)).body)
 
 
 def buffered(cfg: StationConfig) -> int:
@@ -77,7 +94,7 @@ def test_batch_printed_offline_then_ingested_twice_and_drained_counts_once(
     receive(config, 30)
     cfg = load_config(config)
     register_station_key(central.server.db, cfg.station_id, station_public_key(cfg))
-    batch = issue(central, tmp_path / "batch.json", count=12)
+    batch = issue(central, tmp_path / "batch.json", cfg, count=12)
     assert central.server.summary().leased == 12  # held for this station for days
 
     report = import_batch(cfg, batch)
@@ -116,7 +133,7 @@ def test_importing_a_batch_twice_buffers_nothing_twice(tmp_path: Path, central: 
     """A second import of the same batch leaves the buffer as the first left it."""
     central.seed(5)
     cfg = load_config(station_config(tmp_path, central))
-    batch = issue(central, tmp_path / "batch.json", count=5)
+    batch = issue(central, tmp_path / "batch.json", cfg, count=5)
     assert import_batch(cfg, batch).buffered == 5
     again = import_batch(cfg, batch)
     assert (again.buffered, again.known) == (0, 5)
@@ -127,7 +144,7 @@ def test_batch_for_another_station_is_refused(tmp_path: Path, central: Central) 
     """A batch addressed to another station is refused whole, naming both stations."""
     central.seed(4)
     cfg = load_config(station_config(tmp_path, central))
-    batch = issue(central, tmp_path / "batch.json", station="t-02", count=4)
+    batch = issue(central, tmp_path / "batch.json", cfg, station="t-02", count=4)
     with pytest.raises(BatchFileError, match=r"t-02.*t-01"):
         import_batch(cfg, batch)
     assert not cfg.db_path.exists() or buffered(cfg) == 0
@@ -138,11 +155,12 @@ def test_altered_or_foreign_batch_is_refused(tmp_path: Path, central: Central) -
     refused and buffers nothing."""
     central.seed(4)
     cfg = load_config(station_config(tmp_path, central))
-    batch = issue(central, tmp_path / "batch.json", count=4)
-    data = json.loads(batch.read_text())
+    key_id, key = load_or_create_key(central.key_dir)
+    signed = create_batch(central.server.db, key, key_id, station_id="t-01", count=4, days=3)
+    batch = seal(tmp_path / "batch.json", signed, cfg)
+    data = signed.model_dump(mode="json")
     data["body"]["records"][0]["expires_at"] = "2099-01-01T00:00:00Z"  # stretch one lease
-    altered = tmp_path / "altered.json"
-    altered.write_text(json.dumps(data))
+    altered = seal(tmp_path / "altered.json", SignedFile.model_validate(data), cfg)
     with pytest.raises(BatchFileError, match="does not verify"):
         import_batch(cfg, altered)
 
@@ -150,14 +168,17 @@ def test_altered_or_foreign_batch_is_refused(tmp_path: Path, central: Central) -
     stranger.mkdir()
     _, key = load_or_create_key(stranger)
     central.seed(2)
-    write_signed(tmp_path / "foreign.json", create_batch(
-        central.server.db, key, "intruder-1", station_id="t-01", count=2, days=1))
+    seal(tmp_path / "foreign.json", create_batch(
+        central.server.db, key, "intruder-1", station_id="t-01", count=2, days=1), cfg)
     with pytest.raises(BatchFileError, match="not trusted"):
         import_batch(cfg, tmp_path / "foreign.json")
     truncated = tmp_path / "truncated.json"
     truncated.write_bytes(batch.read_bytes()[:500])
     with pytest.raises(BatchFileError, match="truncated"):
         import_batch(cfg, truncated)
+    write_signed(tmp_path / "clear.json", signed)
+    with pytest.raises(BatchFileError, match=r"not sealed to this station \(a batch in clear"):
+        import_batch(cfg, tmp_path / "clear.json")
     assert not cfg.db_path.exists() or buffered(cfg) == 0
 
 
@@ -169,7 +190,7 @@ def test_forged_record_in_a_signed_batch_is_reported_failed(
     central.server.add_records([sign_record(make_record(900, seed=9), Ed25519PrivateKey
                                             .generate(), "central-1")])
     cfg = load_config(station_config(tmp_path, central))
-    report = import_batch(cfg, issue(central, tmp_path / "batch.json", count=4))
+    report = import_batch(cfg, issue(central, tmp_path / "batch.json", cfg, count=4))
     assert (report.buffered, report.refused) == (3, 1)
     assert buffered(cfg) == 3
     conn = sqlite3.connect(cfg.db_path)
@@ -186,7 +207,7 @@ def test_results_file_needs_the_registered_station_key(tmp_path: Path, central: 
     central.server.add_records([sign_record(make_record(901, seed=9), Ed25519PrivateKey
                                             .generate(), "central-1")])
     cfg = load_config(station_config(tmp_path, central))
-    import_batch(cfg, issue(central, tmp_path / "batch.json", count=1))  # one failed result
+    import_batch(cfg, issue(central, tmp_path / "batch.json", cfg, count=1))  # one failed
     exported = export_results(cfg, tmp_path / "results.json")
     assert exported.results == 1
     assert station_key_path(cfg).stat().st_mode & 0o777 == 0o600
@@ -217,8 +238,9 @@ def test_renewals_never_shorten_a_batch_lease(tmp_path: Path, central: Central) 
     from station.central.client import QueueClient
 
     central.seed(2)
-    data = json.loads(issue(central, tmp_path / "b.json", count=2, days=2).read_text())
-    lease_ids = [r["lease_id"] for r in data["body"]["records"]]
+    cfg = load_config(station_config(tmp_path, central))
+    body = opened(issue(central, tmp_path / "b.json", cfg, count=2, days=2), cfg)
+    lease_ids = [r.lease_id for r in body.records]
     client = QueueClient(central.server.url, "t-01")
     try:
         renewed = client.renew(lease_ids).renewed
@@ -250,8 +272,17 @@ def test_cli_verbs_carry_a_batch_both_ways(tmp_path: Path, central: Central,
     assert _cli("--config", str(config), "batch", "key") == 0
     pub = tmp_path / "t-01.pub"
     pub.write_text(capsys.readouterr().out.strip())
+    assert _cli("--config", str(config), "batch", "pubkey") == 0
+    box = tmp_path / "t-01.box"
+    box.write_text(capsys.readouterr().out.strip())
+    assert _cli("central", "batch", "create", "--db", db, "--key-dir", str(central.key_dir),
+                "--station", "t-01", "--count", "3", "--days", "2",
+                "--out", str(tmp_path / "b.json")) == 2
+    assert "no batch key registered for station 't-01'" in capsys.readouterr().err
+    assert central.server.summary().leased == 0  # nothing leased for a file never written
     assert _cli("central", "batch", "register", "--db", db, "--station", "t-01",
-                "--key", str(pub)) == 0
+                "--key", str(pub), "--batch-key", str(box)) == 0
+    assert "results and batch key registered" in capsys.readouterr().out
     assert _cli("central", "batch", "create", "--db", db, "--key-dir", str(central.key_dir),
                 "--station", "t-01", "--count", "3", "--days", "2",
                 "--out", str(tmp_path / "b.json")) == 0
@@ -273,7 +304,7 @@ def test_batch_whose_leases_already_expired_is_refused_at_import(
     central.seed(5)
     config = station_config(tmp_path, central)
     cfg = load_config(config)
-    short = issue(central, tmp_path / "short.json", count=3, days=30 / 86400)
+    short = issue(central, tmp_path / "short.json", cfg, count=3, days=30 / 86400)
     with pytest.raises(BatchFileError, match=r"every lease in it has expired \(or ends "
                                              r"within 60 s\)"):
         import_batch(cfg, short)
@@ -284,8 +315,49 @@ def test_batch_whose_leases_already_expired_is_refused_at_import(
     body = BatchBody.model_validate(signed.body)
     stale = body.records[0].model_copy(update={"expires_at": dt.datetime.now(dt.UTC)})
     mixed = body.model_copy(update={"records": [stale, body.records[1]]})
-    write_signed(tmp_path / "mixed.json", sign_body(mixed, key, key_id))
+    seal(tmp_path / "mixed.json", sign_body(mixed, key, key_id), cfg)
     assert _cli("--config", str(config), "batch", "import", str(tmp_path / "mixed.json")) == 0
     assert ("1 records buffered, 0 already known, 0 refused, 1 not buffered: their lease "
             "had expired") in capsys.readouterr().out
     assert buffered(cfg) == 1
+
+
+def test_sealed_batch_opens_only_at_its_station_and_carries_no_pii_in_clear(
+        tmp_path: Path, central: Central) -> None:
+    """The batch file's bytes hold no NIK or name (the same batch in clear does); another
+    station cannot open it, not even by putting its own key in the header; a changed byte
+    is refused; its own station opens it, with its batch key kept 0600."""
+    central.seed(3)
+    a = load_config(station_config(tmp_path, central))
+    (tmp_path / "b").mkdir()
+    b = load_config(station_config(tmp_path / "b", central, station_id="t-02"))
+    key_id, key = load_or_create_key(central.key_dir)
+    signed = create_batch(central.server.db, key, key_id, station_id="t-01", count=3, days=2)
+    sealed = seal(tmp_path / "batch.ektp", signed, a).read_bytes()
+    write_signed(tmp_path / "clear.json", signed)
+    clear = (tmp_path / "clear.json").read_bytes()
+    people = personal_values(central)
+    assert len(people) == 6
+    assert all(v in clear for v in people)
+    assert not [v for v in people if v in sealed]
+
+    with pytest.raises(BatchFileError, match="is sealed for station t-01's key, not this "
+                                             "station's: only that station can open it"):
+        import_batch(b, tmp_path / "batch.ektp")
+    head, _, rest = sealed.partition(b"\n")
+    header, _, cipher = rest.partition(b"\n")
+    fields = json.loads(header)
+    fields["recipient"] = batch_public_key(b)
+    (tmp_path / "rekeyed.ektp").write_bytes(
+        head + b"\n" + json.dumps(fields).encode() + b"\n" + cipher)
+    with pytest.raises(BatchFileError, match="cannot be opened with this station's batch key"):
+        import_batch(b, tmp_path / "rekeyed.ektp")
+    flipped = bytearray(sealed)
+    flipped[-20] ^= 0x01
+    (tmp_path / "flipped.ektp").write_bytes(bytes(flipped))
+    with pytest.raises(BatchFileError, match="cannot be opened with this station's batch key"):
+        import_batch(a, tmp_path / "flipped.ektp")
+    assert not b.db_path.exists() or buffered(b) == 0
+
+    assert import_batch(a, tmp_path / "batch.ektp").buffered == 3
+    assert (a.state_dir / "batch.key").stat().st_mode & 0o777 == 0o600

@@ -29,7 +29,7 @@ def test_import_with_another_key_is_refused_and_creates_none(
     config = station_config(tmp_path, central, data_key_file=station_key)
     receive(config, 30)
     cfg = load_config(config)
-    assert import_batch(cfg, issue(central, tmp_path / "b1.json", count=5)).buffered == 5
+    assert import_batch(cfg, issue(central, tmp_path / "b1.json", cfg, count=5)).buffered == 5
 
     (tmp_path / "other").mkdir()
     other_user = station_config(tmp_path / "other", central,
@@ -37,7 +37,7 @@ def test_import_with_another_key_is_refused_and_creates_none(
     default_key = cfg.state_dir / "data.key"
     capsys.readouterr()
     code = main(["--config", str(other_user), "batch", "import",
-                 str(issue(central, tmp_path / "b2.json", count=5))])
+                 str(issue(central, tmp_path / "b2.json", cfg, count=5))])
     err = capsys.readouterr().err.strip()
     assert code == 78
     assert err == (f"data key file {default_key} is missing, but the station database "
@@ -65,7 +65,7 @@ def test_key_replaced_under_a_database_with_payloads_is_refused(
     config = station_config(tmp_path, central)
     receive(config, 10)
     cfg = load_config(config)
-    import_batch(cfg, issue(central, tmp_path / "b.json", count=3))
+    import_batch(cfg, issue(central, tmp_path / "b.json", cfg, count=3))
     conn = sqlite3.connect(cfg.db_path)
     conn.execute("DELETE FROM station_meta")
     conn.commit()

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from station import store
 from station.batch import import_batch
-from station.central.batchfile import BatchBody, read_signed, sign_body, write_signed
+from station.central.batchfile import sign_body
 from station.central.protocol import LeasedRecord, LeaseResponse
 from station.central.seed import load_or_create_key
 from station.config import StationConfig, load_config
@@ -23,7 +23,7 @@ from station.db import connect, migrate, transaction
 from station.grants import SignedGrant, sign_grant
 from station.ingest import buffer_signed
 from tests.station.harness import Central, station_config
-from tests.station.test_batch import issue
+from tests.station.test_batch import issue, opened, seal
 
 
 def leased(central: Central, station: str, n: int) -> list[LeasedRecord]:
@@ -127,14 +127,12 @@ def test_batch_record_granted_elsewhere_is_refused(tmp_path: Path, central: Cent
     station) is refused with the reason; the other records are buffered."""
     central.seed(4)
     cfg = station(tmp_path, central, "t-01")
-    first = BatchBody.model_validate(read_signed(issue(central, tmp_path / "a.json",
-                                                       count=2)).body)
-    second = BatchBody.model_validate(read_signed(issue(central, tmp_path / "b.json",
-                                                        count=2)).body)
+    first = opened(issue(central, tmp_path / "a.json", cfg, count=2), cfg)
+    second = opened(issue(central, tmp_path / "b.json", cfg, count=2), cfg)
     moved = second.records[0].model_copy(update={"grant": first.records[0].grant})
     key_id, key = load_or_create_key(central.key_dir)
-    write_signed(tmp_path / "c.json", sign_body(
-        second.model_copy(update={"records": [moved, second.records[1]]}), key, key_id))
+    seal(tmp_path / "c.json", sign_body(
+        second.model_copy(update={"records": [moved, second.records[1]]}), key, key_id), cfg)
     report = import_batch(cfg, tmp_path / "c.json")
     assert (report.buffered, report.refused) == (1, 1)
     conn = sqlite3.connect(cfg.db_path)

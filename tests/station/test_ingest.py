@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from station import store
 from station.batch import import_batch
-from station.central.batchfile import BatchBody, read_signed
 from station.config import StationConfig, load_config
 from station.crypto import bind_data_key
 from station.daemon import trusted_keys
@@ -21,7 +20,7 @@ from station.db import connect, migrate, transaction
 from station.ingest import buffer_signed
 from station.records import SignedRecord, sign_record
 from tests.station.harness import Central, db_counts, running_station, station_config, wait_for
-from tests.station.test_batch import issue
+from tests.station.test_batch import issue, opened
 from tests.station.test_end_to_end import receive
 
 
@@ -42,7 +41,7 @@ def twin(central: Central, record_id: str) -> SignedRecord:
 def deliver(cfg: StationConfig, signed: SignedRecord, batch: Path) -> bool:
     """Hand ``signed`` to the station's intake under the lease and grant the station holds
     for that record (copied from the batch, as an attacker who saw it could)."""
-    body = BatchBody.model_validate(read_signed(batch).body)
+    body = opened(batch, cfg)
     [item] = [i for i in body.records if i.signed.record_id() == signed.record_id()]
     conn = connect(cfg.db_path)
     try:
@@ -74,7 +73,7 @@ def test_forged_twin_never_fails_the_good_record(tmp_path: Path, central: Centra
     config = station_config(tmp_path, central)
     cfg = load_config(config)
     receive(config, 5)
-    batch = issue(central, tmp_path / "b.json", count=2)
+    batch = issue(central, tmp_path / "b.json", cfg, count=2)
     assert import_batch(cfg, batch).buffered == 2
 
     assert deliver(cfg, twin(central, "PRR-000001"), batch) is False
