@@ -230,6 +230,8 @@ class QueueDB:
                     renewed[lease_id] = expires - now
                 else:
                     lost.append(lease_id)
+                    trust.refuse_foreign_lease(c, now, req.station_id, lease_id,
+                                               "/v1/leases/renew")
         return p.RenewResponse(renewed=renewed, lost=lost)
 
     def release(self, req: p.ReleaseRequest) -> p.ReleaseResponse:
@@ -245,6 +247,9 @@ class QueueDB:
                 if cur.rowcount:
                     self._close_lease(c, lease_id, now, f"released:{req.reason}")
                     released.append(lease_id)
+                else:
+                    trust.refuse_foreign_lease(c, now, req.station_id, lease_id,
+                                               "/v1/leases/release")
         return p.ReleaseResponse(released=released)
 
     @staticmethod

@@ -73,3 +73,14 @@ def result_fault(c: sqlite3.Connection, station_id: str, res: p.CardResult) -> s
         if row is not None and row[1] is not None and row[2] != station_id:
             return f"record {res.record_id[:64]!r} is leased to another station now"
     return None
+
+
+def refuse_foreign_lease(c: sqlite3.Connection, now: float, station_id: str, lease_id: str,
+                         endpoint: str) -> None:
+    """Audit a renew or release of a lease the centre granted to another station (a lease
+    that is merely unknown or closed is answered as lost, not audited)."""
+    row = c.execute("SELECT station_id FROM leases WHERE lease_id = ?", (lease_id,)).fetchone()
+    if row is not None and row[0] != station_id:
+        record_refusal(c, now, station_id=station_id, endpoint=endpoint,
+                       reason=f"lease {lease_id[:64]!r} is held by another station, "
+                              f"not {station_id[:64]!r}")

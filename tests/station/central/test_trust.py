@@ -163,6 +163,25 @@ def test_results_count_only_from_the_lease_holder(
     assert all(r.startswith("result ") for r in reasons)
 
 
+def test_renew_and_release_only_by_the_lease_holder(
+        server: CentralServer, as_station: Callable[..., httpx.Client]) -> None:
+    """t-02, with its own certificate, cannot renew or release t-01's lease: answered lost
+    and not released, the record stays t-01's, and both attempts are audited."""
+    a, b = as_station("t-01"), as_station("t-02")
+    [(rid, lid)] = lease(a, "t-01")
+    renew = b.post("/v1/leases/renew", json={"station_id": "t-02", "lease_ids": [lid]})
+    assert (renew.json()["renewed"], renew.json()["lost"]) == ({}, [lid])
+    release = b.post("/v1/leases/release",
+                     json={"station_id": "t-02", "lease_ids": [lid], "reason": "other"})
+    assert release.json()["released"] == []
+    assert rid not in [r for r, _ in lease(b, "t-02", 3)]
+    audit = server.db.audit("t-02")
+    assert [x.endpoint for x in audit] == ["/v1/leases/renew", "/v1/leases/release"]
+    assert {x.reason for x in audit} == {f"lease {lid!r} is held by another station, not 't-02'"}
+    assert a.post("/v1/leases/renew",
+                  json={"station_id": "t-01", "lease_ids": [lid]}).json()["lost"] == []
+
+
 def test_bodies_are_bounded_before_and_after_gzip(
         server: CentralServer, as_station: Callable[..., httpx.Client]) -> None:
     """A body over the limit, a gzip body expanding past it (a bomb of a few KB), a body in
