@@ -7,8 +7,10 @@ reference server. Every body is one of these models; unknown fields are refused.
     POST /v1/results          ResultsRequest   → ResultsResponse
     POST /v1/heartbeat        Heartbeat        → HeartbeatAck
     GET  /v1/summary          (none)           → ServerSummary   (operators and tests)
+    GET  /v1/openapi.json     (none)           → this contract as OpenAPI 3.1
 
-Errors answer with a non-2xx status and ``{"error": "..."}``.
+Errors answer with a non-2xx status and ``{"error": "..."}`` (:class:`ErrorBody`). The
+published contract is docs/openapi.json (``python -m station.central.openapi``).
 """
 
 from __future__ import annotations
@@ -138,3 +140,9 @@ class ServerSummary(_Wire):
     duplicate_results: int  # duplicate deliveries acknowledged again
     printed_twice: list[str]  # record ids with more than one printed result (must be empty)
     heartbeats: int
+
+
+class ErrorBody(_Wire):
+    """Every non-2xx answer: one sentence naming what is wrong (a field, a size, an id)."""
+
+    error: str

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from station.central import openapi
 from station.central import protocol as p
 from station.central.queue_db import DEFAULT_LEASE_HOLD_S, QueueDB
 from station.central.seed import load_or_create_key
@@ -275,6 +276,7 @@ class CentralServer:
             ("POST", "/v1/results"): (p.ResultsRequest, self.db.results),
             ("POST", "/v1/heartbeat"): (p.Heartbeat, self.db.heartbeat),
             ("GET", "/v1/summary"): (None, lambda _r: self.db.summary()),
+            ("GET", "/v1/openapi.json"): (None, lambda _r: openapi.answer()),
         }
 
     @property
