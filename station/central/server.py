@@ -15,58 +15,30 @@ weak links are slow links).
 
 from __future__ import annotations
 
-import gzip
-import json
 import socket
 import sqlite3
 import ssl
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
-from pydantic import BaseModel, ValidationError
 
-from station.central import openapi
 from station.central import protocol as p
+from station.central import wire
 from station.central.queue_db import DEFAULT_LEASE_HOLD_S, QueueDB
 from station.central.seed import load_or_create_key
 from station.central.tls import HANDSHAKE_TIMEOUT_S, ServerTls, certificate_names
+from station.central.wire import GZIP_MIN, MAX_BODY
 from station.records import SignedRecord
 
 log = structlog.get_logger(__name__)
-M = TypeVar("M", bound=BaseModel)
-#: An endpoint: the body's model (None: no body) and what answers the validated body.
-_Route = tuple[type[BaseModel] | None, Callable[[Any], BaseModel]]
-
-#: Largest request body, as sent and after gzip is undone (1,000 results are ~0.5 MB).
-MAX_BODY = 4 * 1024 * 1024
-#: Answers at least this long are gzip-compressed when the client accepts gzip.
-GZIP_MIN = 1024
-
-
-class _HTTPError(Exception):
-    def __init__(self, status: HTTPStatus, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _validate(model: type[M], body: Any) -> M:
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "body"
-        raise _HTTPError(
-            HTTPStatus.BAD_REQUEST, f"invalid {model.__name__}: field {where}: {first['msg']}"
-        ) from exc
+__all__ = ["GZIP_MIN", "MAX_BODY", "CentralServer"]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -95,36 +67,19 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             route = central._routes.get((self.command, self.path))
             if route is None:
-                where = f"{self.command} {self.path[:100]}"
-                self._send(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint {where}"})
-                return
+                raise wire.not_found(self.command, self.path)
             model, handle = route
-            req = None if model is None else _validate(model, self._read_json())
+            req = None if model is None else wire.validate(model, self._read_json())
             if req is not None:
-                self._check_station(req)
+                wire.check_station(central.db, req, self._peer_names(), self.path)
             self._send(HTTPStatus.OK, handle(req).model_dump_json().encode())
-        except _HTTPError as exc:
+        except wire.HTTPError as exc:
             self._send(exc.status, {"error": exc.message})
         except sqlite3.Error as exc:
             log.warning("central.db_error", error=type(exc).__name__)
             self._send(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "database unavailable"})
         finally:
             central._leave()
-
-    def _check_station(self, req: BaseModel) -> None:
-        """Under mutual TLS the request's station id must be a name in the client's
-        certificate; anything else is refused 403 and written to the centre's audit."""
-        claimed = getattr(req, "station_id", None)
-        names = self._peer_names()
-        if names is None or not isinstance(claimed, str) or claimed in names:
-            return
-        peer = ",".join(sorted(names))[:200] or "(no name)"
-        self.server.central.db.refuse(
-            station_id=claimed, endpoint=self.path[:100], peer=peer,
-            reason=f"client certificate names {peer}, not station {claimed!r}")
-        log.warning("central.station_mismatch", claimed=claimed[:64], peer=peer)
-        raise _HTTPError(HTTPStatus.FORBIDDEN,
-                         f"the client certificate does not name station {claimed[:64]!r}")
 
     def _peer_names(self) -> frozenset[str] | None:
         """Names in the verified client certificate; None without one (plain HTTP, or
@@ -136,32 +91,11 @@ class _Handler(BaseHTTPRequestHandler):
         return certificate_names(cert) if cert else None
 
     def _read_json(self) -> Any:
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError as exc:
-            raise _HTTPError(HTTPStatus.LENGTH_REQUIRED, "Content-Length required") from exc
-        if length < 0 or length > MAX_BODY:
-            raise _HTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                             f"body of {length} bytes: at most {MAX_BODY} allowed")
-        raw = self.rfile.read(length)
-        encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
-        if encoding == "gzip":
-            raw = _gunzip(raw)
-        elif encoding != "identity":
-            raise _HTTPError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                             f"Content-Encoding {encoding[:40]!r}: only gzip is accepted")
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise _HTTPError(HTTPStatus.BAD_REQUEST, f"invalid JSON: {exc}") from exc
-        except RecursionError as exc:
-            raise _HTTPError(HTTPStatus.BAD_REQUEST, "invalid JSON: nested too deep") from exc
+        length = wire.content_length(self.headers.get("Content-Length"))
+        return wire.decode_body(self.rfile.read(length), self.headers.get("Content-Encoding"))
 
     def _send(self, status: HTTPStatus, payload: dict[str, str] | bytes) -> None:
-        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        encoding = None
-        if len(data) >= GZIP_MIN and _accepts_gzip(self.headers.get("Accept-Encoding", "")):
-            data, encoding = gzip.compress(data, compresslevel=6), "gzip"
+        data, encoding = wire.encode_answer(payload, self.headers.get("Accept-Encoding", ""))
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -173,29 +107,6 @@ class _Handler(BaseHTTPRequestHandler):
         except (OSError, ssl.SSLError):
             # The client hung up; whatever committed stays committed, it will ask again.
             log.debug("central.client_gone", path=self.path[:100], status=int(status))
-
-
-def _gunzip(raw: bytes) -> bytes:
-    """Undo gzip, never producing more than :data:`MAX_BODY` bytes (413 beyond)."""
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        out = inflater.decompress(raw, MAX_BODY + 1)
-    except zlib.error as exc:
-        raise _HTTPError(HTTPStatus.BAD_REQUEST, f"invalid gzip body: {exc}") from exc
-    if len(out) > MAX_BODY or inflater.unconsumed_tail:
-        raise _HTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                         f"gzip body expands past the {MAX_BODY} bytes allowed")
-    if not inflater.eof:
-        raise _HTTPError(HTTPStatus.BAD_REQUEST, "invalid gzip body: truncated")
-    return out
-
-
-def _accepts_gzip(header: str) -> bool:
-    for part in header.split(","):
-        name, _, params = part.strip().partition(";")
-        if name.strip().lower() == "gzip":
-            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-    return False
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -267,17 +178,7 @@ class CentralServer:
         self._stopping = False
         self._fail_left = 0
         self._fail_status = 503
-        self._routes: dict[tuple[str, str], _Route] = {
-            ("POST", "/v1/leases"): (
-                p.LeaseRequest, lambda r: self.db.lease(r, self.lease_ttl_s, self._grant_key)),
-            ("POST", "/v1/leases/renew"): (
-                p.RenewRequest, lambda r: self.db.renew(r, self.lease_ttl_s)),
-            ("POST", "/v1/leases/release"): (p.ReleaseRequest, self.db.release),
-            ("POST", "/v1/results"): (p.ResultsRequest, self.db.results),
-            ("POST", "/v1/heartbeat"): (p.Heartbeat, self.db.heartbeat),
-            ("GET", "/v1/summary"): (None, lambda _r: self.db.summary()),
-            ("GET", "/v1/openapi.json"): (None, lambda _r: openapi.answer()),
-        }
+        self._routes = wire.routes(self.db, lease_ttl_s, self._grant_key)
 
     @property
     def url(self) -> str:
