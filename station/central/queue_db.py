@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from station.central import protocol as p
 from station.central import trust
 from station.central.queue_schema import MIGRATIONS
+from station.central.results import close_lease, record_results
 from station.grants import sign_grant
 from station.records import SignedRecord
 
@@ -245,20 +246,12 @@ class QueueDB:
                     (lease_id, req.station_id),
                 )
                 if cur.rowcount:
-                    self._close_lease(c, lease_id, now, f"released:{req.reason}")
+                    close_lease(c, lease_id, now, f"released:{req.reason}")
                     released.append(lease_id)
                 else:
                     trust.refuse_foreign_lease(c, now, req.station_id, lease_id,
                                                "/v1/leases/release")
         return p.ReleaseResponse(released=released)
-
-    @staticmethod
-    def _close_lease(c: sqlite3.Connection, lease_id: str, now: float, why: str) -> None:
-        c.execute(
-            "UPDATE leases SET closed_ts = ?, close_reason = ? WHERE lease_id = ?"
-            " AND closed_ts IS NULL",
-            (now, why, lease_id),
-        )
 
     def results(self, req: p.ResultsRequest) -> p.ResultsResponse:
         with self._tx() as c:
@@ -273,70 +266,9 @@ class QueueDB:
         self, c: sqlite3.Connection, station_id: str, results: Iterable[p.CardResult],
         endpoint: str = "/v1/results",
     ) -> tuple[int, dict[str, str]]:
-        """Apply results not known yet (by result_id) inside the caller's transaction;
-        returns how many were duplicates (counted, not applied) and the refused ones
-        (result_id → reason, see :func:`trust.result_fault`; written to the audit)."""
-        now = self.clock()
-        dups = 0
-        refused: dict[str, str] = {}
-        for res in results:
-            known = c.execute(
-                "SELECT station_id FROM results WHERE result_id = ?", (res.result_id,)
-            ).fetchone()
-            if known and known[0] == station_id:
-                dups += 1
-                continue
-            fault = (f"result id {res.result_id!r} was sent by another station" if known
-                     else trust.result_fault(c, station_id, res))
-            if fault is not None:
-                refused[res.result_id] = fault
-                trust.record_refusal(c, now, station_id=station_id, endpoint=endpoint,
-                                     reason=f"result {res.outcome}: {fault}")
-                log.warning("central.result_refused", station=station_id,
-                            result=res.result_id, reason=fault)
-                continue
-            c.execute(
-                "INSERT INTO results (result_id, station_id, record_id, lease_id, outcome,"
-                " body_json, received_ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    res.result_id,
-                    station_id,
-                    res.record_id,
-                    res.lease_id,
-                    res.outcome,
-                    res.model_dump_json(),
-                    now,
-                ),
-            )
-            self._apply(c, res, now)
-        c.execute(
-            "UPDATE counters SET value = value + ? WHERE name = 'duplicate_results'", (dups,)
-        )
-        return dups, refused
-
-    def _apply(self, c: sqlite3.Connection, res: p.CardResult, now: float) -> None:
-        if res.outcome == "spoiled":
-            return  # counts a blank; the record's attempt goes on
-        self._close_lease(c, res.lease_id, now, res.outcome)
-        if res.outcome == "printed":
-            # Even when the lease expired meanwhile: the card exists.
-            c.execute(
-                "UPDATE records SET state = 'printed', lease_id = NULL, lease_station = NULL,"
-                " lease_expires = NULL WHERE record_id = ?",
-                (res.record_id,),
-            )
-        elif res.outcome == "failed":
-            c.execute(
-                "UPDATE records SET state = 'failed', lease_id = NULL, lease_station = NULL,"
-                " lease_expires = NULL WHERE record_id = ? AND state = 'ready'",
-                (res.record_id,),
-            )
-        else:  # deferred: back to ready, unless another station holds it by now
-            c.execute(
-                "UPDATE records SET lease_id = NULL, lease_station = NULL, lease_expires = NULL"
-                " WHERE record_id = ? AND lease_id = ?",
-                (res.record_id, res.lease_id),
-            )
+        """Apply results not known yet inside the caller's transaction (see
+        :func:`results.record_results`): (duplicates, refused result_id → reason)."""
+        return record_results(c, station_id, results, self.clock(), endpoint)
 
     def heartbeat(self, hb: p.Heartbeat) -> p.HeartbeatAck:
         now = self.clock()
@@ -366,7 +298,7 @@ class QueueDB:
                 " WHERE record_id = ?",
                 (record_id,),
             )
-            self._close_lease(c, lease_id, now, "expired")
+            close_lease(c, lease_id, now, "expired")
         return len(rows)
 
     def last_heartbeat(self, station_id: str) -> p.Heartbeat | None:
