@@ -157,13 +157,38 @@ def _fields_at(values: list[tuple[str, str]], size: int,
                tpl: FaceTemplate) -> tuple[Font, int, Rows] | None:
     """The field block laid out at font ``size``: (font, line step, wrapped rows), or None
     when it does not fit the fields box at that size."""
-    left, top, right, bottom = tpl.fields_box
+    _, top, right, bottom = tpl.fields_box
     font = _font(size, tpl.font_file)
     step = round(size * tpl.line_spacing)
-    if not all(font.getlength(lb) <= tpl.colon_x - left - 4 for lb, _ in values):
+    if not _labels_fit(size, tpl):
         return None
     rows = [(lb, _wrap(v, font, right - tpl.value_x)) for lb, v in values]
     return (font, step, rows) if sum(len(ls) for _, ls in rows) * step <= bottom - top else None
+
+
+@lru_cache(maxsize=64)
+def _labels_fit(size: int, tpl: FaceTemplate) -> bool:
+    font = _font(size, tpl.font_file)
+    return all(font.getlength(lb) <= tpl.colon_x - tpl.fields_box[0] - 4 for lb, _ in FIELDS)
+
+
+@lru_cache(maxsize=8192)
+def _char_width(ch: str, size: int, font_file: str | None) -> float:
+    return _font(size, font_file).getlength(ch)
+
+
+def _surely_fits(values: list[tuple[str, str]], tpl: FaceTemplate) -> bool:
+    """A cheap upper bound on the field block's lines at the smallest font: greedy wrapping
+    fills any two consecutive lines past the line width, so a value of width W takes at
+    most 2W/width + 1 lines (widths from single characters, 10% for kerning)."""
+    size = tpl.field_min_size
+    width = tpl.fields_box[2] - tpl.value_x
+    lines = 0
+    for _, value in values:
+        w = 1.1 * sum(_char_width(ch, size, tpl.font_file) for ch in value)
+        lines += int(2 * w / width) + 1
+    box = tpl.fields_box[3] - tpl.fields_box[1]
+    return _labels_fit(size, tpl) and lines * round(size * tpl.line_spacing) <= box
 
 
 def _header_lines(record: PrintReadyRecord) -> tuple[str, str]:
@@ -216,7 +241,8 @@ def check_fits(record: PrintReadyRecord, template: FaceTemplate = TEMPLATE) -> N
         if small.getlength(text) > room:
             raise FaceError(f"invalid field {field}: too wide for the card even at the "
                             "smallest font")
-    if _fields_at(_field_values(record), tpl.field_min_size, tpl) is None:
+    values = _field_values(record)
+    if not _surely_fits(values, tpl) and _fields_at(values, tpl.field_min_size, tpl) is None:
         raise FaceError("invalid field person: the fields do not fit the card even at the "
                         "smallest font")
 

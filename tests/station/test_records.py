@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import datetime as dt
 import io
+import random
 import struct
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from station import face
 from station.central.seed import make_record
-from station.face import TEMPLATE, FaceError, check_fits, has_glyph, render_face
+from station.face import FIELDS, TEMPLATE, FaceError, check_fits, has_glyph, render_face
 from station.records import RecordError, parse_record
 
 
@@ -220,3 +222,23 @@ def test_a_letter_the_card_font_cannot_draw_is_refused_before_printing() -> None
         check_fits(record)
     if DEJAVU.exists():
         check_fits(record, dataclasses.replace(TEMPLATE, font_file=str(DEJAVU)))
+
+
+def test_the_quick_fit_bound_never_passes_what_the_layout_refuses() -> None:
+    """Over 300 seeded field blocks of random words and letters, whenever the cheap bound
+    says the fields fit, the real layout at the smallest font fits too."""
+    rng = random.Random(11)
+    passed = refused = 0
+    for _ in range(300):
+        values = []
+        cap = rng.choice((40, 80, 800))  # short, medium and overlong blocks
+        for label, _get in FIELDS:
+            words = [rng.choice("WMAIL.-/") * rng.randint(1, 45) for _ in range(rng.randint(1, 12))]
+            values.append((label, " ".join(words)[: rng.randint(1, cap)]))
+        fits = face._fields_at(values, TEMPLATE.field_min_size, TEMPLATE) is not None
+        refused += not fits
+        if face._surely_fits(values, TEMPLATE):
+            passed += 1
+            assert fits
+    assert passed > 20  # the bound is used, not only the slow path
+    assert refused > 20  # and the blocks include ones that do not fit
