@@ -200,8 +200,12 @@ class SyncLoop:
         sent_at = (time.time(), time.monotonic())
         answer = self.client.lease(want)
         # Signatures, fields, images and layout are checked here, not in the database
-        # thread (~2 ms a record); the transaction only stores the outcome.
-        checked = [(item, check(item.signed, self.keys)) for item in answer.records]
+        # thread (~1-2 ms a record); the transaction only stores the outcome. Between
+        # records the interpreter lock is offered to the printer worker.
+        checked: list[tuple[LeasedRecord, Checked]] = []
+        for item in answer.records:
+            checked.append((item, check(item.signed, self.keys)))
+            time.sleep(0)
         if checked or answer.refused:
             self.db.run(lambda c: self._ingest(c, checked, answer.refused, sent_at))
         if checked:
