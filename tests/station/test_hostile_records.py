@@ -13,14 +13,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from drivers.sim import SimPrinter
 from station.batch import import_batch
-from station.central.batches import create_batch
-from station.central.batchfile import write_signed
 from station.central.client import RefusedLease, parse_leased
 from station.central.seed import load_or_create_key, make_record
 from station.config import load_config
 from station.ingest import check
 from station.records import SignedRecord
 from tests.station.harness import Central, db_counts, running_station, station_config, wait_for
+from tests.station.test_batch import issue
 from tests.station.test_end_to_end import receive
 from tests.support.hostile import Hostile, corpus, good_record, lease_item
 from tests.support.relay import LeaseRewriter
@@ -165,11 +164,7 @@ def test_hostile_records_through_the_batch_path(tmp_path: Path, central: Central
     config = station_config(tmp_path, central)
     receive(config, 20)
     cfg = load_config(config)
-    key_id, key = load_or_create_key(central.key_dir)
-    path = tmp_path / "batch.json"
-    write_signed(path, create_batch(central.server.db, key, key_id, station_id=cfg.station_id,
-                                    count=30, days=2))
-    report = import_batch(cfg, path)
+    report = import_batch(cfg, issue(central, tmp_path / "batch.json", cfg, count=30))
     assert (report.buffered, report.refused) == (10, 20)
     run_until_settled(config, central, printed=10, failed=20)
     assert_clean_run(tmp_path, central, cfg.db_path, 10, bad)
