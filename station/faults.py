@@ -25,7 +25,8 @@ import traceback
 from dataclasses import dataclass
 
 from drivers.errors import ChipDead, ChipStatusError, DeviceError
-from drivers.script import ScriptError
+from drivers.iso7816 import CLA_CHAINING
+from drivers.script import _PLACEHOLDER, INS_SELECT, INS_UPDATE_BINARY, ChipStep, ScriptError
 from station import store
 
 #: Crashes in a row with the same record in hand that make it poison.
@@ -58,6 +59,33 @@ def classify(stage: str, exc: BaseException) -> Failure:
     if isinstance(exc, DeviceError):
         return Failure("device")
     return Failure("device", fault=f"unexpected {type(exc).__name__} at {stage} ({where(exc)})")
+
+
+def script_fault(steps: list[ChipStep], *, sam: bool) -> str | None:
+    """What makes a chip script fail its own checks, found before a blank is fed (the
+    checks :class:`~drivers.script.ScriptRunner` would make half-way through a card):
+    a SAM step without a SAM, a placeholder used before it is captured, an UPDATE
+    BINARY by short EF id, chained, or before any SELECT. None: it may run."""
+    captured: set[str] = set()
+    selected = False
+    for i, step in enumerate(steps):
+        if step.target == "sam" and not sam:
+            return f"step {i} needs the SAM, but no SAM channel is configured"
+        missing = [n for n in _PLACEHOLDER.findall(step.apdu) if n not in captured]
+        if missing:
+            return f"step {i}: placeholder {{{missing[0]}}} was not captured before"
+        fixed = step.decoded.fixed
+        if fixed is not None and step.target == "card":
+            cmd = fixed[0]
+            selected = selected or cmd.ins == INS_SELECT
+            if cmd.ins == INS_UPDATE_BINARY:
+                if cmd.p1 & 0x80 or cmd.cla & CLA_CHAINING:
+                    return f"step {i}: UPDATE BINARY by short EF id or chaining"
+                if not selected:
+                    return f"step {i}: UPDATE BINARY before any SELECT of a file"
+        if step.capture is not None:
+            captured.add(step.capture)
+    return None
 
 
 def where(exc: BaseException) -> str:

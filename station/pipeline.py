@@ -235,15 +235,16 @@ class Pipeline:
         try:
             prepared = self.faces.get(started.buffered)
         except RecordError as exc:
-            reason = exc.reason
-            self.db.run(lambda c: store.refuse_started(c, attempt, rid, reason))
-            log.warning("record_refused", record_id=rid, reason=reason)
-            return Outcome(rid, "failed", reason)
+            return self._refuse(attempt, rid, exc.reason)
         finally:
             # The next face is rendered while this blank is fed and encoded: done long
             # before this card's write-ahead commit, on an idle-priority process.
             self.faces.ahead(started.upcoming)
         record = prepared.record
+        bad_script = faults.script_fault(list(record.chip_script),
+                                         sam=self.chip.sam_channel() is not None)
+        if bad_script is not None:  # before any blank moves
+            return self._refuse(attempt, rid, f"chip script: {bad_script}")
         self._stage = "started"
         try:
             serial = self.printer.feed()
@@ -290,6 +291,12 @@ class Pipeline:
         finally:
             self._quietly(self.chip.disconnect)
 
+    def _refuse(self, attempt: int, rid: str, reason: str) -> Outcome:
+        """The started record cannot be printed, found before any blank moved."""
+        self.db.run(lambda c: store.refuse_started(c, attempt, rid, reason))
+        log.warning("record_refused", record_id=rid, reason=reason)
+        return Outcome(rid, "failed", reason)
+
     def _journal(self, attempt: int, state: str, serial: str | None = None) -> None:
         """Journal a transition recovery does not depend on: queued in order to the
         database owner, not waited for, made durable by the next durable commit."""
@@ -307,9 +314,10 @@ class Pipeline:
                          Msg("none: the attempt was ended; if it repeats, send the station "
                              "log to the developers"))
         if stage == "preparing":  # no blank moved: the record cannot be prepared
-            reason = f"the record could not be prepared for printing ({what})"
-            self.db.run(lambda c: store.refuse_started(c, attempt, rid, reason))
-            return Outcome(rid, "failed", reason, crashed=True)
+            out = self._refuse(attempt, rid,
+                               f"the record could not be prepared for printing ({what})")
+            out.crashed = True
+            return out
         if stage == "printed" and self._card_in_path() is not True:
             why = (f"unexpected {what} while ejecting: the card may be in the output tray; "
                    "look in the output and reject trays")

@@ -3,7 +3,10 @@ stuck worker, and a status and heartbeat that say so."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -93,16 +96,18 @@ def test_unexpected_exceptions_end_one_attempt_and_good_records_print(
 def test_a_chip_script_that_cannot_succeed_burns_at_most_two_blanks(
         tmp_path: Path, central: Central, capsys: pytest.CaptureFixture[str]) -> None:
     """A script the card refuses at the same step with the same status word on a second
-    blank ends failed with the reason after two blanks, one failing its own checks after
-    one, though max_attempts allows five; the report charges the three to the record."""
+    blank ends failed with the reason after two blanks, though max_attempts allows five;
+    one failing its own checks is refused before any blank; the report charges the two
+    to the record."""
 
-    last_step = {}
+    last_step: dict[str, int] = {}
 
     def refused_step(record: dict[str, Any]) -> None:
-        last_step["i"] = len(record["chip_script"])
+        last_step["refused"] = len(record["chip_script"])
         record["chip_script"].append({"apdu": "00A4020C02BEEF"})  # no such file: 6A82
 
     def unrunnable(record: dict[str, Any]) -> None:
+        last_step["broken"] = len(record["chip_script"])
         record["chip_script"].append({"apdu": "00D6000008{never_captured}"})
 
     [refused] = add_signed(central, 600, change=refused_step)
@@ -116,17 +121,24 @@ def test_a_chip_script_that_cannot_succeed_burns_at_most_two_blanks(
     out = results(central, refused)
     assert [o for o, _ in out] == ["spoiled", "spoiled", "failed"]
     assert out[-1][1] == ("record-caused (the same on two blanks): failed encode: "
-                          f"step {last_step['i']} (INS A4): SW 6A82 file or application "
+                          f"step {last_step['refused']} (INS A4): SW 6A82 file or application "
                           "not found")
-    out = results(central, broken)
-    assert [o for o, _ in out] == ["spoiled", "failed"]
-    assert (out[-1][1] or "").startswith("record-caused: failed encode: step ")
-    assert len(SimPrinter(tmp_path / "printer.json").tray_cards("reject")) == 3
+    assert results(central, broken) == [
+        ("failed", f"chip script: step {last_step['broken']}: placeholder {{never_captured}} "
+         "was not captured before")]
+    assert len(SimPrinter(tmp_path / "printer.json").tray_cards("reject")) == 2
     capsys.readouterr()
     assert main(["--config", str(config), "report", "daily", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["spoiled_by_record"], report["spoiled_by_blank"],
-            report["spoiled_by_device"]) == (3, 0, 0)
+            report["spoiled_by_device"]) == (2, 0, 0)
+    assert main(["--config", str(config), "report", "daily", "--csv"]) == 0
+    [row] = csv.DictReader(io.StringIO(capsys.readouterr().out))
+    assert (row["spoiled_by_record"], row["spoiled_by_blank"]) == ("2", "0")
+    assert main(["--config", str(config), "report", "daily"]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"spoiled by record +2\n", text), text
+    assert re.search(r"spoiled by blank +0\n", text), text
 
 
 def _hand_over(db: Path, record_id: str, *, boot: str | None = None) -> None:
@@ -228,6 +240,7 @@ def test_a_dead_worker_shows_error_in_status_and_heartbeat(
             and hb.printer_state == "error: the printer worker stopped"))
         state = _status(config)
         text = _cli(config, "status").stdout
+        assert station.summary().startswith("error: the printer worker stopped: ")
     assert (state["category"], state["message"]) == ("error", "the printer worker stopped")
     assert "ERROR — the printer worker stopped" in text
     assert "to do:   none: the daemon exits and systemd starts it again" in text
