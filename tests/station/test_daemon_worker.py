@@ -137,8 +137,8 @@ def test_a_chip_script_that_cannot_succeed_burns_at_most_two_blanks(
     assert (row["spoiled_by_record"], row["spoiled_by_blank"]) == ("2", "0")
     assert main(["--config", str(config), "report", "daily"]) == 0
     text = capsys.readouterr().out
-    assert re.search(r"spoiled by record +2\n", text), text
-    assert re.search(r"spoiled by blank +0\n", text), text
+    assert re.search(r"spoiled, caused by the record +2\n", text), text
+    assert re.search(r"spoiled, caused by the blank +0\n", text), text
 
 
 def _hand_over(db: Path, record_id: str, *, boot: str | None = None) -> None:
