@@ -41,6 +41,11 @@ def add_central_commands(subparsers: argparse._SubParsersAction) -> None:  # typ
     serve.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
     serve.add_argument("--client-ca", type=Path,
                        help="mutual TLS: refuse clients without a certificate from this CA")
+    serve.add_argument("--server", choices=("asgi", "stdlib"), default="asgi",
+                       help="asgi: FastAPI under uvicorn (the central extra); stdlib: "
+                       "the single-process http.server (default: asgi)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="uvicorn worker processes sharing the socket (asgi only)")
     serve.set_defaults(func=cmd_serve)
 
     seed_p = sub.add_parser("seed", help="add N synthetic signed records to the queue")
@@ -67,8 +72,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.lease_ttl <= 0 or args.lease_hold < 0:
         print("error: --lease-ttl must be positive, --lease-hold not negative", file=sys.stderr)
         return 2
+    if args.workers < 1 or (args.workers > 1 and args.server != "asgi"):
+        print("error: --workers must be at least 1, and above 1 only with --server asgi",
+              file=sys.stderr)
+        return 2
     if not structlog.is_configured():  # keep stdout to the URL line unless asked otherwise
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+    if args.server == "asgi":
+        return _serve_asgi(args)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -92,6 +103,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
             pass
     finally:
         server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _serve_asgi(args: argparse.Namespace) -> int:
+    try:
+        from station.central.asgi_server import Settings, serve
+    except ImportError as exc:
+        print(f"error: the ASGI centre needs the central extra ({exc.name} missing): "
+              "pip install -e '.[central]', or serve with --server stdlib", file=sys.stderr)
+        return 2
+    settings = Settings(str(args.db), args.lease_ttl, args.lease_hold,
+                        str(args.key_dir) if args.key_dir else None)
+    # uvicorn handles SIGTERM/SIGINT while it runs and raises them again once stopped:
+    # with these handlers that ends here, exit status 0.
+    previous = {s: signal.signal(s, lambda _n, _f: None) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        serve(settings, host=args.host, port=args.port, tls=_server_tls(args),
+              workers=args.workers, on_listening=lambda url: print(f"listening on {url}",
+                                                                    flush=True))
+    except TlsConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, TypeError, sqlite3.Error, SchemaError) as exc:
+        print(f"error: cannot start the queue server: {exc}", file=sys.stderr)
+        return 1
+    finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0

@@ -8,7 +8,7 @@ import datetime as dt
 import gzip
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from station.central import openapi
+from station.central.asgi_server import AsgiServer
 from station.central.client import TlsSettings
 from station.central.seed import make_record
 from station.central.server import MAX_BODY, CentralServer
@@ -29,6 +30,7 @@ from station.records import sign_record
 from tests.station.central.pki import Pki, make_pki
 
 COMMITTED = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
+Centre = CentralServer | AsgiServer
 KEY = Ed25519PrivateKey.generate()
 NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 DOC: dict[str, Any] = json.loads(COMMITTED.read_text(encoding="utf-8"))
@@ -67,19 +69,23 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
-@pytest.fixture(params=["stdlib"])
-def centre(request: pytest.FixtureRequest, tmp_path: Path, pki: Pki) -> Iterator[CentralServer]:
+#: Every server provided, started behind mutual TLS (same keyword arguments).
+SERVERS: dict[str, Callable[..., Centre]] = {"stdlib": CentralServer, "asgi": AsgiServer}
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def centre(request: pytest.FixtureRequest, tmp_path: Path, pki: Pki) -> Iterator[Centre]:
     """A centre with three ready records behind mutual TLS, for each server provided."""
-    s = CentralServer(tmp_path / "c.db", lease_ttl_s=60.0,
-                      tls=ServerTls(pki.server_cert, pki.server_key, pki.ca))
-    s.add_records(sign_record(make_record(i, seed=3, now=NOW), KEY, "central-1")
-                  for i in range(1, 4))
+    s = SERVERS[request.param](tmp_path / "c.db", lease_ttl_s=60.0,
+                               tls=ServerTls(pki.server_cert, pki.server_key, pki.ca))
+    s.db.add_records(sign_record(make_record(i, seed=3, now=NOW), KEY, "central-1")
+                     for i in range(1, 4))
     with s:
         yield s
 
 
 @pytest.fixture
-def http(centre: CentralServer, pki: Pki) -> Iterator[httpx.Client]:
+def http(centre: Centre, pki: Pki) -> Iterator[httpx.Client]:
     """Station t-01 (its certificate names it)."""
     ctx = TlsSettings(ca_file=pki.ca, client_cert=pki.client_cert,
                       client_key=pki.client_key).context()
@@ -140,7 +146,7 @@ def test_served_document_is_the_committed_one(http: httpx.Client) -> None:
 
 
 def test_every_endpoint_answers_within_the_document(
-        centre: CentralServer, http: httpx.Client) -> None:
+        centre: Centre, http: httpx.Client) -> None:
     """A lease, renewal, result, release, heartbeat and summary each answer 200 with a body
     the document's schema accepts (gzip-compressed where large)."""
     bodies = valid_bodies(http)
@@ -203,7 +209,7 @@ def test_unknown_paths_and_methods_answer_404(http: httpx.Client) -> None:
     assert http.post("/v1/summary", json={}).status_code == 404
 
 
-def test_idempotency_rules_hold_as_documented(centre: CentralServer, http: httpx.Client) -> None:
+def test_idempotency_rules_hold_as_documented(centre: Centre, http: httpx.Client) -> None:
     """A repeated result id is acknowledged and never counted twice; a released lease
     renewed is listed as lost; releasing it again releases nothing."""
     [lease] = conforms(http.post("/v1/leases", json={"station_id": "t-01", "max": 1}))["records"]
@@ -224,7 +230,7 @@ def test_idempotency_rules_hold_as_documented(centre: CentralServer, http: httpx
 
 
 def test_an_unavailable_centre_answers_503_within_the_document(
-        centre: CentralServer, http: httpx.Client) -> None:
+        centre: Centre, http: httpx.Client) -> None:
     """A centre that cannot serve (forced) answers 503 with an error body on every
     endpoint, as documented."""
     paths = [*POSTS, "/v1/summary"]
