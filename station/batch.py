@@ -55,7 +55,7 @@ from station.central.protocol import CardResult
 from station.config import StationConfig
 from station.crypto import DataKey, bind_data_key
 from station.db import connect, migrate, transaction
-from station.i18n import _
+from station.i18n import _, tr
 from station.ingest import buffer_signed
 from station.records import public_key_b64
 
@@ -214,7 +214,8 @@ def cmd_batch_import(args: argparse.Namespace) -> int:
     try:
         report = import_batch(cfg, args.file)
     except BatchFileError as exc:
-        print(_("error: {path}: {error}").format(path=args.file, error=exc), file=sys.stderr)
+        print(_("error: {path}: {error}").format(path=args.file, error=tr(str(exc))),
+              file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as exc:
         print(_("error: cannot import {path}: {error}").format(path=args.file, error=exc),
@@ -238,7 +239,7 @@ def cmd_batch_export(args: argparse.Namespace) -> int:
     try:
         report = export_results(cfg, args.file, since=since)
     except BatchFileError as exc:
-        print(_("error: {message}").format(message=exc), file=sys.stderr)
+        print(_("error: {message}").format(message=tr(str(exc))), file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as exc:
         print(_("error: cannot export to {path}: {error}").format(path=args.file, error=exc),

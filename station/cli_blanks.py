@@ -20,7 +20,7 @@ from typing import Any
 
 from station import inventory, reports, store
 from station.cli_common import config, emit, who, with_db
-from station.i18n import N_, _, tr
+from station.i18n import N_, _, os_error, tr
 from station.inventory import LedgerError
 from station.papers import Signer, class_label
 from station.papers_report import write_report
@@ -142,7 +142,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                                 args.pdf)
         except OSError as exc:
             print(_("error: cannot write {path}: {reason}").format(
-                path=args.pdf, reason=exc.strerror), file=sys.stderr)
+                path=args.pdf, reason=tr(os_error(exc))), file=sys.stderr)
             return 2
         print(_("wrote {path}: print it, sign it and send it to the province").format(
             path=path))

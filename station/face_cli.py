@@ -20,7 +20,7 @@ from drivers.base import CHIP_DRIVERS, PRINTER_DRIVERS, CardPosition, PrinterSta
 from drivers.errors import DeviceError, NoCard
 from station.cli_common import config
 from station.face import FaceError, render_face
-from station.i18n import N_, Msg, _, tr
+from station.i18n import N_, Msg, _, os_error, tr
 from station.records import RecordError, parse_record
 from station.status_view import PRINTER_WORDS
 
@@ -38,7 +38,8 @@ def cmd_preview(args: argparse.Namespace) -> int:
     try:
         data: Any = json.loads(args.record.read_text("utf-8"))
     except (OSError, ValueError) as exc:
-        print(_("cannot read {path}: {error}").format(path=args.record, error=exc))
+        error = tr(os_error(exc)) if isinstance(exc, OSError) else str(exc)
+        print(_("cannot read {path}: {error}").format(path=args.record, error=error))
         return 1
     if isinstance(data, dict) and "record" in data and "signature" in data:
         data = data["record"]
@@ -110,7 +111,7 @@ def _printer_report(printer: Any, problems: list[str]) -> None:
         _("cards present") if status.hopper is None else
         _("{count} cards").format(count=status.hopper))
     _row(N_("feeder:"), feeder)
-    _row(N_("card in path:"), status.card)
+    _row(N_("card in path:"), _(CARD_POSITIONS.get(status.card, str(status.card))))
     diagnostics = getattr(printer, "diagnostics", None)
     if callable(diagnostics):
         try:
@@ -126,6 +127,9 @@ def _printer_report(printer: Any, problems: list[str]) -> None:
                             "start; or remove it by hand", position=str(status.card)))
 
 
+#: Where the card is (drivers.base.CardPosition), as doctor shows it.
+CARD_POSITIONS = {"none": N_("none"), "contact": N_("at the encoder"),
+                  "print": N_("under the print head"), "jammed": N_("jammed")}
 _ACTIONS = {
     PrinterState.COVER_OPEN: N_("close the printer cover"),
     PrinterState.FEEDER_EMPTY: N_("load blanks into the input hopper"),

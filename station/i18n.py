@@ -19,6 +19,7 @@ Catalog upkeep (needs the ``dev`` extra)::
 
 from __future__ import annotations
 
+import errno
 import gettext
 import os
 import re
@@ -77,8 +78,16 @@ def language() -> Language:
     return _current
 
 
+def decimal(value: float) -> str:
+    """6,1 in Indonesian (the comma is the decimal sign), 6.1 in English."""
+    text = f"{value:g}"
+    return text.replace(".", ",") if _current == "id" else text
+
+
 def _(message: str, lang: Language | None = None) -> str:
     """``message`` (an English message id) in the current language."""
+    if not message:  # gettext("") is the catalog's header
+        return message
     return _catalog(lang or _current).gettext(message)
 
 
@@ -178,3 +187,17 @@ def _patterns(lang: Language) -> list[tuple[str, re.Pattern[str]]]:
         out.append((template, re.compile(regex, re.S), sum(len(p) for p in parts[::2])))
     out.sort(key=lambda t: -t[2])
     return [(t, p) for t, p, _n in out]
+
+
+#: The system's error texts an operator meets (a file missing, no permission, disk full).
+_OS_ERRORS = {errno.ENOENT: N_("no such file or directory"),
+              errno.EACCES: N_("permission denied"), errno.EPERM: N_("permission denied"),
+              errno.ENOSPC: N_("no space left on the disk"),
+              errno.EROFS: N_("the disk is read-only"),
+              errno.EISDIR: N_("it is a directory"), errno.ENOTDIR: N_("not a directory")}
+
+
+def os_error(exc: OSError) -> Msg:
+    """An OSError's reason as a message (English: the system's own words)."""
+    known = _OS_ERRORS.get(exc.errno or 0)
+    return Msg(known) if known else Msg(exc.strerror or type(exc).__name__)

@@ -20,7 +20,7 @@ from typing import Any
 
 from station import store
 from station.config import OfficeConfig
-from station.i18n import Msg
+from station.i18n import Msg, os_error
 from station.papers import Signer
 from station.papers_destruction import Destruction, write_berita_acara
 
@@ -157,7 +157,7 @@ def destroy(run: Callable[[Callable[[sqlite3.Connection], Any]], Any],
                            office or OfficeConfig(), tmp)
     except OSError as exc:
         raise LedgerError(Msg("cannot write the berita acara to {path}: {reason}; nothing "
-                              "was recorded", path=path, reason=exc.strerror)) from exc
+                              "was recorded", path=path, reason=os_error(exc))) from exc
 
     def record(conn: sqlite3.Connection) -> None:
         still = {c["entry_id"] for c in spoiled_pending(conn)}

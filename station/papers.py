@@ -57,12 +57,6 @@ def clock(at: dt.datetime) -> str:
     return f"{at:%H}{sep}{at:%M} {at.tzname()}"
 
 
-def decimal(value: float) -> str:
-    """6,1 in Indonesian (the comma is the decimal sign), 6.1 in English."""
-    text = f"{value:g}"
-    return text.replace(".", ",") if language() == "id" else text
-
-
 def class_label(klass: str | None) -> str:
     return _(CLASS_LABELS.get(klass or "", klass or "")) if klass else "-"
 

@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from station.config import OfficeConfig
-from station.i18n import _
+from station.i18n import _, decimal
 from station.papers import (
     CLASS_LABELS,
     Paper,
     Signer,
     class_label,
     clock,
-    decimal,
     long_date,
     month_name,
 )

@@ -314,13 +314,13 @@ class Pipeline:
                          Msg("none: the attempt was ended; if it repeats, send the station "
                              "log to the developers"))
         if stage == "preparing":  # no blank moved: the record cannot be prepared
-            out = self._refuse(attempt, rid,
-                               f"the record could not be prepared for printing ({what})")
+            out = self._refuse(attempt, rid, Msg(
+                "the record could not be prepared for printing ({error})", error=what))
             out.crashed = True
             return out
         if stage == "printed" and self._card_in_path() is not True:
-            why = (f"unexpected {what} while ejecting: the card may be in the output tray; "
-                   "look in the output and reject trays")
+            why = Msg("unexpected {error} while ejecting: the card may be in the output tray; "
+                      "look in the output and reject trays", error=what)
             self.db.run(lambda c: store.needs_inspection(c, attempt, why))
             return Outcome(rid, "needs_inspection", why, crashed=True)
         out = self._failed(attempt, rid, stage, exc)
@@ -348,7 +348,8 @@ class Pipeline:
         try:
             self.printer.reject()
         except DeviceError as again:
-            why = f"{reason}; the card could not be sent to the reject tray ({again})"
+            why = Msg("{reason}; the card could not be sent to the reject tray ({error})",
+                      reason=reason, error=str(again))
             self.db.run(lambda c: store.needs_inspection(c, attempt, why))
             return Outcome(rid, "needs_inspection", why)
         became = self.db.run(lambda c: store.reject_attempt(
@@ -398,7 +399,7 @@ class Pipeline:
 
     def _recover_early(self, att: store.OpenAttempt, in_path: bool | None) -> Outcome:
         if in_path is None:
-            why = "restart before printing; printer unreachable, card position unknown"
+            why = Msg("restart before printing; printer unreachable, card position unknown")
             self.db.run(lambda c: store.needs_inspection(c, att.attempt_id, why))
             return Outcome(att.record_id, "needs_inspection", why)
         if not in_path and att.state == "started":
@@ -408,18 +409,20 @@ class Pipeline:
             return Outcome(att.record_id, "aborted")
         if in_path:
             self.printer.reject()
-        why = f"restart before printing (last state {att.state}): card rejected"
+        why = Msg("restart before printing (last state {state}): card rejected",
+                  state=att.state)
         became = self.db.run(lambda c: store.reject_attempt(
             c, att.attempt_id, why, spoiled=True, max_attempts=self.cfg.max_attempts,
             spoil_class="failed encode", detail=f"power cut or crash at {att.state}"))
         return Outcome(att.record_id, "rejected" if became == "queued" else "failed", why)
 
     def _recover_late(self, att: store.OpenAttempt, in_path: bool | None) -> Outcome:
-        why = (f"restart after printing began (last state {att.state}): "
-               "look in the output and reject trays")
+        why = Msg("restart after printing began (last state {state}): look in the output "
+                  "and reject trays", state=att.state)
         if in_path:
             self.printer.reject()  # never to the output tray: a person decides
-            why += "; the card in the printer was moved to the reject tray"
+            why = Msg("{note}; the card in the printer was moved to the reject tray",
+                      note=why)
         self.db.run(lambda c: store.needs_inspection(c, att.attempt_id, why))
         return Outcome(att.record_id, "needs_inspection", why)
 

@@ -13,7 +13,7 @@ import textwrap
 import time
 from typing import Any
 
-from station.i18n import N_, _, show
+from station.i18n import N_, _, decimal, show
 
 WIDTH, HEIGHT = 80, 24
 LABEL = 11
@@ -67,7 +67,8 @@ def render_status(snap: dict[str, Any]) -> str:
     else:
         rows.append((_("link:"), _("unknown")))
     if c.get("days_left") is not None:
-        line = _("{days_left} days of blanks left at {burn_rate_per_day} a day").format(**c)
+        line = _("{days_left} days of blanks left at {burn_rate_per_day} a day").format(
+            days_left=decimal(c["days_left"]), burn_rate_per_day=decimal(c["burn_rate_per_day"]))
         if c["low_stock"]:
             line += " — " + _("LOW STOCK: ask the regency for blanks")
         rows.append((_("outlook:"), line))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from station.central.protocol import CardResult, Outcome
+from station.i18n import Msg
 
 # Attempt states, in order (DESIGN.md); terminal ones after.
 BEFORE_PRINTING = ("started", "fed", "encoded", "verified")
@@ -176,7 +177,7 @@ def _attempt(conn: sqlite3.Connection, attempt_id: int) -> sqlite3.Row:
         (attempt_id,),
     ).fetchone()
     if row is None:
-        raise KeyError(f"no attempt {attempt_id}")
+        raise KeyError(Msg("no attempt {attempt}", attempt=attempt_id))
     return row
 
 
@@ -375,7 +376,8 @@ def resolve(conn: sqlite3.Connection, attempt_id: int, *, good: bool,
     """A technician's verdict on a needs_inspection attempt."""
     row = _attempt(conn, attempt_id)
     if row["state"] != "needs_inspection":
-        raise ValueError(f"attempt {attempt_id} is {row['state']}, not needs_inspection")
+        raise ValueError(Msg("attempt {attempt} is {state}, not needs_inspection",
+                             attempt=attempt_id, state=row["state"]))
     audit(conn, "resolved", attempt_id=attempt_id, record_id=row["record_id"],
           detail="good" if good else "spoiled")
     if good:

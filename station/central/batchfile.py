@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from station.central.protocol import CardResult
 from station.grants import SignedGrant
+from station.i18n import Msg, os_error
 from station.records import SignedRecord, signature_fault, signature_of
 
 BATCH_FORMAT: Literal["ektp-batch/1"] = "ektp-batch/1"
@@ -122,7 +123,8 @@ def _read_bounded(path: Path) -> bytes:
             raise BatchFileError(f"{path} is {size} bytes, more than any batch file")
         return path.read_bytes()
     except OSError as exc:
-        raise BatchFileError(f"cannot read {path}: {exc.strerror}") from exc
+        raise BatchFileError(Msg("cannot read {path}: {error}", path=path,
+                                 error=os_error(exc))) from exc
 
 
 def read_signed(path: Path) -> SignedFile:
