@@ -13,8 +13,9 @@ new blank. :func:`classify` decides from the exception and the step it struck in
 - ``device``: jams, ribbon, cover, print failures, timeouts, the encoder.
 
 A record in hand (its attempt open) when the daemon died, at :data:`POISON_CRASHES`
-crashes in a row on the same boot, is quarantined: reported ``failed`` with a reason
-starting "poison", never started again (:func:`count_crashes`, :func:`quarantine_poison`).
+crashes in a row on the same boot at the same step of its attempt, is quarantined:
+reported ``failed`` with a reason starting "poison", never started again
+(:func:`count_crashes`, :func:`quarantine_poison`).
 A power cut (a new boot) is not the record's doing and is not counted.
 """
 
@@ -100,23 +101,27 @@ def where(exc: BaseException) -> str:
 def count_crashes(conn: sqlite3.Connection, *, same_boot: bool) -> list[str]:
     """At start-up, before recovery: count a crash for each record whose attempt was
     left open (the record in hand when the daemon died), when the daemon died on this
-    boot; every other record's count starts again from zero (the crashes must be in a
-    row). Returns the records in hand."""
+    boot. Crashes count in a row only at the same step of the attempt; every other
+    record's count starts again from zero. Returns the records in hand."""
     open_states = store.BEFORE_PRINTING + store.PRINTING_OR_LATER
-    in_hand = [r[0] for r in conn.execute(
-        f"SELECT DISTINCT record_id FROM attempts WHERE state IN ({store._marks(open_states)})",
-        open_states)]
+    in_hand = conn.execute(
+        f"SELECT record_id, state FROM attempts WHERE state IN ({store._marks(open_states)})",
+        open_states).fetchall()
+    ids = [r[0] for r in in_hand]
     conn.execute(
-        f"UPDATE records SET crashes=0 WHERE crashes>0 "
-        f"AND record_id NOT IN ({store._marks(tuple(in_hand))})", in_hand)
-    if same_boot:
-        for rid in in_hand:
-            conn.execute("UPDATE records SET crashes=crashes+1 WHERE record_id=?", (rid,))
-            n = conn.execute("SELECT crashes FROM records WHERE record_id=?",
-                             (rid,)).fetchone()[0]
-            store.audit(conn, "crashed_in_hand", record_id=rid,
-                        detail=f"the daemon died with this record in hand ({n} in a row)")
-    return in_hand
+        f"UPDATE records SET crashes=0, crash_state=NULL WHERE crashes>0 "
+        f"AND record_id NOT IN ({store._marks(tuple(ids))})", ids)
+    if not same_boot:
+        return ids
+    for rid, state in in_hand:
+        conn.execute(
+            "UPDATE records SET crashes=CASE WHEN crash_state IS ? THEN crashes+1 ELSE 1 END, "
+            "crash_state=? WHERE record_id=?", (state, state, rid))
+        n = conn.execute("SELECT crashes FROM records WHERE record_id=?", (rid,)).fetchone()[0]
+        store.audit(conn, "crashed_in_hand", record_id=rid,
+                    detail=f"the daemon died with this record in hand at {state} "
+                    f"({n} in a row at that step)")
+    return ids
 
 
 def quarantine_poison(conn: sqlite3.Connection) -> list[str]:

@@ -147,4 +147,11 @@ V6 = [
     "ALTER TABLE ledger ADD COLUMN cause TEXT",  # record | blank | device (NULL: unknown)
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2, V3, V4, V5, V6]
+V7 = [
+    # The step a record's attempt was at when the daemon died with it in hand: crashes
+    # count in a row only at the same step (a record that kills the daemon does so at
+    # the same point each time; kills at random moments do not).
+    "ALTER TABLE records ADD COLUMN crash_state TEXT",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2, V3, V4, V5, V6, V7]

@@ -141,12 +141,14 @@ def test_a_chip_script_that_cannot_succeed_burns_at_most_two_blanks(
     assert re.search(r"spoiled, caused by the blank +0\n", text), text
 
 
-def _hand_over(db: Path, record_id: str, *, boot: str | None = None) -> None:
-    """Leave ``record_id``'s attempt open, as a daemon that died with it in hand does."""
+def _hand_over(db: Path, record_id: str, *, boot: str | None = None,
+               state: str = "started") -> None:
+    """Leave ``record_id``'s attempt open at ``state``, as a daemon that died with it in
+    hand does."""
     conn = sqlite3.connect(db, isolation_level=None)
     conn.row_factory = sqlite3.Row
     try:
-        store.begin_attempt(conn, record_id)
+        store.transition(conn, store.begin_attempt(conn, record_id), state)
         if boot is not None:
             store.set_status(conn, boot_id=boot)
     finally:
@@ -196,6 +198,24 @@ def test_a_record_in_hand_at_two_crashes_in_a_row_is_quarantined(
     assert central.server.summary().printed == 2
     labels = {c.label for c in SimPrinter(tmp_path / "printer.json").tray_cards("output")}
     assert poison not in labels
+
+
+def test_crashes_at_different_steps_are_not_poison(tmp_path: Path, central: Central) -> None:
+    """A record in hand at two crashes in a row, but at different steps of its card (as
+    random kills fall), is not quarantined: it ends printed."""
+    central.seed(1)
+    config = station_config(tmp_path, central)
+    db = load_config(config).db_path
+    buffer_only(config, tmp_path, 1)
+    [rid] = _buffered(db)
+    _hand_over(db, rid, state="started")
+    with running_station(config):
+        pass
+    _hand_over(db, rid, state="verified")
+    SimPrinter(tmp_path / "printer.json").close_cover()
+    with running_station(config):
+        wait_for("the record printed", lambda: central.server.summary().printed == 1)
+    assert not any((reason or "").startswith("poison") for _, reason in results(central, rid))
 
 
 def test_crashes_across_a_power_cut_are_not_counted(tmp_path: Path, central: Central) -> None:
