@@ -176,8 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # berita acara, batch files) is its owner's alone.
     os.umask(0o077)
     args = build_parser().parse_args(argv)
-    # Until the config is read (cli_common.config), --lang or the locale variables decide.
-    i18n.set_language(i18n.choose(args.lang))
+    # Until the config is read (cli_common.config; a config error is shown before it is),
+    # --lang, STATION_LANGUAGE (the config key's override) or the locale variables decide.
+    i18n.set_language(i18n.choose(args.lang, os.environ.get("STATION_LANGUAGE")))
     try:
         code: int = args.func(args)
     except (ConfigError, KeyFileError) as exc:

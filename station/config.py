@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from drivers.base import CHIP_DRIVERS, PRINTER_DRIVERS
+from station.i18n import Msg, os_error
 from station.policy import RationingConfig
 
 DEFAULT_PATH = Path("/etc/ektp-station/station.toml")
@@ -180,21 +181,24 @@ def load_config(path: Path) -> StationConfig:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(
-            f"config file {path} not found: pass --config PATH or set STATION_CONFIG"
-        ) from None
+        raise ConfigError(Msg(
+            "config file {path} not found: pass --config PATH or set STATION_CONFIG", path=path
+        )) from None
     except PermissionError:
-        raise ConfigError(f"config file {path} is not readable by this user") from None
+        raise ConfigError(Msg("config file {path} is not readable by this user",
+                              path=path)) from None
     except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory: pass --config with the path "
-                          "of the TOML file itself") from None
+        raise ConfigError(Msg("config file {path} is a directory: pass --config with the "
+                              "path of the TOML file itself", path=path)) from None
     except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read ({exc.strerror})") from exc
+        raise ConfigError(Msg("config file {path} cannot be read ({error})", path=path,
+                              error=os_error(exc))) from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}): save it "
-                          "as UTF-8") from exc
+        raise ConfigError(Msg("config file {path} is not UTF-8 text (byte {byte}): save it "
+                              "as UTF-8", path=path, byte=exc.start)) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        raise ConfigError(Msg("config file {path} is not valid TOML: {error}", path=path,
+                              error=str(exc))) from exc
     try:
         return StationConfig(**data)
     except ValidationError as exc:
@@ -205,21 +209,22 @@ def check_state_dir(cfg: StationConfig) -> None:
     """The state dir exists (or is created, 0700) and this user may write in it; else
     :class:`ConfigError` naming ``state_dir``."""
     path = cfg.state_dir
-    fix = f"set state_dir in the config, or run as the service user (uid {path_owner(path)})"
+    fix = Msg("set state_dir in the config, or run as the service user (uid {uid})",
+              uid=path_owner(path))
+    not_dir = Msg("config error: state_dir {path} is not a directory: set state_dir to a "
+                  "directory", path=path)
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except FileExistsError:
-        raise ConfigError(f"config error: state_dir {path} is not a directory: "
-                          "set state_dir to a directory") from None
+        raise ConfigError(not_dir) from None
     except OSError as exc:
-        raise ConfigError(f"config error: state_dir {path} cannot be created "
-                          f"({exc.strerror}): {fix}") from exc
+        raise ConfigError(Msg("config error: state_dir {path} cannot be created ({error}): "
+                              "{fix}", path=path, error=os_error(exc), fix=fix)) from exc
     if not path.is_dir():
-        raise ConfigError(f"config error: state_dir {path} is not a directory: "
-                          "set state_dir to a directory")
+        raise ConfigError(not_dir)
     if not os.access(path, os.W_OK | os.X_OK):
-        raise ConfigError(f"config error: state_dir {path} is not writable by this user "
-                          f"(uid {os.geteuid()}): {fix}")
+        raise ConfigError(Msg("config error: state_dir {path} is not writable by this user "
+                              "(uid {uid}): {fix}", path=path, uid=os.geteuid(), fix=fix))
     st = path.stat()
     if st.st_uid == os.geteuid() and st.st_mode & 0o077:
         path.chmod(0o700)  # personal data and keys live here: the owner's alone
@@ -241,10 +246,12 @@ def _one_line(exc: ValidationError, path: Path) -> str:
     env = "STATION_" + "__".join(str(p) for p in err["loc"]).upper()
     kind = err["type"]
     if kind == "missing":
-        what = "is required but missing"
-    elif kind == "extra_forbidden":
-        return f"config error: unknown key {key} in {path}: remove it or check its spelling"
-    else:
-        msg = err["msg"].removeprefix("Value error, ")
-        what = f"is invalid ({msg}; got {err.get('input')!r})"
-    return f"config error: {key} {what}: set it in {path} or with {env}"
+        return Msg("config error: {key} is required but missing: set it in {path} or with "
+                   "{env}", key=key, path=path, env=env)
+    if kind == "extra_forbidden":
+        return Msg("config error: unknown key {key} in {path}: remove it or check its "
+                   "spelling", key=key, path=path)
+    msg = err["msg"].removeprefix("Value error, ")
+    return Msg("config error: {key} is invalid ({reason}; got {value}): set it in {path} or "
+               "with {env}", key=key, reason=msg, value=repr(err.get("input")), path=path,
+               env=env)

@@ -135,3 +135,19 @@ def test_a_built_wheel_carries_the_compiled_catalog(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "station/locale/id/LC_MESSAGES/station.mo" in names
     assert "station/locale/id/LC_MESSAGES/station.po" in names
+
+
+def test_a_config_error_reads_in_indonesian(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad key stops the verb with one line naming the key, in the reader's language
+    (the config cannot say which: --lang does), and the exit code stays 78."""
+    path = tmp_path / "station.toml"
+    path.write_text('station_id = "t-01"\nlangauge = "id"\n[central]\nurl = "http://x"\n'
+                    'trusted_keys = { k = "k.pub" }\n')
+    assert main(["--config", str(path), "status", "--lang", "id"]) == 78
+    assert capsys.readouterr().err.strip() == (
+        f"kesalahan konfigurasi: kunci langauge di {path} tidak dikenal: hapus atau periksa "
+        "ejaannya")
+    assert main(["--config", str(path), "status", "--lang", "en"]) == 78
+    assert capsys.readouterr().err.strip() == (
+        f"config error: unknown key langauge in {path}: remove it or check its spelling")
