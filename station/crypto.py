@@ -12,7 +12,10 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from station.i18n import Msg, os_error
+
 NONCE = 12
+
 
 
 class KeyFileError(Exception):
@@ -53,25 +56,26 @@ def load_data_key(path: Path, *, create: bool = True) -> DataKey:
     path = key_location(path)
     if not path.exists():
         if not create:
-            raise KeyFileError(f"data key file {path} is missing")
+            raise KeyFileError(Msg("data key file {path} is missing", path=path))
         _create_key(path)
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(
-            f"data key file {path} is readable by others (mode {stat.S_IMODE(mode):o}): "
-            f"run chmod 600 {path}"
-        )
+        raise KeyFileError(Msg(
+            "data key file {path} is readable by others (mode {mode}): run chmod 600 {path}",
+            path=path, mode=f"{stat.S_IMODE(mode):o}"))
     try:
         key = path.read_bytes()
     except PermissionError:
-        raise KeyFileError(
-            f"data key file {path} is not readable by this user (uid {os.geteuid()}, the "
-            f"file's owner is uid {path.stat().st_uid}): run as the service user "
-            "(sudo -u ektp-station station …)") from None
+        raise KeyFileError(Msg(
+            "data key file {path} is not readable by this user (uid {uid}, the file's owner "
+            "is uid {owner}): run as the service user (sudo -u ektp-station station …)",
+            path=path, uid=os.geteuid(), owner=path.stat().st_uid)) from None
     except OSError as exc:
-        raise KeyFileError(f"data key file {path} cannot be read ({exc.strerror})") from exc
+        raise KeyFileError(Msg("data key file {path} cannot be read ({error})", path=path,
+                               error=os_error(exc))) from exc
     if len(key) != 32:
-        raise KeyFileError(f"data key file {path} must hold 32 bytes, holds {len(key)}")
+        raise KeyFileError(Msg("data key file {path} must hold 32 bytes, holds {size}",
+                               path=path, size=len(key)))
     return DataKey(key)
 
 
@@ -82,8 +86,9 @@ def _create_key(path: Path) -> None:
     except FileExistsError:
         return  # another process created it meanwhile: use theirs
     except OSError as exc:
-        raise KeyFileError(f"data key file {path} cannot be created ({exc.strerror}): run "
-                           "as the service user, or set data_key_file") from exc
+        raise KeyFileError(Msg("data key file {path} cannot be created ({error}): run as the "
+                               "service user, or set data_key_file", path=path,
+                               error=os_error(exc))) from exc
     with os.fdopen(fd, "wb") as fh:
         fh.write(AESGCM.generate_key(bit_length=256))
         fh.flush()
@@ -103,10 +108,11 @@ def bind_data_key(conn: sqlite3.Connection, path: Path, key: DataKey | None = No
     where = key_location(path)
     if key is None:
         if known and not where.exists():
-            raise KeyFileError(
-                f"data key file {where} is missing, but the station database already holds "
+            raise KeyFileError(Msg(
+                "data key file {where} is missing, but the station database already holds "
                 "records sealed with this station's key: run as the service (its key: the "
-                "systemd credential data.key, or data_key_file) instead of creating a new key")
+                "systemd credential data.key, or data_key_file) instead of creating a new key",
+                where=where))
         key = load_data_key(path)
     if row is None:
         sample = conn.execute("SELECT record_id, payload FROM records "
@@ -124,7 +130,8 @@ def bind_data_key(conn: sqlite3.Connection, path: Path, key: DataKey | None = No
 
 
 def _mismatch(where: Path, key: DataKey, theirs: str) -> KeyFileError:
-    return KeyFileError(
-        f"data key {where} (fingerprint {key.fingerprint[:12]}) is not this station's key: "
-        f"its records are sealed with {theirs}; use the station's key (the systemd "
-        "credential data.key, or data_key_file), never a new one")
+    return KeyFileError(Msg(
+        "data key {where} (fingerprint {fingerprint}) is not this station's key: its "
+        "records are sealed with {theirs}; use the station's key (the systemd credential "
+        "data.key, or data_key_file), never a new one", where=where,
+        fingerprint=key.fingerprint[:12], theirs=theirs))

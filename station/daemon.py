@@ -32,7 +32,7 @@ from station.config import ConfigError, StationConfig, load_config
 from station.crypto import DataKey, KeyFileError, bind_data_key
 from station.db import Database
 from station.disk import DiskGuard
-from station.i18n import Msg, stored
+from station.i18n import Msg, os_error, stored
 from station.pipeline import GoodCard, Hold, Pipeline, Started, boot_id
 from station.records import load_public_key
 from station.status import Category, StatusBoard
@@ -55,13 +55,14 @@ def trusted_keys(cfg: StationConfig) -> dict[str, Ed25519PublicKey]:
         try:
             keys[key_id] = load_public_key(path.read_text().strip())
         except OSError as exc:
-            raise ConfigError(
-                f"config error: central.trusted_keys.{key_id}: cannot read {path} "
-                f"({exc.strerror}): point it at the centre's public key file") from exc
+            raise ConfigError(Msg(
+                "config error: central.trusted_keys.{key}: cannot read {path} ({error}): "
+                "point it at the centre's public key file", key=key_id, path=path,
+                error=os_error(exc))) from exc
         except ValueError as exc:
-            raise ConfigError(
-                f"config error: central.trusted_keys.{key_id}: {path} does not hold a "
-                "base64 Ed25519 public key") from exc
+            raise ConfigError(Msg(
+                "config error: central.trusted_keys.{key}: {path} does not hold a base64 "
+                "Ed25519 public key", key=key_id, path=path)) from exc
     return keys
 
 
@@ -71,12 +72,12 @@ def open_devices(cfg: StationConfig) -> tuple[CardPrinter, ChipChannel]:
         printer: CardPrinter = load_driver(PRINTER_DRIVERS, cfg.printer.driver).from_options(
             cfg.printer.options)
     except ValueError as exc:
-        raise ConfigError(f"config error: printer.options: {exc}") from exc
+        raise ConfigError(Msg("config error: printer.options: {error}", error=str(exc))) from exc
     try:
         chip: ChipChannel = load_driver(CHIP_DRIVERS, cfg.chip.driver).from_options(
             cfg.chip.options, printer=printer)
     except ValueError as exc:
-        raise ConfigError(f"config error: chip.options: {exc}") from exc
+        raise ConfigError(Msg("config error: chip.options: {error}", error=str(exc))) from exc
     return printer, chip
 
 
@@ -86,9 +87,9 @@ def make_client(cfg: StationConfig) -> QueueClient:
         return QueueClient(c.url, cfg.station_id, timeout_s=c.timeout_s,
                            tls=TlsSettings(c.ca_file, c.client_cert, c.client_key))
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            f"config error: central.ca_file/client_cert/client_key: cannot load ({exc}): "
-            "point them at readable PEM files") from exc
+        raise ConfigError(Msg(
+            "config error: central.ca_file/client_cert/client_key: cannot load ({error}): "
+            "point them at readable PEM files", error=str(exc))) from exc
 
 
 def _nothing() -> None:
