@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -29,7 +30,8 @@ from starlette.concurrency import run_in_threadpool
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from station.central import wire
-from station.central.queue_db import QueueDB
+from station.central.engines import default_key_dir, open_queue
+from station.central.queue_db import DEFAULT_LEASE_HOLD_S
 from station.central.seed import load_or_create_key
 from station.central.tls import certificate_names
 
@@ -55,16 +57,11 @@ class Centre:
     """The queue behind the ASGI application: its database, grant key and routes, and
     failures injected for tests (:meth:`fail_next`)."""
 
-    def __init__(self, db_path: Path, *, lease_ttl_s: float = 600.0,
-                 lease_hold_s: float | None = None, key_dir: Path | None = None,
-                 clock: Callable[[], float] | None = None) -> None:
-        kwargs: dict[str, Any] = {}
-        if lease_hold_s is not None:
-            kwargs["lease_hold_s"] = lease_hold_s
-        if clock is not None:
-            kwargs["clock"] = clock
-        grant_key = load_or_create_key(key_dir or Path(db_path).parent / "keys")
-        self.db = QueueDB(db_path, **kwargs)
+    def __init__(self, db: Path | str, *, lease_ttl_s: float = 600.0,
+                 lease_hold_s: float = DEFAULT_LEASE_HOLD_S, key_dir: Path | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        grant_key = load_or_create_key(key_dir or default_key_dir(db))
+        self.db = open_queue(db, clock=clock, lease_hold_s=lease_hold_s)
         self._routes = wire.routes(self.db, lease_ttl_s, grant_key)
         self._lock = threading.Lock()
         self._fail_left = 0

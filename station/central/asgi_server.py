@@ -29,7 +29,8 @@ from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
 from station.central.asgi import Centre, PeerCertProtocol
-from station.central.queue_db import DEFAULT_LEASE_HOLD_S, QueueDB
+from station.central.engines import default_key_dir, open_queue
+from station.central.queue_db import DEFAULT_LEASE_HOLD_S
 from station.central.seed import load_or_create_key
 from station.central.tls import ServerTls
 
@@ -46,8 +47,8 @@ class Settings:
     lease_hold_s: float = DEFAULT_LEASE_HOLD_S
     key_dir: str | None = None
 
-    def centre(self, clock: Callable[[], float] | None = None) -> Centre:
-        return Centre(Path(self.db), lease_ttl_s=self.lease_ttl_s,
+    def centre(self, clock: Callable[[], float] = time.time) -> Centre:
+        return Centre(self.db, lease_ttl_s=self.lease_ttl_s,
                       lease_hold_s=self.lease_hold_s, clock=clock,
                       key_dir=Path(self.key_dir) if self.key_dir else None)
 
@@ -82,8 +83,8 @@ def _config(app: FastAPI | str, host: str, port: int, tls: ServerTls | None,
 def prepare(settings: Settings) -> None:
     """Migrate the database and create the grant key once, before any worker starts."""
     load_or_create_key(Path(settings.key_dir) if settings.key_dir
-                       else Path(settings.db).parent / "keys")
-    QueueDB(Path(settings.db)).close()
+                       else default_key_dir(settings.db))
+    open_queue(settings.db).close()
 
 
 def serve(settings: Settings, *, host: str, port: int, tls: ServerTls | None,
@@ -109,10 +110,10 @@ def serve(settings: Settings, *, host: str, port: int, tls: ServerTls | None,
 class AsgiServer:
     """The ASGI centre on a thread of this process: ``start()``, ``url``, ``stop()``."""
 
-    def __init__(self, db_path: Path, *, host: str = "127.0.0.1", port: int = 0,
+    def __init__(self, db_path: Path | str, *, host: str = "127.0.0.1", port: int = 0,
                  lease_ttl_s: float = 600.0, tls: ServerTls | None = None,
                  lease_hold_s: float = DEFAULT_LEASE_HOLD_S, key_dir: Path | None = None,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         settings = Settings(str(db_path), lease_ttl_s, lease_hold_s,
                             str(key_dir) if key_dir else None)
         self.centre = settings.centre(clock)

@@ -14,6 +14,7 @@ from types import FrameType
 
 import structlog
 
+from station.central.engines import is_dsn
 from station.central.queue_db import DEFAULT_LEASE_HOLD_S, SchemaError
 from station.central.seed import seed
 from station.central.server import CentralServer
@@ -26,7 +27,8 @@ def add_central_commands(subparsers: argparse._SubParsersAction) -> None:  # typ
     sub = central.add_subparsers(dest="central_command", required=True)
 
     serve = sub.add_parser("serve", help="run the queue server until SIGTERM/SIGINT")
-    serve.add_argument("--db", type=Path, required=True, help="server SQLite database")
+    serve.add_argument("--db", type=_db_arg, required=True,
+                       help="the queue: a SQLite file, or postgresql://user@host:port/db")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8470)
     serve.add_argument("--lease-ttl", type=float, default=600.0, help="lease ttl, seconds")
@@ -58,6 +60,10 @@ def add_central_commands(subparsers: argparse._SubParsersAction) -> None:  # typ
     from station.central.batches import add_central_batch_commands
 
     add_central_batch_commands(sub)
+
+
+def _db_arg(value: str) -> Path | str:
+    return value if is_dsn(value) else Path(value)
 
 
 def _server_tls(args: argparse.Namespace) -> ServerTls | None:

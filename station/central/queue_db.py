@@ -60,6 +60,11 @@ def _ts(value: Any, fallback: float) -> float:
 class QueueDB:
     """The server's SQLite state: records, leases, results, heartbeats (thread-safe)."""
 
+    #: Dialect: how the lease query locks the rows it takes (PostgreSQL: SKIP LOCKED), and
+    #: the two-argument maximum.
+    _LOCK_ROWS = ""
+    _GREATEST = "MAX"
+
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time,
                  lease_hold_s: float = DEFAULT_LEASE_HOLD_S) -> None:
         self.path = Path(path)
@@ -103,6 +108,12 @@ class QueueDB:
             yield c
 
     @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """The connection for reads outside a write transaction."""
+        with self._lock:
+            yield self._conn
+
+    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -142,8 +153,8 @@ class QueueDB:
 
     def next_index(self) -> int:
         """The next free PRR-NNNNNN number (after every record ever added)."""
-        with self._lock:
-            row = self._conn.execute(
+        with self._read() as c:
+            row = c.execute(
                 "SELECT MAX(COALESCE(MAX(seq), 0), COALESCE(MAX(CAST(SUBSTR(record_id, 5)"
                 " AS INTEGER)), 0)) FROM records WHERE record_id GLOB 'PRR-[0-9]*'"
                 " OR record_id NOT GLOB 'PRR-*'"
@@ -152,8 +163,8 @@ class QueueDB:
 
     def record_state(self, record_id: str) -> str | None:
         """'ready' | 'leased' (or held) | 'printed' | 'failed', or None when unknown."""
-        with self._lock:
-            row = self._conn.execute(
+        with self._read() as c:
+            row = c.execute(
                 f"SELECT state, {_TAKEN} FROM records WHERE record_id = ?",
                 (self.lease_hold_s, self.clock(), record_id),
             ).fetchone()
@@ -191,7 +202,7 @@ class QueueDB:
         rows = c.execute(
             "SELECT record_id, signed_json FROM records WHERE state = 'ready'"
             " AND (NOT (" + _TAKEN + ") OR (lease_station = ? AND lease_expires <= ?))"
-            " ORDER BY urgent DESC, kind_rank, enrolled_ts, seq LIMIT ?",
+            " ORDER BY urgent DESC, kind_rank, enrolled_ts, seq LIMIT ?" + self._LOCK_ROWS,
             (self.lease_hold_s, now, station_id, now, n),
         ).fetchall()
         granted = []
@@ -219,7 +230,8 @@ class QueueDB:
                 # Revives an expired lease nobody else took; never shortens one (an offline
                 # batch's leases last days).
                 rows = c.execute(
-                    "UPDATE records SET lease_expires = MAX(lease_expires, ?) WHERE lease_id = ?"
+                    f"UPDATE records SET lease_expires = {self._GREATEST}(lease_expires, ?)"
+                    " WHERE lease_id = ?"
                     " AND lease_station = ? AND state = 'ready' RETURNING lease_expires",
                     (now + ttl_s, lease_id, req.station_id),
                 ).fetchall()
@@ -277,7 +289,7 @@ class QueueDB:
                 "INSERT INTO heartbeats (station_id, body_json, received_ts, count)"
                 " VALUES (?, ?, ?, 1) ON CONFLICT (station_id) DO UPDATE SET"
                 " body_json = excluded.body_json, received_ts = excluded.received_ts,"
-                " count = count + 1",
+                " count = heartbeats.count + 1",
                 (hb.station_id, hb.model_dump_json(), now),
             )
             freed = self._free_held(c, hb.station_id, now) if hb.outbox == 0 else 0
@@ -302,16 +314,16 @@ class QueueDB:
         return len(rows)
 
     def last_heartbeat(self, station_id: str) -> p.Heartbeat | None:
-        with self._lock:
-            row = self._conn.execute(
+        with self._read() as c:
+            row = c.execute(
                 "SELECT body_json FROM heartbeats WHERE station_id = ?", (station_id,)
             ).fetchone()
         return None if row is None else p.Heartbeat.model_validate_json(row[0])
 
     def audit(self, station_id: str | None = None) -> list[trust.AuditRow]:
         """Refused requests and results, oldest first (all stations, or one)."""
-        with self._lock:
-            return trust.audit_rows(self._conn, station_id)
+        with self._read() as c:
+            return trust.audit_rows(c, station_id)
 
     def refuse(self, *, station_id: str, endpoint: str, reason: str,
                peer: str | None = None) -> None:
@@ -321,16 +333,15 @@ class QueueDB:
                                  reason=reason, peer=peer)
 
     def results_for(self, record_id: str) -> list[p.CardResult]:
-        with self._lock:
-            rows = self._conn.execute(
+        with self._read() as c:
+            rows = c.execute(
                 "SELECT body_json FROM results WHERE record_id = ? ORDER BY seq", (record_id,)
             ).fetchall()
         return [p.CardResult.model_validate_json(r[0]) for r in rows]
 
     def summary(self) -> p.ServerSummary:
         now = self.clock()
-        with self._lock:
-            c = self._conn
+        with self._read() as c:
             counts = dict(
                 c.execute(
                     "SELECT CASE WHEN state = 'ready' AND " + _TAKEN + " THEN 'leased'"

@@ -31,7 +31,8 @@ import structlog
 
 from station.central import protocol as p
 from station.central import wire
-from station.central.queue_db import DEFAULT_LEASE_HOLD_S, QueueDB
+from station.central.engines import default_key_dir, open_queue
+from station.central.queue_db import DEFAULT_LEASE_HOLD_S
 from station.central.seed import load_or_create_key
 from station.central.tls import HANDSHAKE_TIMEOUT_S, ServerTls, certificate_names
 from station.central.wire import GZIP_MIN, MAX_BODY
@@ -150,7 +151,7 @@ class CentralServer:
 
     def __init__(
         self,
-        db_path: Path,
+        db_path: Path | str,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -163,10 +164,10 @@ class CentralServer:
         self.lease_ttl_s = lease_ttl_s
         # Grants are signed with the centre's key: ``key_dir``, by default ``keys/`` beside
         # the database (where ``station central seed`` keeps it).
-        self._grant_key = load_or_create_key(key_dir or Path(db_path).parent / "keys")
+        self._grant_key = load_or_create_key(key_dir or default_key_dir(db_path))
         self.scheme = "https" if tls is not None else "http"
         context = tls.context() if tls is not None else None
-        self.db = QueueDB(db_path, clock=clock, lease_hold_s=lease_hold_s)
+        self.db = open_queue(db_path, clock=clock, lease_hold_s=lease_hold_s)
         try:
             self._httpd = _HTTPServer((host, port), self, context)
         except OSError:

@@ -28,6 +28,7 @@ from station.central.server import MAX_BODY, CentralServer
 from station.central.tls import ServerTls
 from station.records import sign_record
 from tests.station.central.pki import Pki, make_pki
+from tests.support.postgres import PgCluster, running_cluster
 
 COMMITTED = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
 Centre = CentralServer | AsgiServer
@@ -73,11 +74,24 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 SERVERS: dict[str, Callable[..., Centre]] = {"stdlib": CentralServer, "asgi": AsgiServer}
 
 
-@pytest.fixture(params=sorted(SERVERS))
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL cluster on loopback for this module."""
+    with running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=[(server, engine) for server in sorted(SERVERS)
+                        for engine in ("sqlite", "postgresql")],
+                ids=lambda p: "-".join(p))
 def centre(request: pytest.FixtureRequest, tmp_path: Path, pki: Pki) -> Iterator[Centre]:
-    """A centre with three ready records behind mutual TLS, for each server provided."""
-    s = SERVERS[request.param](tmp_path / "c.db", lease_ttl_s=60.0,
-                               tls=ServerTls(pki.server_cert, pki.server_key, pki.ca))
+    """A centre with three ready records behind mutual TLS, for each server and each
+    storage engine provided."""
+    server, engine = request.param
+    db = (request.getfixturevalue("pg").new_database() if engine == "postgresql"
+          else tmp_path / "c.db")
+    s = SERVERS[server](db, lease_ttl_s=60.0, key_dir=tmp_path / "keys",
+                        tls=ServerTls(pki.server_cert, pki.server_key, pki.ca))
     s.db.add_records(sign_record(make_record(i, seed=3, now=NOW), KEY, "central-1")
                      for i in range(1, 4))
     with s:

@@ -19,6 +19,7 @@ from tests.station.central.test_server import (
     result,
     signed,
 )
+from tests.support.postgres import PgCluster, running_cluster
 
 TTL = 60.0
 HOLD = 3600.0
@@ -29,9 +30,20 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def server(tmp_path: Path, clock: FakeClock) -> Iterator[CentralServer]:
-    s = CentralServer(tmp_path / "c.db", lease_ttl_s=TTL, lease_hold_s=HOLD, clock=clock)
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PgCluster]:
+    with running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path: Path,
+           clock: FakeClock) -> Iterator[CentralServer]:
+    """The reference server on each storage engine."""
+    db = (request.getfixturevalue("pg").new_database() if request.param == "postgresql"
+          else tmp_path / "c.db")
+    s = CentralServer(db, lease_ttl_s=TTL, lease_hold_s=HOLD, clock=clock,
+                      key_dir=tmp_path / "keys")
     s.start()
     try:
         yield s
