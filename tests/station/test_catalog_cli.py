@@ -22,8 +22,8 @@ PO = ROOT / "station/locale/id/LC_MESSAGES/station.po"
 GIVEN = "Siti Rahma Operator SIAK Budi Santoso lent Kec Ciomas BAST KTP Halaman Kantor"
 #: Command words and units that read the same in both languages.
 SHARED = "station systemctl ektp journalctl WIB WITA WIT NIK NIP PDF PNG pid min"
-#: The simulated printer's own identity (its model name, as a real printer reports its own).
-DEVICE = "ektp-station simulator"
+#: The simulated printer's identity and driver name (as a real printer reports its own).
+DEVICE = "ektp-station simulator sim"
 
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[\w+ *\] ")
