@@ -17,12 +17,11 @@ import pytest
 from drivers.sim import SimPrinter
 from station import i18n
 from station.cli import main
-from station.config import OfficeConfig, load_config
-from station.daemon import Station
+from station.config import OfficeConfig
 from station.papers import Signer
 from station.papers_destruction import Destruction, write_berita_acara
 from station.policy import ZONES
-from tests.station.harness import Central, station_config, wait_for
+from tests.station.harness import Central, running_station, station_config, wait_for
 
 Capsys = pytest.CaptureFixture[str]
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,12 +154,8 @@ def test_papers_of_a_station_that_printed_and_spoiled_cards(
                              "faults": {"print_fail": 0.15, "chip_dead": 0.1}}})
     _run(capsys, config, "blanks", "receive", "60", "--batch", "BAST-7")
     _run(capsys, config, "blanks", "adjust", "-2", "--reason", "lent to Kec. Ciomas")
-    station = Station.build(load_config(config))
-    station.start()
-    try:
+    with running_station(config):
         wait_for("25 printed", lambda: central.server.summary().printed == 25)
-    finally:
-        station.stop()
     pending = json.loads(_run(capsys, config, "spoiled", "list", "--json"))
     trays = SimPrinter(tmp_path / "printer.json").tray_cards("reject")
     assert len(pending) == len(trays) > 0
