@@ -74,6 +74,18 @@ def _server_tls(args: argparse.Namespace) -> ServerTls | None:
     return ServerTls(args.tls_cert, args.tls_key, args.client_ca)
 
 
+#: What stops the queue server from starting: a TLS file, the socket, the database.
+_START_ERRORS = (TlsConfigError, OSError, TypeError, sqlite3.Error, SchemaError)
+
+
+def _start_failed(exc: Exception) -> int:
+    if isinstance(exc, TlsConfigError):
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"error: cannot start the queue server: {exc}", file=sys.stderr)
+    return 1
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.lease_ttl <= 0 or args.lease_hold < 0:
         print("error: --lease-ttl must be positive, --lease-hold not negative", file=sys.stderr)
@@ -95,12 +107,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server = CentralServer(args.db, host=args.host, port=args.port,
                                lease_ttl_s=args.lease_ttl, lease_hold_s=args.lease_hold,
                                tls=_server_tls(args), key_dir=args.key_dir)
-    except TlsConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, TypeError, sqlite3.Error, SchemaError) as exc:
-        print(f"error: cannot start the queue server: {exc}", file=sys.stderr)
-        return 1
+    except _START_ERRORS as exc:
+        return _start_failed(exc)
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.start()
@@ -130,12 +138,8 @@ def _serve_asgi(args: argparse.Namespace) -> int:
         serve(settings, host=args.host, port=args.port, tls=_server_tls(args),
               workers=args.workers, on_listening=lambda url: print(f"listening on {url}",
                                                                     flush=True))
-    except TlsConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, TypeError, sqlite3.Error, SchemaError) as exc:
-        print(f"error: cannot start the queue server: {exc}", file=sys.stderr)
-        return 1
+    except _START_ERRORS as exc:
+        return _start_failed(exc)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -18,15 +18,7 @@ from station.central.asgi_server import AsgiServer
 from station.central.client import TlsSettings
 from station.central.tls import ServerTls
 from tests.station.central.pki import Pki, make_pki
-
-SERVE = """
-import argparse, sys
-from station.central.cli import add_central_commands
-parser = argparse.ArgumentParser()
-add_central_commands(parser.add_subparsers(dest="command"))
-args = parser.parse_args(sys.argv[1:])
-sys.exit(args.func(args))
-"""
+from tests.support.serve import SERVE, serve_cli
 
 
 @pytest.fixture(scope="module")
@@ -37,22 +29,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 @pytest.fixture
 def serving(tmp_path: Path, pki: Pki) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`station central serve --workers 2` behind mutual TLS; its process and URL."""
-    argv = ["central", "serve", "--db", str(tmp_path / "c.db"), "--port", "0",
-            "--workers", "2", "--tls-cert", str(pki.server_cert),
-            "--tls-key", str(pki.server_key), "--client-ca", str(pki.ca)]
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, *argv], stdout=subprocess.PIPE,
-                            text=True)
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline().strip()
-        assert first.startswith("listening on https://127.0.0.1:"), first
-        yield proc, first.removeprefix("listening on ")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+    argv = ["--db", str(tmp_path / "c.db"), "--port", "0", "--workers", "2",
+            "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key),
+            "--client-ca", str(pki.ca)]
+    with serve_cli(argv) as (proc, url):
+        assert url.startswith("https://127.0.0.1:"), url
+        yield proc, url
 
 
 def workers(pid: int) -> list[str]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -24,8 +22,8 @@ from station.central import protocol as p
 from station.central.queue_db import SchemaError
 from station.central.queue_pg import PG_MIGRATIONS, PgQueueDB
 from station.central.seed import load_or_create_key, signed_records
-from tests.station.central.test_asgi import SERVE
 from tests.support.postgres import PgCluster, running_cluster
+from tests.support.serve import serve_cli
 
 KEY = Ed25519PrivateKey.generate()
 NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
@@ -137,13 +135,8 @@ def test_serve_on_postgresql_with_two_workers(pg: PgCluster, tmp_path: Path) -> 
     seeder = PgQueueDB(dsn)
     seeder.add_records(signed_records(30, KEY, seed=3, now=NOW))
     seeder.close()
-    argv = ["central", "serve", "--db", dsn, "--port", "0", "--workers", "2",
-            "--key-dir", str(tmp_path / "keys")]
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, *argv], stdout=subprocess.PIPE,
-                            text=True)
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip().removeprefix("listening on ")
+    argv = ["--db", dsn, "--port", "0", "--workers", "2", "--key-dir", str(tmp_path / "keys")]
+    with serve_cli(argv) as (proc, url):
         assert url.startswith("http://127.0.0.1:"), url
         got: list[str] = []
 
@@ -160,9 +153,3 @@ def test_serve_on_postgresql_with_two_workers(pg: PgCluster, tmp_path: Path) -> 
         assert len(got) == len(set(got)) == 30
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import signal
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +18,7 @@ from station.central.queue_schema import MIGRATIONS
 from station.central.seed import make_record, signed_records
 from station.central.server import CentralServer
 from station.records import SignedRecord, sign_record
+from tests.support.serve import serve_cli
 
 NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 KEY = Ed25519PrivateKey.generate()
@@ -360,41 +359,14 @@ def test_concurrent_leasing_never_double_hands(
     assert server.summary().leased == 60
 
 
-SERVE = """
-import argparse, sys
-from station.central.cli import add_central_commands
-parser = argparse.ArgumentParser()
-add_central_commands(parser.add_subparsers(dest="command"))
-args = parser.parse_args(sys.argv[1:])
-sys.exit(args.func(args))
-"""
 
 
 def test_cli_serve_prints_url_and_stops_on_sigterm(tmp_path: Path) -> None:
     """`central serve` prints "listening on URL" first, serves, and exits 0 on SIGTERM."""
-    argv = [
-        "central",
-        "serve",
-        "--db",
-        str(tmp_path / "c.db"),
-        "--port",
-        "0",
-        "--key-dir",
-        str(tmp_path / "keys"),
-    ]
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, *argv], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline().strip()
-        assert first.startswith("listening on http://127.0.0.1:")
-        url = first.removeprefix("listening on ")
+    argv = ["--db", str(tmp_path / "c.db"), "--port", "0", "--key-dir", str(tmp_path / "keys")]
+    with serve_cli(argv) as (proc, url):
+        assert url.startswith("http://127.0.0.1:")
         assert httpx.get(url + "/v1/summary", timeout=10.0).json()["records"] == 0
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
     assert (tmp_path / "keys" / "central.pub").exists()
