@@ -139,6 +139,53 @@ class StationRun:
     drain_s: float  # last card's boundary to every result acknowledged by the centre
 
 
+@dataclass
+class CycleMarks:
+    """(wall, device seconds so far) at each card start, and at each card boundary's end."""
+
+    clock: DeviceClock
+    cycles: list[tuple[float, float]]
+    ends: list[tuple[float, float]]
+
+    def per_card(self, cards: int) -> list[tuple[float, float]]:
+        """The start of each of the first ``cards`` cards, then the end of the last one
+        (when the boundary that writes its result returns)."""
+        last_start = self.cycles[cards - 1][0]
+        return [*self.cycles[:cards], next(m for m in self.ends if m[0] > last_start)]
+
+
+def instrument(station: Station) -> CycleMarks:
+    """Time a built (not started) station's card cycles and its device calls."""
+    marks = CycleMarks(DeviceClock(), [], [])
+    clock = marks.clock
+    clock.wrap(station.pipeline.printer, PRINTER_CALLS)
+    # The chip encoding (drivers/script.py's runner over the channel) is driver-layer
+    # work the bare loop does too: counted as device time, not station overhead.
+    clock.wrap(station.pipeline, ("_encode",))
+    inner = station.pipeline.print_one
+
+    def print_one(buffered: Any) -> Any:
+        marks.cycles.append((time.perf_counter(), clock.total))
+        return inner(buffered)
+
+    station.pipeline.print_one = print_one  # type: ignore[method-assign,assignment]
+    boundary = station.pipeline.card_boundary
+
+    def card_boundary(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return boundary(*args, **kwargs)
+        finally:
+            marks.ends.append((time.perf_counter(), clock.total))
+
+    station.pipeline.card_boundary = card_boundary  # type: ignore[method-assign]
+    return marks
+
+
+def overheads_ms(points: list[tuple[float, float]]) -> list[float]:
+    """Per card: its cycle's wall time minus the time inside the device calls."""
+    return [(w1 - w0 - (d1 - d0)) * 1000 for (w0, d0), (w1, d1) in itertools.pairwise(points)]
+
+
 def station_run(root: Path, cards: int, card_ms: float) -> StationRun:
     server, central = start_server_process(root, cards)
     try:
@@ -151,38 +198,14 @@ def station_run(root: Path, cards: int, card_ms: float) -> StationRun:
         cfg = load_config(config)
         logs.setup(cfg.log_level, cfg.log_format)  # as `station run` does
         station = Station.build(cfg)
-        clock = DeviceClock()
-        clock.wrap(station.pipeline.printer, PRINTER_CALLS)
-        # The chip encoding (drivers/script.py's runner over the channel) is driver-layer
-        # work the bare loop does too: counted as device time, not station overhead.
-        clock.wrap(station.pipeline, ("_encode",))
-        cycles: list[tuple[float, float]] = []  # (wall, device) at each card start
-        inner = station.pipeline.print_one
-
-        def print_one(buffered: Any) -> Any:
-            cycles.append((time.perf_counter(), clock.total))
-            return inner(buffered)
-
-        station.pipeline.print_one = print_one  # type: ignore[method-assign,assignment]
-        # A cycle ends when the station could start the next card: for the last card, when
-        # the boundary that writes its result returns.
-        ends: list[tuple[float, float]] = []
-        boundary = station.pipeline.card_boundary
-
-        def card_boundary(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return boundary(*args, **kwargs)
-            finally:
-                ends.append((time.perf_counter(), clock.total))
-
-        station.pipeline.card_boundary = card_boundary  # type: ignore[method-assign]
+        marks = instrument(station)
         started = time.perf_counter()
         station.start()
         try:
             wait_for("the whole buffer", lambda: station.db.run(
                 lambda c: c.execute("SELECT COUNT(*) FROM records").fetchone()[0]) >= cards,
                 timeout=120)
-            wait_for("every card", lambda: len(cycles) >= cards and station.db.run(
+            wait_for("every card", lambda: len(marks.cycles) >= cards and station.db.run(
                 lambda c: c.execute("SELECT COUNT(*) FROM attempts WHERE state='done'")
                 .fetchone()[0]) >= cards, timeout=cards * card_ms / 1000 * 3 + 60, every=0.01)
             wait_for("every result acknowledged", lambda: station.db.run(
@@ -194,13 +217,12 @@ def station_run(root: Path, cards: int, card_ms: float) -> StationRun:
     finally:
         server.terminate()
         server.wait()
-    last_start = cycles[cards - 1][0]
-    marks = [*cycles[:cards], next(m for m in ends if m[0] > last_start)]
-    overheads = [(w1 - w0 - (d1 - d0)) * 1000 for (w0, d0), (w1, d1) in itertools.pairwise(marks)]
+    points = marks.per_card(cards)
+    overheads = overheads_ms(points)
     return StationRun(
-        station_s=marks[-1][0] - marks[0][0], device_s=marks[-1][1] - marks[0][1],
-        overheads_ms=overheads, startup_s=marks[0][0] - started,
-        first_card_s=marks[1][0] - marks[0][0], drain_s=max(0.0, acked - marks[-1][0]))
+        station_s=points[-1][0] - points[0][0], device_s=points[-1][1] - points[0][1],
+        overheads_ms=overheads, startup_s=points[0][0] - started,
+        first_card_s=points[1][0] - points[0][0], drain_s=max(0.0, acked - points[-1][0]))
 
 
 def main() -> None:

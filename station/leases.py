@@ -17,21 +17,21 @@ def active_leases(conn: sqlite3.Connection) -> list[str]:
     """Leases to keep renewing: records buffered, in the printer or awaiting inspection,
     and records printed or failed whose result the centre has not acknowledged yet (so
     the centre never hands a printed record to another station meanwhile)."""
+    # From the few results pending to their records, not from every closed record to the
+    # outbox (that read a year of records at each renewal: bench/endurance.py).
     rows = conn.execute(
-        "SELECT lease_id FROM records r WHERE status IN ('queued','printing','inspection') "
-        "OR (status IN ('done','failed') AND EXISTS (SELECT 1 FROM outbox o "
-        "WHERE o.acked_at IS NULL AND json_extract(o.body, '$.record_id') = r.record_id))"
+        "SELECT lease_id FROM records WHERE status IN ('queued','printing','inspection') "
+        "UNION ALL SELECT r.lease_id FROM outbox o JOIN records r "
+        "ON r.record_id = json_extract(o.body, '$.record_id') "
+        "WHERE o.acked_at IS NULL AND r.status IN ('done','failed')"
     ).fetchall()
     return [r[0] for r in rows]
 
 
 def renew_leases(conn: sqlite3.Connection, renewed: dict[str, tuple[float, float]],
                  lost: list[str]) -> None:
-    for lease_id, (deadline, mono) in renewed.items():
-        conn.execute(
-            "UPDATE records SET lease_deadline=?, lease_mono=? WHERE lease_id=?",
-            (deadline, mono, lease_id),
-        )
+    conn.executemany("UPDATE records SET lease_deadline=?, lease_mono=? WHERE lease_id=?",
+                     [(deadline, mono, lid) for lid, (deadline, mono) in renewed.items()])
     for lease_id in lost:
         row = conn.execute(
             "SELECT record_id FROM records WHERE lease_id=? AND status='queued'", (lease_id,)
@@ -44,6 +44,9 @@ def excess_leases(conn: sqlite3.Connection, capacity: int,
                   urgent_only: bool = False) -> list[tuple[str, str]]:
     """(lease_id, record_id) of queued records beyond ``capacity``, last in policy order;
     with ``urgent_only`` every record that is not urgent is excess too."""
+    if not urgent_only and conn.execute(
+            "SELECT COUNT(*) FROM records WHERE status='queued'").fetchone()[0] <= capacity:
+        return []  # the usual answer, without sorting the whole buffer (bench/endurance.py)
     rows = conn.execute(
         "SELECT lease_id, record_id, urgent FROM records WHERE status='queued' "
         "ORDER BY urgent DESC, kind='reprint', enrolled_at").fetchall()
