@@ -177,19 +177,19 @@ def export_results(cfg: StationConfig, path: Path, *, since: float | None = None
 
 def add_batch_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``batch key | pubkey | import FILE | export FILE`` under the station's CLI."""
-    batch = sub.add_parser("batch", help="offline batches: import records, export results")
+    batch = sub.add_parser("batch", help=_("offline batches: import records, export results"))
     verbs = batch.add_subparsers(dest="batch_command", required=True)
-    verbs.add_parser("key", help="print this station's results key for the centre"
+    verbs.add_parser("key", help=_("print this station's results key for the centre")
                      ).set_defaults(func=cmd_batch_key)
-    verbs.add_parser("pubkey", help="print the key the centre seals this station's batches to"
+    verbs.add_parser("pubkey", help=_("print the key the centre seals this station's batches to")
                      ).set_defaults(func=cmd_batch_pubkey)
-    p = verbs.add_parser("import", help="buffer a signed batch issued to this station")
+    p = verbs.add_parser("import", help=_("buffer a signed batch issued to this station"))
     p.add_argument("file", type=Path)
     p.set_defaults(func=cmd_batch_import)
-    p = verbs.add_parser("export", help="write results as a signed file for the centre")
+    p = verbs.add_parser("export", help=_("write results as a signed file for the centre"))
     p.add_argument("file", type=Path)
     p.add_argument("--since", type=dt.datetime.fromisoformat, default=None,
-                   help="every result created since this ISO time (default: unacknowledged)")
+                   help=_("every result created since this ISO time (default: unacknowledged)"))
     p.set_defaults(func=cmd_batch_export)
 
 

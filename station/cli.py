@@ -143,24 +143,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="station", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="TOML config (default: $STATION_CONFIG or "
-                        "/etc/ektp-station/station.toml)")
+    parser.add_argument("--config", help=_("TOML config (default: $STATION_CONFIG or "
+                        "/etc/ektp-station/station.toml)"))
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run the daemon").set_defaults(func=cmd_run)
-    sub.add_parser("reload", help="re-read the configuration (rationing) without a restart"
+    sub.add_parser("run", help=_("run the daemon")).set_defaults(func=cmd_run)
+    sub.add_parser("reload", help=_("re-read the configuration (rationing) without a restart")
                    ).set_defaults(func=cmd_reload)
-    p = sub.add_parser("status", help="show the station's state")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("status", help=_("show the station's state"))
+    p.add_argument("--json", action="store_true", help=_("the output as JSON"))
     p.set_defaults(func=cmd_status)
-    p = sub.add_parser("inspect", help="list attempts that need inspection")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("inspect", help=_("list attempts that need inspection"))
+    p.add_argument("--json", action="store_true", help=_("the output as JSON"))
     p.set_defaults(func=cmd_inspect)
-    p = sub.add_parser("resolve", help="close an attempt after looking at the card")
+    p = sub.add_parser("resolve", help=_("close an attempt after looking at the card"))
     p.add_argument("attempt", type=int)
     verdict = p.add_mutually_exclusive_group(required=True)
-    verdict.add_argument("--good", action="store_true", help="a good card is in the output tray")
-    verdict.add_argument("--spoiled", action="store_true", help="the card is spoiled")
-    p.add_argument("--serial", help="the card's blank serial, if read")
+    verdict.add_argument("--good", action="store_true", help=_("a good card is in the output tray"))
+    verdict.add_argument("--spoiled", action="store_true", help=_("the card is spoiled"))
+    p.add_argument("--serial", help=_("the card's blank serial, if read"))
     p.set_defaults(func=cmd_resolve)
     add_blank_commands(sub)
     add_face_commands(sub)
@@ -175,7 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Whatever the caller's umask (022 under sudo): what the station writes (database, keys,
     # berita acara, batch files) is its owner's alone.
     os.umask(0o077)
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    i18n.set_language(i18n.early_language(words))  # --help and argparse's own errors
+    i18n.translate_argparse()
+    args = build_parser().parse_args(words)
     # Until the config is read (cli_common.config; a config error is shown before it is),
     # --lang, STATION_LANGUAGE (the config key's override) or the locale variables decide.
     i18n.set_language(i18n.choose(args.lang, os.environ.get("STATION_LANGUAGE")))

@@ -162,45 +162,47 @@ def _month(text: str) -> str:
 def add_blank_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     def verb(parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
              help_: str, func: Any) -> argparse.ArgumentParser:
-        p = parent.add_parser(name, help=help_)
-        p.add_argument("--json", action="store_true")
+        p = parent.add_parser(name, help=_(help_))
+        p.add_argument("--json", action="store_true", help=_("the output as JSON"))
         p.set_defaults(func=func)
         return p
 
-    blanks = sub.add_parser("blanks", help="blank stock").add_subparsers(dest="blanks",
+    blanks = sub.add_parser("blanks", help=_("blank stock")).add_subparsers(dest="blanks",
                                                                          required=True)
-    p = verb(blanks, "receive", "record a delivery of blanks", cmd_receive)
+    p = verb(blanks, "receive", N_("record a delivery of blanks"), cmd_receive)
     p.add_argument("count", type=int)
     p.add_argument("--batch", required=True)
-    p.add_argument("--first-serial", help="serial of the first blank, if the batch has a range")
-    p = verb(blanks, "count", "record a physical count (never overwrites the ledger)", cmd_count)
+    p.add_argument("--first-serial", help=_("serial of the first blank, if the batch has a range"))
+    p = verb(blanks, "count", N_("record a physical count (never overwrites the ledger)"),
+             cmd_count)
     p.add_argument("physical", type=int)
-    p = verb(blanks, "adjust", "correct the stock by ±N with a reason", cmd_adjust)
+    p = verb(blanks, "adjust", N_("correct the stock by ±N with a reason"), cmd_adjust)
     p.add_argument("delta", type=int)
     p.add_argument("--reason", required=True)
-    p = verb(blanks, "history", "the ledger, oldest first", cmd_history)
+    p = verb(blanks, "history", N_("the ledger, oldest first"), cmd_history)
     p.add_argument("--limit", type=int, default=100)
 
-    spoiled = sub.add_parser("spoiled", help="spoiled cards").add_subparsers(dest="spoiled",
+    spoiled = sub.add_parser("spoiled", help=_("spoiled cards")).add_subparsers(dest="spoiled",
                                                                             required=True)
-    verb(spoiled, "list", "spoiled cards not yet destroyed", cmd_spoiled_list)
-    p = verb(spoiled, "destroy", "record their destruction, write the berita acara", cmd_destroy)
+    verb(spoiled, "list", N_("spoiled cards not yet destroyed"), cmd_spoiled_list)
+    p = verb(spoiled, "destroy", N_("record their destruction, write the berita acara"),
+             cmd_destroy)
     p.add_argument("--witness", action="append", required=True, metavar="NAME[;NIP[;POSITION]]",
-                   help="a witness who signs (repeat for each)")
-    p.add_argument("--place", help="where (default: office.place, else office.regency)")
+                   help=_("a witness who signs (repeat for each)"))
+    p.add_argument("--place", help=_("where (default: office.place, else office.regency)"))
     p.add_argument("--pdf", type=Path, metavar="FILE",
-                   help="write the berita acara here (default: under state_dir/destructions)")
+                   help=_("write the berita acara here (default: under state_dir/destructions)"))
 
-    report = sub.add_parser("report", help="blank reports").add_subparsers(dest="period",
+    report = sub.add_parser("report", help=_("blank reports")).add_subparsers(dest="period",
                                                                           required=True)
-    p = verb(report, "daily", "one day", cmd_report)
-    p.add_argument("--date", help="YYYY-MM-DD (default: today, office time)")
+    p = verb(report, "daily", N_("one day"), cmd_report)
+    p.add_argument("--date", help=_("YYYY-MM-DD (default: today, office time)"))
     _report_forms(p)
-    p = verb(report, "monthly", "one month, with its days", cmd_report)
+    p = verb(report, "monthly", N_("one month, with its days"), cmd_report)
     p.add_argument("--month", type=_month, required=True)
     _report_forms(p)
 
 
 def _report_forms(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--csv", action="store_true")
-    p.add_argument("--pdf", type=Path, metavar="FILE", help="write the A4 report to FILE")
+    p.add_argument("--csv", action="store_true", help=_("the figures as CSV"))
+    p.add_argument("--pdf", type=Path, metavar="FILE", help=_("write the A4 report to FILE"))

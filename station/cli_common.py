@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from station import i18n
 from station.config import StationConfig, config_path, load_config
 from station.db import connect, migrate, transaction
+from station.i18n import _
 from station.schema import MIGRATIONS
 
 T = TypeVar("T")
@@ -28,8 +29,8 @@ def config(args: argparse.Namespace) -> StationConfig:
 def add_lang_option(parser: argparse.ArgumentParser, default: Any = None) -> None:
     """``--lang id|en`` on ``parser`` and on every verb under it (one place for all)."""
     parser.add_argument("--lang", choices=i18n.LANGUAGES, default=default,
-                        help="language of the output: id (Bahasa Indonesia) or en "
-                        "(default: the config's language, else LANG, else id)")
+                        help=_("language of the output: id (Bahasa Indonesia) or en "
+                        "(default: the config's language, else LANG, else id)"))
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():

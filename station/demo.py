@@ -29,10 +29,10 @@ DEMO_CONFIG = "config/demo.toml"
 
 
 def add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("demo", help="run the demo: server + daemon + simulated printer")
+    p = sub.add_parser("demo", help=_("run the demo: server + daemon + simulated printer"))
     p.add_argument("--cards", type=int, default=100)
-    p.add_argument("--fresh", action="store_true", help="start from an empty var/demo")
-    p.add_argument("--verbose", action="store_true", help="show the daemon's log")
+    p.add_argument("--fresh", action="store_true", help=_("start from an empty var/demo"))
+    p.add_argument("--verbose", action="store_true", help=_("show the daemon's log"))
     p.set_defaults(func=cmd_demo)
 
 

@@ -26,11 +26,11 @@ from station.status_view import PRINTER_WORDS
 
 
 def add_face_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("preview", help="render a record's card face to a PNG")
-    p.add_argument("record", type=Path, help="JSON file of a print-ready or signed record")
+    p = sub.add_parser("preview", help=_("render a record's card face to a PNG"))
+    p.add_argument("record", type=Path, help=_("JSON file of a print-ready or signed record"))
     p.add_argument("--out", type=Path, default=Path("card.png"))
     p.set_defaults(func=cmd_preview)
-    p = sub.add_parser("doctor", help="check the configured printer and encoder")
+    p = sub.add_parser("doctor", help=_("check the configured printer and encoder"))
     p.set_defaults(func=cmd_doctor)
 
 

@@ -201,3 +201,49 @@ def os_error(exc: OSError) -> Msg:
     """An OSError's reason as a message (English: the system's own words)."""
     known = _OS_ERRORS.get(exc.errno or 0)
     return Msg(known) if known else Msg(exc.strerror or type(exc).__name__)
+
+
+#: argparse's own texts a technician meets (usage, help headings, errors), for the catalog.
+ARGPARSE = (N_("usage: "), N_("positional arguments"), N_("options"),
+            N_("show this help message and exit"), N_("%(prog)s: error: %(message)s\n"),
+            N_("argument %(argument_name)s: %(message)s"),
+            N_("the following arguments are required: %s"),
+            N_("invalid choice: %(value)r (choose from %(choices)s)"),
+            N_("invalid %(type)s value: %(value)r"), N_("unrecognized arguments: %s"),
+            N_("expected one argument"), N_("not allowed with argument %s"),
+            N_("one of the arguments %s is required"),
+            N_("ambiguous option: %(option)s could match %(matches)s"))
+
+
+def translate_argparse() -> None:
+    """argparse's usage, help headings and errors in the current language (it looks
+    them up through its module's ``_`` at the moment it writes them)."""
+    import argparse
+
+    argparse._ = _  # type: ignore[attr-defined]
+
+
+def early_language(argv: list[str], environ: Mapping[str, str] | None = None) -> Language:
+    """The language of a command before its arguments are parsed (for --help and
+    argparse's errors): ``--lang`` on the command line, else the config's ``language``
+    if the config can be read, else STATION_LANGUAGE, the locale variables, Indonesian."""
+    env = os.environ if environ is None else environ
+    lang = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--lang"), None)
+    lang = lang or next((a.split("=", 1)[1] for a in argv if a.startswith("--lang=")), None)
+    configured = env.get("STATION_LANGUAGE")
+    if lang not in LANGUAGES and configured not in LANGUAGES:
+        configured = _configured_language(argv, env)
+    return choose(lang, configured, env)
+
+
+def _configured_language(argv: list[str], env: Mapping[str, str]) -> str | None:
+    import tomllib
+
+    path = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"), None)
+    path = path or env.get("STATION_CONFIG") or "/etc/ektp-station/station.toml"
+    try:
+        with open(path, "rb") as fh:
+            value = tomllib.load(fh).get("language")
+    except (OSError, ValueError):  # unreadable or not TOML: the config's own check says so
+        return None
+    return value if isinstance(value, str) else None

@@ -151,3 +151,20 @@ def test_a_config_error_reads_in_indonesian(tmp_path: Path,
     assert main(["--config", str(path), "status", "--lang", "en"]) == 78
     assert capsys.readouterr().err.strip() == (
         f"config error: unknown key langauge in {path}: remove it or check its spelling")
+
+
+def test_help_and_argument_errors_follow_the_language(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--help and argparse's own errors are in the language asked for."""
+    with pytest.raises(SystemExit):
+        main(["spoiled", "destroy", "--help", "--lang", "id"])
+    out = capsys.readouterr().out
+    assert out.startswith("cara pakai: station spoiled destroy")
+    assert "saksi yang menandatangani (ulangi untuk setiap saksi)" in out
+    with pytest.raises(SystemExit):
+        main(["blanks", "receive", "--lang", "id"])
+    assert "galat: argumen berikut wajib diisi: count, --batch" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["blanks", "receive", "--lang", "en"])
+    assert "error: the following arguments are required: count, --batch" in \
+        capsys.readouterr().err
