@@ -253,6 +253,7 @@ class Station:
         self.pipeline.quiet.open()
         self.stop_event.wait(self.cfg.pipeline.device_retry_s)
         return pending
+
     #: The printer worker counts as stuck after this long without a loop (one card, or
     #: one wait for the printer, takes far less).
     stuck_after_s: float = 300.0
@@ -271,10 +272,6 @@ class Station:
             return Msg("the printer worker is stuck (no progress for {seconds} s)",
                        seconds=f"{idle:.0f}")
         return None
-
-    def worker_healthy(self) -> bool:
-        """Alive and not stuck in one device call (the watchdog stops pinging if so)."""
-        return self.worker_problem() is None and self.worker.is_alive()
 
     def check_health(self) -> str | None:
         """The main thread's look at the worker: a problem becomes the station's state

@@ -101,11 +101,14 @@ def where(exc: BaseException) -> str:
 def count_crashes(conn: sqlite3.Connection, *, same_boot: bool) -> list[str]:
     """At start-up, before recovery: count a crash for each record whose attempt was
     left open (the record in hand when the daemon died), when the daemon died on this
-    boot. Crashes count in a row only at the same step of the attempt; every other
-    record's count starts again from zero. Returns the records in hand."""
+    boot. Crashes count in a row only at the same step of a new attempt each time (one
+    killed again during start-up, before recovery settled the attempt, is not counted
+    twice); every other record's count starts again from zero. Returns the records in
+    hand."""
     open_states = store.BEFORE_PRINTING + store.PRINTING_OR_LATER
     in_hand = conn.execute(
-        f"SELECT record_id, state FROM attempts WHERE state IN ({store._marks(open_states)})",
+        "SELECT a.record_id, a.state, a.attempt_id, r.crashes, r.crash_state FROM attempts a "
+        f"JOIN records r USING(record_id) WHERE a.state IN ({store._marks(open_states)})",
         open_states).fetchall()
     ids = [r[0] for r in in_hand]
     conn.execute(
@@ -113,12 +116,14 @@ def count_crashes(conn: sqlite3.Connection, *, same_boot: bool) -> list[str]:
         f"AND record_id NOT IN ({store._marks(tuple(ids))})", ids)
     if not same_boot:
         return ids
-    for rid, state in in_hand:
-        conn.execute(
-            "UPDATE records SET crashes=CASE WHEN crash_state IS ? THEN crashes+1 ELSE 1 END, "
-            "crash_state=? WHERE record_id=?", (state, state, rid))
-        n = conn.execute("SELECT crashes FROM records WHERE record_id=?", (rid,)).fetchone()[0]
-        store.audit(conn, "crashed_in_hand", record_id=rid,
+    for rid, state, attempt_id, crashes, last in in_hand:
+        last_state, _, last_attempt = (last or "").partition("#")
+        if last_attempt == str(attempt_id):
+            continue  # this attempt's crash is counted already
+        n = crashes + 1 if last_state == state else 1
+        conn.execute("UPDATE records SET crashes=?, crash_state=? WHERE record_id=?",
+                     (n, f"{state}#{attempt_id}", rid))
+        store.audit(conn, "crashed_in_hand", record_id=rid, attempt_id=attempt_id,
                     detail=f"the daemon died with this record in hand at {state} "
                     f"({n} in a row at that step)")
     return ids

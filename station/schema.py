@@ -148,7 +148,7 @@ V6 = [
 ]
 
 V7 = [
-    # The step a record's attempt was at when the daemon died with it in hand: crashes
+    # "state#attempt_id" of the record's attempt when the daemon died with it in hand: crashes
     # count in a row only at the same step (a record that kills the daemon does so at
     # the same point each time; kills at random moments do not).
     "ALTER TABLE records ADD COLUMN crash_state TEXT",

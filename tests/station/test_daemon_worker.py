@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from drivers.sim import SimPrinter
-from station import store
+from station import faults, store
 from station.central.seed import load_or_create_key, signed_records
 from station.cli import main
 from station.config import load_config
@@ -212,6 +212,27 @@ def test_crashes_at_different_steps_are_not_poison(tmp_path: Path, central: Cent
     with running_station(config):
         pass
     _hand_over(db, rid, state="verified")
+    SimPrinter(tmp_path / "printer.json").close_cover()
+    with running_station(config):
+        wait_for("the record printed", lambda: central.server.summary().printed == 1)
+    assert not any((reason or "").startswith("poison") for _, reason in results(central, rid))
+
+
+def test_a_daemon_killed_again_during_start_up_counts_the_crash_once(
+        tmp_path: Path, central: Central) -> None:
+    """A record in hand at one crash, with the next daemon killed during its start-up
+    (after counting, before recovery settled the attempt), is not poison: it prints."""
+    central.seed(1)
+    config = station_config(tmp_path, central)
+    db = load_config(config).db_path
+    buffer_only(config, tmp_path, 1)
+    [rid] = _buffered(db)
+    _hand_over(db, rid)
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:  # what the killed start-up did before it died
+        faults.count_crashes(conn, same_boot=True)
+    finally:
+        conn.close()
     SimPrinter(tmp_path / "printer.json").close_cover()
     with running_station(config):
         wait_for("the record printed", lambda: central.server.summary().printed == 1)
