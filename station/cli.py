@@ -112,7 +112,8 @@ def _print_nik_warnings(warnings: list[dict[str, Any]]) -> None:
     for w in warnings:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(w["at"]))
         print("  " + _("record {record}  {when}  {detail}").format(
-            record=w["record_id"], when=when, detail=tr(w["detail"])))
+            record=w["record_id"], when=when,
+            detail="; ".join(tr(part) for part in str(w["detail"]).split("; "))))
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from station.i18n import N_
+
 
 class NikError(ValueError):
     """The NIK is malformed; the message says which part (never the NIK itself)."""
@@ -72,9 +74,9 @@ def nik_warnings(nik: str, birth_date: dt.date, female: bool) -> list[str]:
     if (parts.birth_date.day, parts.birth_date.month) != (birth_date.day, birth_date.month) or (
         parts.birth_date.year % 100 != birth_date.year % 100
     ):
-        out.append("NIK birth date differs from the record's birth date")
+        out.append(N_("NIK birth date differs from the record's birth date"))
     if parts.female != female:
-        out.append("NIK sex (day + 40) differs from the record's sex")
+        out.append(N_("NIK sex (day + 40) differs from the record's sex"))
     return out
 
 
