@@ -29,7 +29,7 @@ from station.cli_common import add_lang_option, config, read_db, with_db
 from station.config import ConfigError, check_state_dir, config_path
 from station.crypto import KeyFileError
 from station.disk import DiskGuard
-from station.i18n import _, tr
+from station.i18n import N_, _, tr
 from station.policy import RationingConfig
 from station.status import live_state
 from station.status_view import render_status
@@ -135,6 +135,17 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     return 0
 
 
+DESCRIPTION = N_("""The station command: the daemon and the technician's verbs.
+
+    station status                      printer, blanks, buffer, outbox, link, last error
+    station inspect | resolve ATTEMPT   cards that need a person to look in the trays
+    station blanks | spoiled | report   blank stock, spoiled cards, reports for the province
+    station doctor                      printer and encoder checks, then a verdict
+    station batch | preview | demo      offline batches, a card face, the demo
+    station run | reload                the daemon (systemd runs it), re-read the config
+""")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from station.batch import add_batch_commands
     from station.central.cli import add_central_commands
@@ -142,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     from station.demo import add_demo_command
     from station.face_cli import add_face_commands
 
-    parser = argparse.ArgumentParser(prog="station", description=__doc__,
+    parser = argparse.ArgumentParser(prog="station", description=_(DESCRIPTION),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help=_("TOML config (default: $STATION_CONFIG or "
                         "/etc/ektp-station/station.toml)"))
