@@ -85,7 +85,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    rows = with_db(args, store.inspection_list)
+    rows = read_db(args, store.inspection_list)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

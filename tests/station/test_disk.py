@@ -113,6 +113,10 @@ def test_disk_full_holds_printing_and_it_resumes_by_itself(
         assert station.worker.is_alive()
         assert station.sync._thread.is_alive()
         assert status(config).startswith("station: ERROR — disk full")
+        inspect = subprocess.run([sys.executable, "-m", "station.cli", "--lang", "en",
+                                  "--config", str(config), "inspect", "--json"],
+                                 capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert (inspect.returncode, inspect.stdout.strip()) == (0, "[]"), inspect.stderr
 
         filler.unlink()
         more.unlink()
