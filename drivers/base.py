@@ -70,6 +70,9 @@ class PrinterStatus:
     hopper: int | None = None
     ribbon_left: int | None = None
     detail: str = ""
+    #: The serial of the card in the path, when the printer knows it without the chip
+    #: (the simulator does; most printers do not: None).
+    card_serial: str | None = None
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,8 @@ class SimPrinter(CardPrinter):
                 self._state = SimState.model_validate_json(self.state_file.read_bytes())
             except ValidationError as exc:
                 raise ValueError(f"sim state file {self.state_file} is not valid") from exc
-            self._journal.load(self._state)
+            if self._journal.load(self._state):
+                self._save()
         else:
             self._state = SimState(
                 printer_serial="SIMPRN" + secrets.token_hex(3).upper(),
@@ -178,11 +179,16 @@ class SimPrinter(CardPrinter):
             self._busy = None
             self._op_lock.release()
 
+    def _jammed(self) -> bool:
+        """What the path sensor sees: a card stuck in the path (the only source of a jam)."""
+        card = self._state.path
+        return card is not None and card.position is CardPosition.JAMMED
+
     def _check_ready(self, what: str) -> None:
         if self._state.cover_open:
             raise CoverOpen(f"{what}: cover open")
-        if self._state.jam:
-            raise CardJam(f"{what}: card jammed in the path; reject or reset first")
+        if self._jammed():
+            raise CardJam(f"{what}: card jammed in the path; reject it first")
 
     def _card_ready(self, what: str) -> SimCardRecord:
         """The card in the path, which the next movement needs (checks cover and jam)."""
@@ -219,7 +225,7 @@ class SimPrinter(CardPrinter):
             st = self._state
             card = CardPosition.NONE if st.path is None else st.path.position
             return PrinterStatus(
-                state=derive_state(cover_open=st.cover_open, jammed=st.jam,
+                state=derive_state(cover_open=st.cover_open, jammed=self._jammed(),
                                    busy=self._busy is not None,
                                    ribbon_out=st.ribbon_left <= 0,
                                    feeder_empty=not st.hopper),
@@ -227,6 +233,7 @@ class SimPrinter(CardPrinter):
                 hopper=len(st.hopper),
                 ribbon_left=st.ribbon_left,
                 detail=self._busy or "",
+                card_serial=None if st.path is None else st.path.serial,
             )
 
     def _feed_internal(self) -> str | None:
@@ -250,7 +257,7 @@ class SimPrinter(CardPrinter):
                 st.path = card
                 self._count("fed")
                 if "feed_jam" in faults:
-                    card.position, st.jam = CardPosition.JAMMED, True
+                    card.position = CardPosition.JAMMED
                     self._count("jams")
                     self._save()
                     raise CardJam("feed: card jammed on its way to the contact station")
@@ -299,7 +306,7 @@ class SimPrinter(CardPrinter):
                 if card is None:  # pragma: no cover - the op lock keeps the card in place
                     raise PrinterError("eject: card vanished")
                 if "eject_jam" in faults:
-                    card.position, st.jam = CardPosition.JAMMED, True
+                    card.position = CardPosition.JAMMED
                     self._count("jams")
                     self._save()
                     raise CardJam("eject: card jammed on its way to the output tray")
@@ -320,13 +327,12 @@ class SimPrinter(CardPrinter):
                 if st.path is not None:
                     st.path.position = CardPosition.NONE
                     self._to_tray("reject", st.path)
-                st.jam = False
                 self._count("rejected")
                 self._save()
 
     def _reset_internal(self) -> None:
+        """A reset moves nothing: a jammed card stays jammed until it is rejected."""
         with self._op("reset"), self._lock:
-            self._state.jam = False
             self._save()
 
     # -- for the encoder, technicians and tests ------------------------------------------

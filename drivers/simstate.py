@@ -121,15 +121,29 @@ class SimState(BaseModel):
     in_trays: int = 0
     ribbon_left: int
     cover_open: bool = False
-    jam: bool = False
+    # No jam flag: a jam is a card jammed in the path (``path.position``), one fact in one
+    # place, so no crash between two writes can leave a jam without a card (the older
+    # files' ``jam`` key is ignored).
     steps: int = 0
     counters: dict[str, int] = Field(default_factory=dict)
+
+
+#: The state file holds chip contents while a card is in the path: owner only, whatever
+#: the umask (like every file under the station's state dir).
+FILE_MODE = 0o600
+
+
+def private_open(path: Path, flags: int) -> int:
+    """Open (creating) ``path`` readable and writable by its owner only."""
+    fd = os.open(path, flags | os.O_CREAT, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)  # also when the file existed with a wider mode
+    return fd
 
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so a crash leaves the old or the new file, whole."""
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
+    with os.fdopen(private_open(tmp, os.O_WRONLY | os.O_TRUNC), "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
@@ -155,15 +169,16 @@ class TrayJournal:
 
     def append(self, tray: Literal["output", "reject"], card: SimCardRecord) -> None:
         line = json.dumps({"tray": tray, "card": card.model_dump(mode="json")}) + "\n"
-        with self.path.open("ab") as fh:
+        with os.fdopen(private_open(self.path, os.O_WRONLY | os.O_APPEND), "ab") as fh:
             fh.write(line.encode())
             fh.flush()
             os.fsync(fh.fileno())
 
-    def load(self, state: SimState) -> None:
-        """Fill the state's trays from the journal and finish a move a crash interrupted."""
+    def load(self, state: SimState) -> bool:
+        """Fill the state's trays from the journal and finish a move a crash interrupted;
+        whether one was (the state file must then be written again)."""
         if not self.path.exists():
-            return
+            return False
         raw = self.path.read_bytes()
         good = 0
         entries = []
@@ -179,7 +194,9 @@ class TrayJournal:
         for entry in entries:
             card = SimCardRecord.model_validate(entry["card"])
             (state.output if entry["tray"] == "output" else state.reject).append(card)
+        finished = len(entries) != state.in_trays
         for entry in entries[state.in_trays:]:
             if state.path is not None and state.path.serial == entry["card"]["serial"]:
-                state.path = None
+                state.path = None  # with the chip contents the old state file still held
         state.in_trays = len(entries)
+        return finished

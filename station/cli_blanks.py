@@ -23,6 +23,7 @@ from station.cli_common import config, emit, who, with_db
 from station.i18n import N_, _, os_error, tr
 from station.inventory import LedgerError
 from station.papers import Signer, class_label
+from station.papers_destruction import serial_label
 from station.papers_report import write_report
 
 #: The ledger's kinds of movement, as history shows them.
@@ -96,7 +97,7 @@ def cmd_spoiled_list(args: argparse.Namespace) -> int:
     tz = config(args).rationing.tz
     rows = with_db(args, inventory.spoiled_pending)
     lines = [f"{dt.datetime.fromtimestamp(r['at'], tz):%Y-%m-%d %H:%M}  "
-             f"{r['serial'] or _('(unknown)'):<20} {class_label(r['class']):<22} "
+             f"{serial_label(r):<20} {class_label(r['class']):<22} "
              f"{r['detail'] or ''}" for r in rows]
     emit(args, rows, "\n".join([*lines, _(
         "{count} spoiled card(s) in the reject tray, not yet destroyed").format(

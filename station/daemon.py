@@ -137,21 +137,32 @@ class Station:
         return station
 
     def start(self) -> None:
+        """Come up whatever the printer's state: what recovery cannot finish yet (cover
+        open, printer unreachable) shows as the state and is retried by the worker."""
         self.board.state(Category.STARTING, Msg("opening printer and recovering"))
-        info = self.pipeline.printer.open()
-        self.board.set(printer={"model": info.model, "serial": info.serial,
-                                "firmware": info.firmware}, pid=_pid(), started_at=time.time())
+        self.board.set(pid=_pid(), started_at=time.time())
+        model = "unknown"
+        try:
+            info = self.pipeline.printer.open()
+        except DeviceError as exc:
+            log.warning("printer_open_failed", error=type(exc).__name__, detail=str(exc))
+        else:
+            model = info.model
+            self.board.set(printer={"model": info.model, "serial": info.serial,
+                                    "firmware": info.firmware})
         self._count_crashes()
         self.pipeline.recover()
         for rid in self.db.run(faults.quarantine_poison):
             log.error("record_quarantined", record_id=rid, reason="poison")
+        if self.pipeline.recovery.pending:
+            self.board.state(*self.pipeline.recovery.pending)
         self.pipeline.faces.start()
         self.sync.worker_problem = self.worker_problem
         self.sync.disk_low = self.disk.low
         self.sync.start()
         self.worker_beat = time.monotonic()
         self.worker.start()
-        log.info("station_started", station_id=self.cfg.station_id, printer=info.model)
+        log.info("station_started", station_id=self.cfg.station_id, printer=model)
 
     def _count_crashes(self) -> None:
         """Count a crash against the record(s) in hand if the last run died on this boot
@@ -191,7 +202,7 @@ class Station:
                 pending = self._wait_for_disk(pending)
                 continue
             if check_printer:
-                pause = self.pipeline.printer_pause()
+                pause = self.pipeline.recovery.pause() or self.pipeline.printer_pause()
                 if pause:
                     if pending is not None:
                         self.pipeline.card_boundary(pending, start=False)

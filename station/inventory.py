@@ -126,7 +126,7 @@ def history(conn: sqlite3.Connection, limit: int = 100) -> list[dict[str, Any]]:
 def spoiled_pending(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Spoiled cards still in the reject tray (not yet destroyed)."""
     rows = conn.execute(
-        "SELECT entry_id, at, serial, class, detail, attempt_id FROM ledger "
+        "SELECT entry_id, at, serial, serial_note, class, detail, attempt_id FROM ledger "
         "WHERE kind='spoiled' AND destruction_id IS NULL ORDER BY entry_id").fetchall()
     return [dict(r) for r in rows]
 

@@ -71,6 +71,11 @@ def write_berita_acara(record: Destruction, office: OfficeConfig, path: Path) ->
     return pdf.write_to(path)
 
 
+def serial_label(card: dict[str, Any]) -> str:
+    """A spoiled card's serial as the lists show it, or why it is unknown."""
+    return str(card["serial"] or card.get("serial_note") or _("(unknown)"))
+
+
 def _cards_table(pdf: Paper, record: Destruction) -> None:
     tz = record.at.tzinfo
     columns = [(_("No."), 10, "R"), (_("Blank serial"), 40, "L"),
@@ -80,7 +85,7 @@ def _cards_table(pdf: Paper, record: Destruction) -> None:
     rows = []
     for i, card in enumerate(record.cards, 1):
         when = dt.datetime.fromtimestamp(card["at"], tz)
-        rows.append([str(i), card["serial"] or _("(unknown)"), class_label(card["class"]),
+        rows.append([str(i), serial_label(card), class_label(card["class"]),
                      f"{when:%d/%m/%Y} {clock(when).split()[0]}", card["detail"] or "-"])
     pdf.grid(columns, rows)
 

@@ -1,4 +1,4 @@
-"""One card through the devices, the card state machine, and recovery after a crash.
+"""One card through the devices and the card state machine (recovery: station/recovery.py).
 
 ``started → fed → encoded → verified → printing → printed → done``; any failure sends the
 card to the reject tray (``rejected``, blank spoiled, record retried up to a limit). Each
@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import structlog
@@ -59,6 +60,7 @@ from station.records import (
     PrintReadyRecord,
     RecordError,
 )
+from station.recovery import Recovery
 from station.status import Category, StatusBoard
 from station.status_view import PRINTER_WORDS
 
@@ -346,6 +348,7 @@ class Pipeline:
                 max_attempts=self.cfg.max_attempts))
             return Outcome(rid, "aborted", message)
         try:
+            self.recovery.card_leaving(attempt, stage)
             self.printer.reject()
         except DeviceError as again:
             why = Msg("{reason}; the card could not be sent to the reject tray ({error})",
@@ -381,50 +384,13 @@ class Pipeline:
 
     # ------------------------------------------------------------------ recovery
     def recover(self) -> list[Outcome]:
-        """Settle attempts left open by a crash or power cut, by their last state."""
-        outcomes: list[Outcome] = []
-        self.db.run(store.purge_closed)
-        for att in self.db.run(store.open_attempts):
-            in_path = self._card_in_path()
-            if att.state in store.BEFORE_PRINTING:
-                outcomes.append(self._recover_early(att, in_path))
-            else:
-                outcomes.append(self._recover_late(att, in_path))
-        for out in outcomes:
-            log.warning("recovered_attempt", record_id=out.record_id, result=out.result,
-                        reason=out.reason)
-        if outcomes:
-            self.board.set(recovered=len(outcomes))
-        return outcomes
+        """Settle attempts left open by a crash or power cut (station/recovery.py); what
+        must wait for the printer is in ``self.recovery.pending``."""
+        return self.recovery.run()
 
-    def _recover_early(self, att: store.OpenAttempt, in_path: bool | None) -> Outcome:
-        if in_path is None:
-            why = Msg("restart before printing; printer unreachable, card position unknown")
-            self.db.run(lambda c: store.needs_inspection(c, att.attempt_id, why))
-            return Outcome(att.record_id, "needs_inspection", why)
-        if not in_path and att.state == "started":
-            self.db.run(lambda c: store.reject_attempt(
-                c, att.attempt_id, "restart before the blank was fed", spoiled=False,
-                max_attempts=self.cfg.max_attempts))
-            return Outcome(att.record_id, "aborted")
-        if in_path:
-            self.printer.reject()
-        why = Msg("restart before printing (last state {state}): card rejected",
-                  state=att.state)
-        became = self.db.run(lambda c: store.reject_attempt(
-            c, att.attempt_id, why, spoiled=True, max_attempts=self.cfg.max_attempts,
-            spoil_class="failed encode", detail=f"power cut or crash at {att.state}"))
-        return Outcome(att.record_id, "rejected" if became == "queued" else "failed", why)
-
-    def _recover_late(self, att: store.OpenAttempt, in_path: bool | None) -> Outcome:
-        why = Msg("restart after printing began (last state {state}): look in the output "
-                  "and reject trays", state=att.state)
-        if in_path:
-            self.printer.reject()  # never to the output tray: a person decides
-            why = Msg("{note}; the card in the printer was moved to the reject tray",
-                      note=why)
-        self.db.run(lambda c: store.needs_inspection(c, att.attempt_id, why))
-        return Outcome(att.record_id, "needs_inspection", why)
+    @cached_property
+    def recovery(self) -> Recovery:
+        return Recovery(self)
 
     def printer_pause(self) -> tuple[Category, str, str] | None:
         """Why the printer cannot take a card now, or None."""

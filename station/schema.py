@@ -163,4 +163,15 @@ V8 = [
     "CREATE INDEX records_status_lease ON records(status, lease_id)",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2, V3, V4, V5, V6, V7, V8]
+V9 = [
+    # Recovery (station/recovery.py): the state a card was sent to the reject tray from,
+    # journaled durably before the move, so a power cut between the move and the reject's
+    # commit cannot count that blank back into stock.
+    "ALTER TABLE attempts ADD COLUMN reject_from TEXT",
+    # Why the blank's serial is unknown (e.g. a feed jam before the chip was read), for
+    # the spoiled row and the berita acara.
+    "ALTER TABLE attempts ADD COLUMN serial_note TEXT",
+    "ALTER TABLE ledger ADD COLUMN serial_note TEXT",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2, V3, V4, V5, V6, V7, V8, V9]

@@ -172,7 +172,8 @@ def transition_through(conn: sqlite3.Connection, attempt_id: int,
 def _attempt(conn: sqlite3.Connection, attempt_id: int) -> sqlite3.Row:
     row: sqlite3.Row | None = conn.execute(
         "SELECT a.attempt_id, a.record_id, a.state, a.blank_serial, a.started_at, "
-        "r.lease_id, r.attempts, r.crashes FROM attempts a JOIN records r USING(record_id) "
+        "a.serial_note, r.lease_id, r.attempts, r.crashes FROM attempts a "
+        "JOIN records r USING(record_id) "
         "WHERE attempt_id=?",
         (attempt_id,),
     ).fetchone()
@@ -273,9 +274,9 @@ def reject_attempt(conn: sqlite3.Connection, attempt_id: int, reason: str, *,
     if spoiled:
         conn.execute(
             "INSERT INTO ledger(kind, count, attempt_id, serial, reason, class, detail, cause, "
-            "at) VALUES ('spoiled', 1, ?, ?, ?, ?, ?, ?, ?)",
+            "at, serial_note) VALUES ('spoiled', 1, ?, ?, ?, ?, ?, ?, ?, ?)",
             (attempt_id, row["blank_serial"], reason, spoil_class, detail or reason, cause,
-             time.time()),
+             time.time(), None if row["blank_serial"] else row["serial_note"]),
         )
         _outbox(conn, row, "spoiled", row["blank_serial"], reason)
     else:

@@ -198,20 +198,22 @@ def test_feed_jam_leaves_card_jammed_until_reject(make_sim: MakeSim) -> None:
     assert printer.status().state is PrinterState.READY
 
 
-def test_reset_clears_the_jam_flag_but_the_card_stays(make_sim: MakeSim) -> None:
-    """reset() clears the jam state; the jammed card stays in the path until rejected."""
+def test_reset_leaves_a_jammed_card_jammed_until_rejected(make_sim: MakeSim) -> None:
+    """reset() moves nothing: the jam is the card stuck in the path, as the path sensor
+    sees it, and only rejecting the card clears it."""
     printer = make_sim(eject_jam=1.0)
     printer.feed()
     with pytest.raises(CardJam):
         printer.eject()
     printer.reset()
     status = printer.status()
-    assert (status.state, status.card) == (PrinterState.READY, CardPosition.JAMMED)
+    assert (status.state, status.card) == (PrinterState.JAM, CardPosition.JAMMED)
     with pytest.raises(CardJam):
         printer.eject()
     printer.reject()
     assert len(printer.trays()["reject"]) == 1
     assert printer.card_in_path() is None
+    assert printer.status().state is PrinterState.READY
 
 
 def test_misfeed_raises_feeder_empty_and_moves_nothing(make_sim: MakeSim) -> None:
@@ -454,3 +456,78 @@ def test_torn_tray_journal_line_is_cut(state_file: Path) -> None:
     assert len(again.tray_cards("reject")) == 1
     assert again.tray_cards("output") == []
     assert journal.read_bytes().endswith(b"\n")
+
+
+def test_kill_between_tray_journal_and_state_write_leaves_no_phantom_jam(
+        make_sim: MakeSim, state_file: Path) -> None:
+    """A jammed card whose move to the reject tray was journaled but whose state write a
+    kill prevented is found in the reject tray, and the printer is ready, not jammed."""
+    printer = make_sim(feed_jam=1.0)
+    with pytest.raises(CardJam):
+        printer.feed()
+    jammed_state = state_file.read_bytes()
+    printer.reject()
+    state_file.write_bytes(jammed_state)  # the kill: tray journal written, state not
+    again = SimPrinter(state_file, timings=SimTimings.instant())
+    status = again.status()
+    assert (status.state, status.card) == (PrinterState.READY, CardPosition.NONE)
+    assert len(again.trays()["reject"]) == 1
+    assert '"jammed"' not in state_file.read_text()
+
+
+def test_an_old_state_file_jam_flag_without_a_card_is_no_jam(state_file: Path) -> None:
+    """A state file of the older format saying jam with an empty path loads as ready."""
+    SimPrinter(state_file, timings=SimTimings.instant(), hopper=2)
+    data = json.loads(state_file.read_text())
+    data["jam"] = True
+    state_file.write_text(json.dumps(data))
+    assert SimPrinter(state_file).status().state is PrinterState.READY
+
+
+def test_state_files_are_owner_only_whatever_the_umask(state_file: Path) -> None:
+    """The state file and the tray journal are created 0600 under umask 022."""
+    old = os.umask(0o022)
+    try:
+        printer = SimPrinter(state_file, timings=SimTimings.instant(), hopper=2)
+        printer.feed()
+        printer.reject()
+    finally:
+        os.umask(old)
+    journal = state_file.with_name(state_file.name + ".trays")
+    assert oct(state_file.stat().st_mode & 0o777) == oct(0o600)
+    assert oct(journal.stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_a_wider_existing_state_file_is_narrowed_at_the_next_write(state_file: Path) -> None:
+    """A state file left world-readable by an older version is 0600 after the next step."""
+    printer = SimPrinter(state_file, timings=SimTimings.instant(), hopper=2)
+    state_file.chmod(0o644)
+    printer.feed()
+    assert state_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_chip_contents_leave_the_state_file_with_the_card(
+        card: SimChipChannel, printer: SimPrinter, state_file: Path) -> None:
+    """Chip contents (personal data) written to a card are in the state file only while
+    the card is in the path: a reject drops them, also when a kill cut the state write."""
+    for apdu in ("00A4000C027F10", "00A4020C020101", "00D6000006C0FFEE123456"):
+        assert card.transmit(H(apdu)) == H("9000")
+    card.disconnect()
+    assert b"c0ffee123456" in state_file.read_bytes()
+    with_chip = state_file.read_bytes()
+    printer.reject()
+    assert b"c0ffee123456" not in state_file.read_bytes()
+    state_file.write_bytes(with_chip)  # the kill between the tray journal and the state
+    SimPrinter(state_file, timings=SimTimings.instant())
+    assert b"c0ffee123456" not in state_file.read_bytes()
+
+
+def test_status_names_the_serial_of_the_card_in_the_path(make_sim: MakeSim) -> None:
+    """The simulator knows each blank's serial: status() reports the jammed card's."""
+    printer = make_sim(feed_jam=1.0)
+    assert printer.status().card_serial is None
+    with pytest.raises(CardJam):
+        printer.feed()
+    jammed = printer.card_in_path()
+    assert jammed is not None
+    assert printer.status().card_serial == jammed.serial

@@ -1,0 +1,256 @@
+"""Recovery after a crash, a kill or a power cut: every attempt left open is settled by its
+last journaled state and by where the printer says the card is, so that the blank ledger
+stays equal to the hopper and the trays, and the station always comes up.
+
+=============================  ================  =========================================
+last state journaled           card in the path  recovery
+=============================  ================  =========================================
+any open state                 yes               rejected: spoiled (failed encode before
+                                                 ``printing``, failed print from it on:
+                                                 recovery itself put it in the reject tray)
+``started``, no reject mark    no                no blank left the hopper: aborted, retried
+before ``printing``, or a      no                the blank left the hopper and went to the
+reject mark                                      reject tray: spoiled
+``printing`` or later, no      no                a finished card may be in the output tray:
+reject mark                                      ``needs_inspection`` (a person looks)
+printer unreachable, or the    ?                 wait: status PAUSED/ERROR with the action;
+card cannot move (cover open)                    retried from the printer worker's loop
+=============================  ================  =========================================
+
+**The reject mark.** A card leaves the path only by :meth:`eject` (a good card, after the
+durable ``printing``) or :meth:`reject`. Before the pipeline (or recovery) sends a card to
+the reject tray it journals durably, in ``attempts.reject_from``, the state the card left
+from, with the blank's serial when the printer knows it (else why it is unknown). A kill
+between the move and the reject's commit is then told apart from a kill before the feed:
+a blank that left the hopper is never counted back into stock. This costs one fsync per
+*failed* card and nothing on a good card's path (bench/utilization has no faults and its
+per-card overhead is unchanged); the alternative, the printer's feed counter recorded at
+``started``, needs a status call per card and a printer that counts (the Evolis "cards
+inserted" counter is read only by ``station doctor``).
+
+**A card no open attempt owns** (the cover was open, the reject failed, the attempt went
+to ``needs_inspection`` and a technician closed the cover leaving the card) is settled
+before the next blank is fed, never charged to the next attempt: rejected, and its owner,
+the last attempt that took a blank, is spoiled once (if a person already resolved it, no
+second row). An attempt whose card never reached ``printing`` is spoiled without asking a
+person, wherever the card went.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+
+from drivers.base import CardPosition, PrinterStatus
+from drivers.errors import DeviceError
+from station import store
+from station.i18n import Msg
+from station.status import Category
+
+if TYPE_CHECKING:
+    from station.pipeline import Outcome, Pipeline
+
+log = structlog.get_logger("station.recovery")
+
+#: Why a blank's serial is unknown, by the state its card was sent away from.
+SERIAL_UNKNOWN = {
+    "started": "unknown: feed jam before the chip was read",
+    "fed": "unknown: the chip failed before its serial was read",
+    "encoded": "unknown: the chip failed before its serial was read",
+}
+RESTART_UNKNOWN = "unknown: power cut before the chip was read"
+
+Pause = tuple[Category, str, str]
+
+
+@dataclass(frozen=True)
+class OpenCard:
+    """An attempt as recovery needs it: its state and whether its card was being rejected."""
+
+    attempt_id: int
+    record_id: str
+    state: str
+    reject_from: str | None
+
+
+_COLUMNS = "attempt_id, record_id, state, reject_from"
+
+
+def open_cards(conn: sqlite3.Connection) -> list[OpenCard]:
+    states = store.BEFORE_PRINTING + store.PRINTING_OR_LATER
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM attempts WHERE state IN ({','.join('?' * len(states))}) "
+        "ORDER BY attempt_id", states).fetchall()
+    return [OpenCard(*r) for r in rows]
+
+
+def last_blank_holder(conn: sqlite3.Connection) -> OpenCard | None:
+    """The last attempt that took a blank and is closed: the owner of a card left behind."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM attempts WHERE state IN ('done','rejected','needs_inspection') "
+        "ORDER BY attempt_id DESC LIMIT 1").fetchone()
+    return None if row is None else OpenCard(*row)
+
+
+def early_inspections(conn: sqlite3.Connection) -> list[OpenCard]:
+    """Attempts waiting for a person whose card was sent away before ``printing``."""
+    states = store.BEFORE_PRINTING
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM attempts WHERE state='needs_inspection' "
+        f"AND reject_from IN ({','.join('?' * len(states))}) ORDER BY attempt_id",
+        states).fetchall()
+    return [OpenCard(*r) for r in rows]
+
+
+def mark_reject(conn: sqlite3.Connection, attempt_id: int, state: str, serial: str | None,
+                note: str) -> None:
+    """Journal that the card of ``attempt_id`` goes to the reject tray from ``state``; the
+    blank's serial if it was not known yet, else ``note`` says why it is unknown."""
+    conn.execute(
+        "UPDATE attempts SET reject_from=?, blank_serial=COALESCE(blank_serial, ?), "
+        "serial_note=CASE WHEN COALESCE(blank_serial, ?) IS NULL THEN ? END "
+        "WHERE attempt_id=?", (state, serial, serial, note, attempt_id))
+
+
+class Recovery:
+    """Settles what a crash left open, now or as soon as the printer allows (see module)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.db = pipeline.db
+        self.printer = pipeline.printer
+        #: What still waits for the printer (shown as the station's state), or None.
+        self.pending: Pause | None = None
+        self._logged: Pause | None = None  # the wait last logged (once, not every retry)
+        self._purged = False
+
+    # ------------------------------------------------------------------ entry points
+    def run(self) -> list[Outcome]:
+        """Settle every open attempt and any card left in the printer that the device now
+        allows; :attr:`pending` says what still waits. Never raises a DeviceError."""
+        if not self._purged:
+            self.db.run(store.purge_closed)
+            self._purged = True
+        self.pending = None
+        outcomes: list[Outcome] = []
+        try:
+            self._settle_all(outcomes)
+        except DeviceError as exc:
+            self.pending = (Category.ERROR,
+                            Msg("recovery waits for the printer: {error}", error=str(exc)),
+                            Msg(exc.action))
+        for out in outcomes:
+            log.warning("recovered_attempt", record_id=out.record_id, result=out.result,
+                        reason=out.reason)
+        if outcomes:
+            self.pipeline.board.set(recovered=len(outcomes))
+        if self.pending and self.pending != self._logged:
+            log.warning("recovery_waiting", detail=self.pending[1], action=self.pending[2])
+        self._logged = self.pending
+        return outcomes
+
+    def pause(self) -> Pause | None:
+        """Between cards: finish what recovery could not do yet; why no card may start."""
+        self.run()
+        return self.pending
+
+    def card_leaving(self, attempt_id: int, state: str, unknown: str | None = None) -> None:
+        """Journal durably, before the card of ``attempt_id`` is sent to the reject tray,
+        that it leaves from ``state`` (with its serial if the printer knows it)."""
+        serial: str | None = None
+        with contextlib.suppress(DeviceError):  # unknown then, with the reason why
+            serial = self.printer.status().card_serial
+        note = unknown or SERIAL_UNKNOWN.get(state, "unknown: not read from the chip")
+        self.db.run(lambda c: mark_reject(c, attempt_id, state, serial, note))
+
+    # ------------------------------------------------------------------ settling
+    def _settle_all(self, outcomes: list[Outcome]) -> None:
+        status = self.printer.status()
+        opened = self.db.run(open_cards, durable=False)
+        for i, att in enumerate(opened):
+            # One card at a time: a card in the path is the newest open attempt's.
+            in_path = i == len(opened) - 1 and status.card is not CardPosition.NONE
+            out = self._settle(att, in_path, status)
+            if out is None:
+                return
+            outcomes.append(out)
+        if status.card is not CardPosition.NONE and not opened:
+            out = self._stray(status)
+            if out is None and self.pending:
+                return
+            if out is not None:
+                outcomes.append(out)
+            status = self.printer.status()
+        if status.card is CardPosition.NONE:
+            outcomes.extend(self._spoil(att, "failed encode",
+                                        "the card never reached printing: spoiled")
+                            for att in self.db.run(early_inspections, durable=False))
+
+    def _settle(self, att: OpenCard, in_path: bool, status: PrinterStatus) -> Outcome | None:
+        early = att.state in store.BEFORE_PRINTING
+        klass = "failed encode" if early else "failed print"
+        if in_path:
+            if not self._reject(att, status, RESTART_UNKNOWN):
+                return None
+            return self._spoil(att, klass, f"restart at {att.state}: the card in the printer "
+                               "was moved to the reject tray")
+        if att.reject_from is not None or (early and att.state != "started"):
+            return self._spoil(att, klass, f"restart at {att.state} after the card left for "
+                               "the reject tray")
+        if early:
+            self.db.run(lambda c: store.reject_attempt(
+                c, att.attempt_id, "restart before the blank was fed", spoiled=False,
+                max_attempts=self.pipeline.cfg.max_attempts))
+            return self._outcome(att, "aborted", "restart before the blank was fed")
+        why = Msg("restart after printing began (last state {state}): look in the output "
+                  "and reject trays", state=att.state)
+        self.db.run(lambda c: store.needs_inspection(c, att.attempt_id, why))
+        return self._outcome(att, "needs_inspection", why)
+
+    def _stray(self, status: PrinterStatus) -> Outcome | None:
+        """A card in the path that no open attempt owns: to the reject tray, charged once."""
+        owner = self.db.run(last_blank_holder, durable=False)
+        if owner is None or owner.state != "needs_inspection":
+            # Already accounted for (done, or resolved spoiled by a person), or a card
+            # that is not the station's: moved away, no ledger row.
+            if self._reject(None, status, RESTART_UNKNOWN):
+                log.warning("stray_card_rejected", owner=None if owner is None
+                            else owner.attempt_id, serial=status.card_serial)
+            return None
+        if not self._reject(owner, status, RESTART_UNKNOWN):
+            return None
+        early = owner.reject_from in store.BEFORE_PRINTING
+        return self._spoil(owner, "failed encode" if early else "failed print",
+                           "the card left in the printer was moved to the reject tray")
+
+    def _reject(self, att: OpenCard | None, status: PrinterStatus, unknown: str) -> bool:
+        """Send the card in the path to the reject tray, journaled first; False (and
+        :attr:`pending`) when the printer does not allow it now."""
+        if att is not None:
+            self.card_leaving(att.attempt_id, att.reject_from or att.state, unknown)
+        try:
+            self.printer.reject()
+        except DeviceError as exc:
+            self.pending = (
+                Category.PAUSED,
+                Msg("recovery waits: a card is in the printer ({error})", error=str(exc)),
+                Msg("{action}; the card then goes to the reject tray by itself",
+                    action=Msg(exc.action)))
+            return False
+        return True
+
+    def _spoil(self, att: OpenCard, klass: str, why: str) -> Outcome:
+        became = self.db.run(lambda c: store.reject_attempt(
+            c, att.attempt_id, why, spoiled=True, max_attempts=self.pipeline.cfg.max_attempts,
+            spoil_class=klass, detail=f"recovery: {why}"))
+        return self._outcome(att, "rejected" if became == "queued" else "failed", why)
+
+    @staticmethod
+    def _outcome(att: OpenCard, result: str, reason: str) -> Outcome:
+        from station.pipeline import Outcome
+
+        return Outcome(att.record_id, result, reason)
