@@ -66,6 +66,10 @@ def resolve_as_technician(config: Path, printer_state: Path) -> tuple[int, int]:
     """Look in the trays for each attempt recovery could not decide and say what is there;
     the others (a card the cover kept inside) are left to the station. (good, spoiled)."""
     pending = json.loads(cli(config, "inspect", "--json").stdout)
+    if not pending:
+        # Nothing to look at; and on a slow machine the daemon may not have opened the
+        # printer yet: a SimPrinter made here would create its state with 100 blanks.
+        return 0
     printer = SimPrinter(printer_state)
     good_labels = {card.label for card in printer.tray_cards("output")}
     good = spoiled = 0
