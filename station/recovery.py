@@ -169,8 +169,13 @@ class Recovery:
 
     # ------------------------------------------------------------------ settling
     def _settle_all(self, outcomes: list[Outcome]) -> None:
-        status = self.printer.status()
         opened = self.db.run(open_cards, durable=False)
+        try:
+            status = self.printer.status()
+        except DeviceError:
+            if not opened:
+                return  # nothing waits for it: the worker reports the printer itself
+            raise
         for i, att in enumerate(opened):
             # One card at a time: a card in the path is the newest open attempt's.
             in_path = i == len(opened) - 1 and status.card is not CardPosition.NONE
@@ -178,7 +183,9 @@ class Recovery:
             if out is None:
                 return
             outcomes.append(out)
-        if status.card is not CardPosition.NONE and not opened:
+        if opened:  # a card may have moved
+            status = self.printer.status()
+        elif status.card is not CardPosition.NONE:
             out = self._stray(status)
             if out is None and self.pending:
                 return

@@ -304,3 +304,24 @@ def test_feed_jam_on_a_printer_without_serials_says_why_the_serial_is_unknown(
         conn.close()
     assert first["serial"] is None
     assert serial_label(first) == "unknown: feed jam before the chip was read"
+
+
+def test_unreachable_printer_with_nothing_to_recover_is_the_printer_s_own_error(
+        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no attempt left open, a printer that does not answer shows as the printer's
+    error, not as recovery waiting."""
+    config = config_for(tmp_path, central)
+    station = Station.build(load_config(config))
+    printer = station.pipeline.printer
+
+    def status() -> PrinterStatus:
+        raise DeviceOffline("status: device unreachable (USBError)")
+
+    monkeypatch.setattr(printer, "status", status)
+    station.start()
+    try:
+        assert station.pipeline.recovery.pending is None
+        wait_for("the printer's error", lambda: str(
+            (station.board.get("state") or {}).get("message", "")).startswith("printer:"))
+    finally:
+        station.stop()
