@@ -52,7 +52,8 @@ def add_central_commands(subparsers: argparse._SubParsersAction) -> None:  # typ
 
     seed_p = sub.add_parser("seed", help="add N synthetic signed records to the queue")
     seed_p.add_argument("n", type=int)
-    seed_p.add_argument("--db", type=Path, required=True)
+    seed_p.add_argument("--db", type=_db_arg, required=True,
+                        help="the queue: a SQLite file, or postgresql://user@host:port/db")
     seed_p.add_argument("--key-dir", type=Path, required=True)
     seed_p.add_argument("--seed", type=int, default=0)
     seed_p.set_defaults(func=cmd_seed)

@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw
 
 from drivers.ktpel_layout import DF_KTPEL, EF_SIZES, MAX_SHORT_DATA
 from station.central import names
-from station.central.queue_db import QueueDB
+from station.central.engines import open_queue
 from station.nik import province_codes
 from station.records import PrintReadyRecord, SignedRecord, public_key_b64, sign_record
 
@@ -265,11 +265,12 @@ def signed_records(
 
 
 def seed(
-    db_path: Path, n: int, *, seed: int = 0, key_dir: Path, now: dt.datetime | None = None
+    db_path: Path | str, n: int, *, seed: int = 0, key_dir: Path,
+    now: dt.datetime | None = None,
 ) -> list[str]:
     """Add ``n`` signed records to the server DB, numbering on; returns their ids."""
     key_id, key = load_or_create_key(key_dir)
-    db = QueueDB(db_path)
+    db = open_queue(db_path)  # a SQLite file or a postgresql:// DSN
     try:
         start = db.next_index()
         it = signed_records(n, key, seed, start, key_id=key_id, now=now)

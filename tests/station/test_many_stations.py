@@ -17,14 +17,16 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
 
 from drivers.sim import SimPrinter
+from station.central.protocol import ServerSummary
 from station.cli import main
 from station.config import StationConfig, load_config
 from tests.station.harness import Central, db_counts, running_central, station_config, wait_for
@@ -180,6 +182,72 @@ def central(tmp_path: Path) -> Iterator[Central]:
         yield c
 
 
+@dataclass
+class Chaos:
+    """What a chaos run did: station kills (long ones outlive their leases), attempts a
+    technician resolved, and the centre's own kills."""
+
+    kills: int = 0
+    long_kills: int = 0
+    resolved: int = 0
+    centre_kills: int = 0
+
+
+def run_chaos(central: Any, nodes: list[Node], rng: random.Random,
+              kill_centre: Callable[[], None] | None = None) -> Chaos:
+    """Kill and restart stations at random (every third kill outlives its leases) until
+    most records are printed, ``kill_centre`` (if given) every fourth round, then restart
+    everyone and wait until every record is printed and every outbox is empty."""
+    done = Chaos()
+    for node in nodes:
+        node.start()
+    began = time.monotonic()
+    rounds = 0
+    while (time.monotonic() - began < CHAOS_S
+           and central.server.summary().printed < RECORDS * 0.85):
+        time.sleep(rng.uniform(0.6, 1.8))
+        rounds += 1
+        if kill_centre is not None and rounds % 4 == 2:
+            kill_centre()
+            done.centre_kills += 1
+        now = time.monotonic()
+        for node in nodes:
+            if node.proc is None and now >= node.down_until:
+                done.resolved += resolve_as_technician(node)
+                node.start()
+        victim = rng.choice([n for n in nodes if n.proc is not None] or nodes)
+        if victim.proc is None:
+            continue
+        victim.kill()
+        done.kills += 1
+        # Every third kill keeps the station down past its leases (plus the server's
+        # lease ttl): another station takes those records over.
+        long = done.kills % 3 == 1
+        done.long_kills += long
+        victim.down_until = now + (LEASE_TTL_S + 2.0 if long else rng.uniform(0.1, 0.6))
+    for node in nodes:
+        if node.proc is None:
+            done.resolved += resolve_as_technician(node)
+            node.start()
+    wait_for("every record printed, every outbox and inspection empty",
+             lambda: settled(central, nodes), timeout=120, every=0.5)
+    return done
+
+
+def assert_one_good_card_each(summary: ServerSummary, nodes: list[Node]) -> None:
+    """No record has two good cards or two printed results; every record is printed; the
+    centre counted each result the stations sent exactly once; no NIK in a log."""
+    trays = Counter(card.label for node in nodes
+                    for card in SimPrinter(node.printer_state).tray_cards("output"))
+    ids = [rid for node in nodes for rid in result_ids(node.cfg.db_path)]
+    assert summary.printed_twice == []
+    assert [label for label, n in trays.items() if n > 1] == []  # no two good cards
+    assert summary.printed == RECORDS == len(trays)  # every record printed
+    assert summary.results == len(set(ids)) == len(ids)
+    logs = "".join(node.log.read_text() for node in nodes)
+    assert not re.search(r"(?<!\d)\d{16}(?!\d)", logs), "a NIK reached a log"
+
+
 @pytest.mark.slow
 def test_four_stations_one_queue_no_record_printed_twice(tmp_path: Path,
                                                          central: Central) -> None:
@@ -187,40 +255,12 @@ def test_four_stations_one_queue_no_record_printed_twice(tmp_path: Path,
     every record comes out as exactly one good card across the four output trays."""
     # The in-process server logs quietly: the technician's CLI output stays parseable.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    rng = random.Random(20261124)
     nodes: list[Node] = []
-    kills = long_kills = resolved = 0
     try:
         central.seed(RECORDS)
         nodes = [make_node(tmp_path, central, i) for i in range(1, STATIONS + 1)]
-        for node in nodes:
-            node.start()
-        began = time.monotonic()
-        while (time.monotonic() - began < CHAOS_S
-               and central.server.summary().printed < RECORDS * 0.85):
-            time.sleep(rng.uniform(0.6, 1.8))
-            now = time.monotonic()
-            for node in nodes:
-                if node.proc is None and now >= node.down_until:
-                    resolved += resolve_as_technician(node)
-                    node.start()
-            victim = rng.choice([n for n in nodes if n.proc is not None] or nodes)
-            if victim.proc is None:
-                continue
-            victim.kill()
-            kills += 1
-            # Every third kill keeps the station down past its leases (plus the server's
-            # lease ttl): another station takes those records over.
-            long = kills % 3 == 1
-            long_kills += long
-            victim.down_until = now + (LEASE_TTL_S + 2.0 if long else rng.uniform(0.1, 0.6))
-        for node in nodes:
-            if node.proc is None:
-                resolved += resolve_as_technician(node)
-                node.start()
         try:
-            wait_for("every record printed, every outbox and inspection empty",
-                     lambda: settled(central, nodes), timeout=120, every=0.5)
+            done = run_chaos(central, nodes, random.Random(20261124))
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{diagnosis(central, nodes)}") from None
     finally:
@@ -228,21 +268,14 @@ def test_four_stations_one_queue_no_record_printed_twice(tmp_path: Path,
 
     assert codes == [0] * STATIONS
     summary = central.server.summary()
-    trays = Counter(card.label for node in nodes
-                    for card in SimPrinter(node.printer_state).tray_cards("output"))
-    ids = [rid for node in nodes for rid in result_ids(node.cfg.db_path)]
     assert summary.printed_twice == [], diagnosis(central, nodes)
-    assert [label for label, n in trays.items() if n > 1] == []  # no two good cards
-    assert summary.printed == RECORDS == len(trays)  # every record printed
-    assert summary.results == len(set(ids)) == len(ids)
-    assert long_kills >= 2
+    assert_one_good_card_each(summary, nodes)
+    assert done.long_kills >= 2
     # Expired leases are held for their station until it has reported every result (see
     # station/central/queue_db.py), so a station back from a long kill often leases its
     # records again itself; others take over the rest once it has reported.
     assert leased_again(central.db, by_another=False) >= 1, "no lease ever expired"
-    logs = "".join(node.log.read_text() for node in nodes)
-    assert not re.search(r"(?<!\d)\d{16}(?!\d)", logs), "a NIK reached a log"
-    print(f"kills={kills} long={long_kills} resolved={resolved} "
+    print(f"kills={done.kills} long={done.long_kills} resolved={done.resolved} "
           f"leased_again={leased_again(central.db, by_another=False)} "
           f"taken_over={leased_again(central.db, by_another=True)} "
           f"duplicates_acked={summary.duplicate_results}")
