@@ -1,0 +1,231 @@
+"""bench/centre: the centre under a national day's load, on each storage engine.
+
+Simulated stations speak the real protocol (async httpx) to `station central serve
+--workers N` on loopback, first on SQLite, then on PostgreSQL (a throwaway cluster):
+
+1. the mix, open loop at ``--rate`` requests/s from ``--stations`` stations for
+   ``--seconds``: heartbeats, lease batches, renewals of what a station holds, printed
+   results for it (time compressed: a national day's proportions, not its length);
+2. saturation: ``--clients`` stations leasing batches of 50 as fast as the centre answers.
+
+Then every lease and result is checked against the centre: ``double_leases`` (a record
+granted to two stations; no lease expires during the run) and ``lost_results`` (acked by
+the centre but not counted) must be 0. Records are copies of a few seeded ones under new
+ids (the centre does not check their signatures; stations are not involved).
+
+    python bench/centre.py [--stations 5000] [--rate 200] [--seconds 20] [--workers 4]
+
+One JSON line per engine, then the last line: {"bench": "centre", "engines": [{"engine",
+"stations", "requests_per_s", "p99_ms": {endpoint: ms}, "leases_per_s", "double_leases",
+"lost_results", "errors"}, ...]}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+
+from station.central.engines import open_queue
+from station.central.seed import load_or_create_key, signed_records
+from station.records import SignedRecord
+from tests.support.postgres import running_cluster
+from tests.support.serve import SERVE
+
+NOW = "2025-06-01T00:00:00+00:00"
+
+
+def records(n: int, key_dir: Path) -> list[SignedRecord]:
+    """``n`` records: copies of 50 signed ones under new ids."""
+    key_id, key = load_or_create_key(key_dir)
+    base = list(signed_records(50, key, 0, key_id=key_id))
+    out = []
+    for i in range(n):
+        src = base[i % len(base)]
+        out.append(src.model_copy(update={"record": {**src.record,
+                                                     "record_id": f"PRR-{i + 1:07d}"}}))
+    return out
+
+
+def start_centre(db: str, key_dir: Path, workers: int,
+                 log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = ["central", "serve", "--db", db, "--port", str(port), "--workers", str(workers),
+            "--key-dir", str(key_dir), "--lease-ttl", "3600"]
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-c", SERVE, *argv], stdout=out, stderr=out,
+                                start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + "/v1/summary", timeout=5.0)
+            return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise SystemExit(f"the centre did not start: {log.read_text()[-2000:]}")
+
+
+class Load:
+    def __init__(self, stations: int) -> None:
+        self.stations = [f"st-{i:05d}" for i in range(stations)]
+        self.held: dict[str, list[tuple[str, str]]] = defaultdict(list)  # station → leases
+        self.grants: dict[str, set[str]] = defaultdict(set)  # record → stations
+        self.acked: set[str] = set()
+        self.latency: dict[str, list[float]] = defaultdict(list)
+        self.errors = 0
+
+    async def call(self, http: httpx.AsyncClient, endpoint: str, body: dict[str, Any]) -> Any:
+        t = time.perf_counter()
+        try:
+            resp = await http.post(endpoint, json=body)
+        except httpx.TransportError:  # a timeout counts as an error, at its full latency
+            self.latency[endpoint].append((time.perf_counter() - t) * 1000)
+            self.errors += 1
+            return None
+        self.latency[endpoint].append((time.perf_counter() - t) * 1000)
+        if resp.status_code != 200:
+            self.errors += 1
+            return None
+        return resp.json()
+
+    async def lease(self, http: httpx.AsyncClient, station: str, n: int) -> int:
+        answer = await self.call(http, "/v1/leases", {"station_id": station, "max": n})
+        for r in (answer or {}).get("records", []):
+            rid = r["signed"]["record"]["record_id"]
+            self.grants[rid].add(station)
+            self.held[station].append((rid, r["lease_id"]))
+        return len((answer or {}).get("records", []))
+
+    async def one(self, http: httpx.AsyncClient, rng: random.Random) -> None:
+        station = rng.choice(self.stations)
+        roll = rng.random()
+        held = self.held[station]
+        if roll < 0.6:
+            await self.call(http, "/v1/heartbeat", {
+                "station_id": station, "version": "bench", "printer_state": "ready",
+                "blanks": 500, "buffer": len(held), "outbox": 0})
+        elif roll < 0.75 or not held:
+            await self.lease(http, station, 10)
+        elif roll < 0.9:
+            await self.call(http, "/v1/leases/renew", {
+                "station_id": station, "lease_ids": [lid for _, lid in held]})
+        else:
+            done, self.held[station] = held[:5], held[5:]
+            results = [{"result_id": uuid.uuid4().hex, "record_id": rid, "lease_id": lid,
+                        "outcome": "printed", "started_at": NOW, "finished_at": NOW}
+                       for rid, lid in done]
+            answer = await self.call(http, "/v1/results",
+                                     {"station_id": station, "results": results})
+            self.acked |= set((answer or {}).get("acked", []))
+
+
+async def mix(url: str, load: Load, rate: float, seconds: float) -> float:
+    rng = random.Random(14)
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as http:
+        tasks: list[asyncio.Task[None]] = []
+        began = time.perf_counter()
+        n = 0
+        while (elapsed := time.perf_counter() - began) < seconds:
+            due = int(elapsed * rate) - n
+            for _ in range(due):
+                tasks.append(asyncio.create_task(load.one(http, rng)))
+            n += max(due, 0)
+            await asyncio.sleep(0.005)
+        await asyncio.gather(*tasks)
+        return n / (time.perf_counter() - began)
+
+
+async def saturate(url: str, load: Load, clients: int, seconds: float) -> float:
+    async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
+        leased = 0
+        began = time.perf_counter()
+
+        async def station(i: int) -> None:
+            nonlocal leased
+            while time.perf_counter() - began < seconds:
+                got = await load.lease(http, f"sat-{i:03d}", 50)
+                if not got:
+                    return
+                leased += got
+
+        await asyncio.gather(*(station(i) for i in range(clients)))
+        return leased / (time.perf_counter() - began)
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 1) if ordered else 0.0
+
+
+def run_engine(engine: str, db: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    key_dir = work / "keys"
+    queue = open_queue(db)
+    queue.add_records(records(args.records, key_dir))
+    queue.close()
+    proc, url = start_centre(db, key_dir, args.workers, work / f"centre-{engine}.log")
+    try:
+        load = Load(args.stations)
+        rps = asyncio.run(mix(url, load, args.rate, args.seconds))
+        mix_p99 = {ep: p99(v) for ep, v in sorted(load.latency.items())}
+        leases_per_s = asyncio.run(saturate(url, load, args.clients, args.saturate_s))
+        summary = httpx.get(url + "/v1/summary", timeout=30.0).json()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    return {"engine": engine, "stations": args.stations, "workers": args.workers,
+            "requests_per_s": round(rps, 1), "p99_ms": mix_p99,
+            "leases_per_s": round(leases_per_s, 1),
+            "double_leases": sum(1 for s in load.grants.values() if len(s) > 1),
+            "lost_results": len(load.acked) - int(summary["results"]),
+            "errors": load.errors}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--stations", type=int, default=5000)
+    ap.add_argument("--rate", type=float, default=200.0, help="requests/s of the mix")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--clients", type=int, default=8, help="stations leasing at saturation")
+    ap.add_argument("--saturate-s", type=float, default=5.0)
+    ap.add_argument("--records", type=int, default=12000)
+    ap.add_argument("--engines", default="sqlite,postgresql")
+    args = ap.parse_args()
+    out = []
+    with ExitStack() as stack:
+        for engine in args.engines.split(","):
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-centre-")))
+            if engine == "postgresql":
+                db = stack.enter_context(running_cluster()).new_database()
+            else:
+                db = str(work / "queue.db")
+            result = run_engine(engine, db, work, args)
+            print(json.dumps(result), flush=True)
+            out.append(result)
+    print(json.dumps({"bench": "centre", "engines": out}))
+
+
+if __name__ == "__main__":
+    main()
