@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from drivers.base import PrinterStatus
-from drivers.errors import DeviceOffline
+from drivers.errors import CoverOpen, DeviceOffline
 from drivers.sim import SimPrinter
 from station import inventory, store
 from station.config import load_config
@@ -325,3 +325,30 @@ def test_unreachable_printer_with_nothing_to_recover_is_the_printer_s_own_error(
             (station.board.get("state") or {}).get("message", "")).startswith("printer:"))
     finally:
         station.stop()
+
+
+def test_card_taken_out_by_hand_before_printing_is_settled_without_a_person(
+        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A blank whose chip failed and that the printer could not reject waits for no
+    verdict: once a technician has taken it out, it is spoiled (it never printed)."""
+    central.seed(1)
+    config = config_for(tmp_path, central, chip_dead=1.0)
+    receive(config, HOPPER)
+    station = Station.build(load_config(config))
+    printer = station.pipeline.printer
+    assert isinstance(printer, SimPrinter)
+    by_hand = printer.reject
+
+    def stuck() -> None:
+        raise CoverOpen("reject: cover open")
+
+    monkeypatch.setattr(printer, "reject", stuck)
+    station.start()
+    try:
+        wait_for("the inspection", lambda: db_counts(station.cfg.db_path)["inspection"] == 1)
+        by_hand()  # the technician takes the card out into the reject tray
+        wait_for("the attempt settled", lambda: attempts(config)[0]["state"] == "rejected")
+    finally:
+        station.stop()
+    first = attempts(config)[0]
+    assert (first["state"], first["class"]) == ("rejected", "failed encode")
