@@ -165,11 +165,15 @@ class Station:
         log.info("station_started", station_id=self.cfg.station_id, printer=model)
 
     def _count_crashes(self) -> None:
-        """Count a crash against the record(s) in hand if the last run died on this boot
-        (a power cut starts a new boot and is nobody's fault)."""
+        """Count a crash against the record(s) in hand if the last run died of a fatal
+        signal on this boot (a power cut or a kill -9 is nobody's fault)."""
         this_boot = boot_id()
         last_boot = self.db.run(store.get_status, durable=False).get("boot_id")
-        self.db.run(lambda c: faults.count_crashes(c, same_boot=last_boot == this_boot))
+        crashed = faults.take_crash_log(self.cfg.state_dir) and last_boot == this_boot
+        if crashed:
+            log.error("previous_run_crashed", traceback=str(self.cfg.state_dir /
+                                                            "crash.log.last"))
+        self.db.run(lambda c: faults.count_crashes(c, crashed=crashed))
         self.board.set(boot_id=this_boot)
 
     def _work(self, wake: threading.Event) -> None:
@@ -364,6 +368,7 @@ def run(cfg: StationConfig, path: Path | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
     station = Station.build(cfg)
+    crash_log = faults.arm_crash_log(cfg.state_dir)
     station.on_worker_exit = wake.set
     code = 0
     try:
@@ -390,4 +395,5 @@ def run(cfg: StationConfig, path: Path | None = None) -> int:
     finally:
         systemd.notify("STOPPING=1")
         station.stop()
+        faults.disarm_crash_log(crash_log)
     return code

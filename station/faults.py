@@ -13,17 +13,23 @@ new blank. :func:`classify` decides from the exception and the step it struck in
 - ``device``: jams, ribbon, cover, print failures, timeouts, the encoder.
 
 A record in hand (its attempt open) when the daemon died, at :data:`POISON_CRASHES`
-crashes in a row on the same boot at the same step of its attempt, is quarantined:
-reported ``failed`` with a reason starting "poison", never started again
-(:func:`count_crashes`, :func:`quarantine_poison`).
-A power cut (a new boot) is not the record's doing and is not counted.
+crashes in a row at the same step of its attempt, is quarantined: reported ``failed``
+with a reason starting "poison", never started again (:func:`count_crashes`,
+:func:`quarantine_poison`). A crash is a fatal signal (SIGSEGV, SIGABRT — the systemd
+watchdog's —, SIGBUS, SIGFPE, SIGILL), which leaves a traceback in the state dir's
+``crash.log`` (:func:`arm_crash_log`); a power cut or a SIGKILL leaves none, is not the
+record's doing and is not counted.
 """
 
 from __future__ import annotations
 
+import faulthandler
+import os
 import sqlite3
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
 
 from drivers.errors import ChipDead, ChipStatusError, DeviceError
 from drivers.iso7816 import CLA_CHAINING
@@ -32,6 +38,36 @@ from station import store
 
 #: Crashes in a row with the same record in hand that make it poison.
 POISON_CRASHES = 2
+#: Where a fatal signal leaves its traceback (file and line names only: no values).
+CRASH_LOG = "crash.log"
+
+
+def arm_crash_log(state_dir: Path) -> TextIO:
+    """Have a fatal signal write every thread's traceback to ``crash.log`` (0600); the
+    daemon keeps the returned file open for its life."""
+    fd = os.open(state_dir / CRASH_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    out = os.fdopen(fd, "w")
+    faulthandler.enable(file=out, all_threads=True)
+    return out
+
+
+def disarm_crash_log(out: TextIO) -> None:
+    """A clean stop: no more tracebacks to ``crash.log``."""
+    faulthandler.disable()
+    out.close()
+
+
+def take_crash_log(state_dir: Path) -> bool:
+    """Whether the last run died of a fatal signal; its traceback is kept as
+    ``crash.log.last`` for the engineers and ``crash.log`` starts empty again."""
+    path = state_dir / CRASH_LOG
+    try:
+        crashed = path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
+    if crashed:
+        path.replace(path.with_suffix(".log.last"))
+    return crashed
 
 
 class ScriptRefused(ChipStatusError):
@@ -98,12 +134,13 @@ def where(exc: BaseException) -> str:
     return f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
 
 
-def count_crashes(conn: sqlite3.Connection, *, same_boot: bool) -> list[str]:
+def count_crashes(conn: sqlite3.Connection, *, crashed: bool) -> list[str]:
     """At start-up, before recovery: count a crash for each record whose attempt was
-    left open (the record in hand when the daemon died), when the daemon died on this
-    boot. Crashes count in a row only at the same step of a new attempt each time (one
-    killed again during start-up, before recovery settled the attempt, is not counted
-    twice); every other record's count starts again from zero. Returns the records in
+    left open (the record in hand when the daemon died), when the daemon died of a
+    fatal signal (``crashed``: :func:`take_crash_log`). Crashes count in a row only at
+    the same step of a new attempt each time (one killed again during start-up, before
+    recovery settled the attempt, is not counted twice); every other record's count
+    starts again from zero. Returns the records in
     hand."""
     open_states = store.BEFORE_PRINTING + store.PRINTING_OR_LATER
     in_hand = conn.execute(
@@ -114,7 +151,7 @@ def count_crashes(conn: sqlite3.Connection, *, same_boot: bool) -> list[str]:
     conn.execute(
         f"UPDATE records SET crashes=0, crash_state=NULL WHERE crashes>0 "
         f"AND record_id NOT IN ({store._marks(tuple(ids))})", ids)
-    if not same_boot:
+    if not crashed:
         return ids
     for rid, state, attempt_id, crashes, last in in_hand:
         last_state, _, last_attempt = (last or "").partition("#")

@@ -142,9 +142,11 @@ def test_a_chip_script_that_cannot_succeed_burns_at_most_two_blanks(
 
 
 def _hand_over(db: Path, record_id: str, *, boot: str | None = None,
-               state: str = "started") -> None:
+               state: str = "started", fatal: bool = True) -> None:
     """Leave ``record_id``'s attempt open at ``state``, as a daemon that died with it in
-    hand does."""
+    hand does: of a fatal signal (its traceback in crash.log), or else of a kill -9."""
+    if fatal:
+        (db.parent / faults.CRASH_LOG).write_text("Fatal Python error: Segmentation fault\n")
     conn = sqlite3.connect(db, isolation_level=None)
     conn.row_factory = sqlite3.Row
     try:
@@ -230,13 +232,50 @@ def test_a_daemon_killed_again_during_start_up_counts_the_crash_once(
     _hand_over(db, rid)
     conn = sqlite3.connect(db, isolation_level=None)
     try:  # what the killed start-up did before it died
-        faults.count_crashes(conn, same_boot=True)
+        faults.count_crashes(conn, crashed=True)
     finally:
         conn.close()
     SimPrinter(tmp_path / "printer.json").close_cover()
     with running_station(config):
         wait_for("the record printed", lambda: central.server.summary().printed == 1)
     assert not any((reason or "").startswith("poison") for _, reason in results(central, rid))
+
+
+def test_kills_without_a_fatal_signal_are_not_poison(tmp_path: Path, central: Central) -> None:
+    """A record in hand at two kill -9s in a row at the same step (an operator, the OOM
+    killer's victim elsewhere, a test) is not poison: nothing crashed, and it prints."""
+    central.seed(1)
+    config = station_config(tmp_path, central)
+    db = load_config(config).db_path
+    buffer_only(config, tmp_path, 1)
+    [rid] = _buffered(db)
+    for _ in range(2):
+        _hand_over(db, rid, fatal=False)
+        with running_station(config):
+            pass
+    SimPrinter(tmp_path / "printer.json").close_cover()
+    with running_station(config):
+        wait_for("the record printed", lambda: central.server.summary().printed == 1)
+    assert not any((reason or "").startswith("poison") for _, reason in results(central, rid))
+
+
+@pytest.mark.parametrize(("sig", "crashed"), [(signal.SIGSEGV, True), (signal.SIGABRT, True),
+                                              (signal.SIGKILL, False)])
+def test_only_a_fatal_signal_leaves_a_crash_log(tmp_path: Path, sig: signal.Signals,
+                                                crashed: bool) -> None:
+    """A process with the crash log armed that dies of SIGSEGV or SIGABRT (the systemd
+    watchdog's signal) leaves its traceback for the next start; a SIGKILL leaves none."""
+    code = ("import os, sys; from pathlib import Path; from station import faults; "
+            f"faults.arm_crash_log(Path(sys.argv[1])); os.kill(os.getpid(), {int(sig)})")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=False,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == -sig
+    assert faults.take_crash_log(tmp_path) is crashed
+    assert faults.take_crash_log(tmp_path) is False  # taken once
+    if crashed:
+        last = (tmp_path / "crash.log.last").read_text()
+        assert "Fatal Python error" in last
+        assert (tmp_path / "crash.log.last").stat().st_mode & 0o077 == 0
 
 
 def test_crashes_across_a_power_cut_are_not_counted(tmp_path: Path, central: Central) -> None:
