@@ -70,7 +70,7 @@ class LeaseEnvelope(_Wire):
 
 class RenewRequest(_Wire):
     station_id: str
-    lease_ids: list[str] = Field(max_length=10 * MAX_BATCH)
+    lease_ids: list[Id] = Field(max_length=10 * MAX_BATCH)
 
 
 class RenewResponse(_Wire):
@@ -80,7 +80,7 @@ class RenewResponse(_Wire):
 
 class ReleaseRequest(_Wire):
     station_id: str
-    lease_ids: list[str] = Field(max_length=10 * MAX_BATCH)
+    lease_ids: list[Id] = Field(max_length=10 * MAX_BATCH)
     reason: ReleaseReason
 
 
@@ -89,7 +89,7 @@ class ReleaseResponse(_Wire):
 
 
 class CardResult(_Wire):
-    result_id: str = Field(min_length=1, max_length=80)  # idempotency key
+    result_id: Id  # idempotency key
     record_id: Text
     lease_id: Text
     outcome: Outcome
