@@ -17,7 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from station.records import signature_fault, signature_of
+from station.records import first_error, signature_of, signature_refusal
 
 #: A grant still counts this long after its time, for the station's clock running ahead
 #: of the centre's (PCs in the field drift; the lease itself is timed by the monotonic
@@ -67,17 +67,14 @@ def check_grant(signed: SignedGrant | None, keys: dict[str, Ed25519PublicKey], *
     """The verified grant, or :class:`GrantError` saying why this delivery is not ours."""
     if signed is None:
         raise GrantError("no grant from the centre came with the record: refused")
-    fault = signature_fault(signed.grant, signed.key_id, signed.signature, keys)
-    if fault == "untrusted":
-        raise GrantError(f"grant signed with key id {signed.key_id!r}, which is not trusted")
-    if fault == "invalid":
-        raise GrantError("the grant's signature does not verify: altered or forged")
+    refusal = signature_refusal(signed.grant, signed.key_id, signed.signature, keys, "grant")
+    if refusal:
+        raise GrantError(refusal)
     try:
         grant = Grant.model_validate(signed.grant)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "grant"
-        raise GrantError(f"invalid grant: field {where}: {first['msg']}") from exc
+        where, rule = first_error(exc, "grant")
+        raise GrantError(f"invalid grant: field {where}: {rule}") from exc
     if grant.station_id != station_id:
         raise GrantError(f"granted to station {grant.station_id!r}, not to this station "
                          f"({station_id!r})")

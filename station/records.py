@@ -277,6 +277,25 @@ def signature_fault(obj: dict[str, Any], key_id: str, signature: str,
     return None
 
 
+def signature_refusal(obj: dict[str, Any], key_id: str, signature: str,
+                      keys: dict[str, Ed25519PublicKey], what: str) -> str | None:
+    """:func:`signature_fault` as the sentence a refusal of the signed ``what`` (file,
+    grant…) gives, or None when the signature verifies."""
+    fault = signature_fault(obj, key_id, signature, keys)
+    if fault == "untrusted":
+        return f"{what} signed with key id {key_id!r}, which is not trusted"
+    if fault == "invalid":
+        return f"the {what}'s signature does not verify: altered or forged"
+    return None
+
+
+def first_error(exc: ValidationError, whole: str) -> tuple[str, str]:
+    """The first error's field path (``whole`` when it is the object itself) and its
+    rule, never the input it was given."""
+    first = exc.errors()[0]
+    return ".".join(str(p) for p in first["loc"]) or whole, first["msg"]
+
+
 def sign_record(record: dict[str, Any], key: Ed25519PrivateKey, key_id: str) -> SignedRecord:
     return SignedRecord(record=record, key_id=key_id, signature=signature_of(record, key))
 

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from station.central.protocol import CardResult
 from station.grants import SignedGrant
 from station.i18n import Msg, os_error
-from station.records import SignedRecord, signature_fault, signature_of
+from station.records import SignedRecord, first_error, signature_of, signature_refusal
 
 BATCH_FORMAT: Literal["ektp-batch/1"] = "ektp-batch/1"
 RESULTS_FORMAT: Literal["ektp-results/1"] = "ektp-results/1"
@@ -102,18 +102,15 @@ def sign_body(body: BaseModel, key: Ed25519PrivateKey, key_id: str) -> SignedFil
 
 def verify_body(signed: SignedFile, keys: dict[str, Ed25519PublicKey], model: type[B]) -> B:
     """Check the file's signature against ``keys`` (by key id), then parse its body."""
-    fault = signature_fault(signed.body, signed.key_id, signed.signature, keys)
-    if fault == "untrusted":
-        raise BatchFileError(f"file signed with key id {signed.key_id!r}, which is not trusted")
-    if fault == "invalid":
-        raise BatchFileError("the file's signature does not verify: altered or forged")
+    refusal = signature_refusal(signed.body, signed.key_id, signed.signature, keys, "file")
+    if refusal:
+        raise BatchFileError(refusal)
     try:
         return model.model_validate(signed.body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "body"
+        where, rule = first_error(exc, "body")
         raise BatchFileError(f"signed file is not a valid {model.__name__}: field {where}: "
-                             f"{first['msg']}") from exc
+                             f"{rule}") from exc
 
 
 def _read_bounded(path: Path) -> bytes:

@@ -51,7 +51,7 @@ from station.central.protocol import (
 )
 from station.central.tls import describe_tls_failure
 from station.grants import SignedGrant
-from station.records import MAX_RECORD_BYTES
+from station.records import MAX_RECORD_BYTES, first_error
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -110,9 +110,8 @@ def parse_leased(item: Any) -> LeasedRecord | RefusedLease:
     try:
         return LeasedRecord.model_validate(item)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "item"
-        reason = f"invalid lease field {where}: {first['msg']}"
+        where, rule = first_error(exc, "item")
+        reason = f"invalid lease field {where}: {rule}"
     record_id = lease_id = None
     ttl = None
     grant = None

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from station.central import openapi
 from station.central import protocol as p
 from station.central.queue_db import QueueDB
+from station.records import first_error
 
 log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -64,10 +65,9 @@ def validate(model: type[M], body: Any) -> M:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "body"
+        where, rule = first_error(exc, "body")
         raise HTTPError(
-            HTTPStatus.BAD_REQUEST, f"invalid {model.__name__}: field {where}: {first['msg']}"
+            HTTPStatus.BAD_REQUEST, f"invalid {model.__name__}: field {where}: {rule}"
         ) from exc
 
 
