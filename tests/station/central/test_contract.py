@@ -186,6 +186,8 @@ def test_bad_bodies_answer_400_naming_the_field(http: httpx.Client) -> None:
         assert error(resp, 400).startswith("invalid JSON")
     resp = http.post("/v1/leases", json={"station_id": "t-01", "max": -1})
     assert conforms(resp)["error"].startswith("invalid LeaseRequest: field max:")
+    resp = http.post("/v1/leases/renew", json={"station_id": "t-01", "lease_ids": ["a b"]})
+    assert error(resp, 400).startswith("invalid RenewRequest: field lease_ids.0:")
     resp = http.post("/v1/heartbeat", content=b"\x1f\x8bnot gzip",
                      headers={"content-encoding": "gzip"})
     assert "gzip" in error(resp, 400)
