@@ -159,6 +159,7 @@ class Station:
         self.pipeline.faces.start()
         self.sync.worker_problem = self.worker_problem
         self.sync.disk_low = self.disk.low
+        self.sync.disk_free_mb = self.disk.free_mb
         self.sync.start()
         self.worker_beat = time.monotonic()
         self.worker.start()

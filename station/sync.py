@@ -33,6 +33,7 @@ from station.central.protocol import (
 from station.config import CentralConfig
 from station.crypto import DataKey
 from station.db import Database
+from station.fleet_beat import fleet_fields
 from station.i18n import Msg
 from station.ingest import Checked, buffer_checked, check, granted, refuse
 from station.pipeline import boot_id
@@ -77,6 +78,8 @@ class SyncLoop:
         self.worker_problem: Callable[[], str | None] = lambda: None
         #: The disk is nearly full (station/disk.py): lease nothing more to store.
         self.disk_low: Callable[[], bool] = lambda: False
+        #: Free MB on the state volume (the daemon sets it), for heartbeats.
+        self.disk_free_mb: Callable[[], float | None] = lambda: None
 
     def start(self) -> None:
         self._thread.start()
@@ -255,7 +258,10 @@ class SyncLoop:
 
     def heartbeat(self) -> None:
         stock = self.db.run(lambda c: stock_outlook(c, self.rationing), durable=False)
-        self.client.heartbeat(Heartbeat(
+        midnight = policy.local_midnight(self.rationing.tz)
+        fleet = self.db.run(lambda c: fleet_fields(c, self.board, midnight,
+                                                   self.disk_free_mb()), durable=False)
+        self.client.heartbeat(Heartbeat(**fleet,
             station_id=self.client.station_id, version=__version__,
             printer_state=heartbeat_state(self.worker_problem(), self.board),
             blanks=stock["in_stock"], buffer=stock["buffered"], outbox=stock["outbox"],

@@ -37,6 +37,10 @@ Id = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.:-
 Ttl = Annotated[float, Field(gt=0, le=MAX_LEASE_TTL_S)]
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 Text = Annotated[str, Field(max_length=500)]
+StateCategory = Literal["starting", "ready", "printing", "paused", "error", "stopped"]
+#: Counts by a short class name (spoilage classes: station/store.py SPOIL_CLASSES).
+ByClass = Annotated[dict[Annotated[str, Field(min_length=1, max_length=40)], Count],
+                   Field(max_length=20)]
 
 
 class _Wire(BaseModel):
@@ -124,6 +128,20 @@ class Heartbeat(_Wire):
     days_left: Annotated[float, Field(ge=0, le=MAX_COUNT)] | None = None
     #: Attempts waiting for a technician's inspection.
     inspection: Count = 0
+    # What a fleet view needs (issue 15); every one optional: older stations omit them.
+    #: The station's state category (starting, ready, printing, paused, error, stopped).
+    state: StateCategory | None = None
+    #: The state's message code (a message id, never a personal value).
+    message_code: Text | None = None
+    last_error_code: Text | None = None
+    last_error_at: dt.datetime | None = None
+    #: Spoiled blanks today, by spoilage class.
+    spoiled_today: ByClass | None = None
+    #: Cards printed and blanks spoiled (by class) since the station's first card.
+    printed_total: Count | None = None
+    spoiled_total: ByClass | None = None
+    #: Free space on the state volume, in MB.
+    disk_free_mb: Annotated[float, Field(ge=0, le=1e12)] | None = None
 
 
 class HeartbeatAck(_Wire):

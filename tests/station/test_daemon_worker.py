@@ -419,3 +419,36 @@ def test_status_of_a_killed_daemon_is_an_error(tmp_path: Path, central: Central)
     assert state["message"] == (f"the daemon (pid {proc.pid}) is not running: it ended "
                                 "without stopping")
     assert state["action"].startswith("start it: systemctl start ektp-station")
+
+
+def test_the_heartbeat_carries_the_fleet_fields(
+        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After printing two cards and spoiling two blanks on a record whose chip cannot be
+    written, the centre's last heartbeat tells state, printed and spoiled counts by class,
+    disk free and version."""
+    (unencodable,) = add_signed(central, 600, 1)
+    central.seed(2)
+    real_encode = Pipeline._encode
+
+    def encode(self: Pipeline, record: PrintReadyRecord) -> str:
+        if record.record_id == unencodable:
+            self.chip.connect(self.chip_timeout_s)
+            raise KeyError("a script runner bug")
+        return real_encode(self, record)
+
+    monkeypatch.setattr(Pipeline, "_encode", encode)
+    config = station_config(tmp_path, central, central={"heartbeat_every_s": 0.1})
+    receive(config, 5)
+    with running_station(config):
+        wait_for("the fleet heartbeat", lambda: (
+            (hb := central.server.db.last_heartbeat("t-01")) is not None
+            and hb.printed_total == 2 and sum((hb.spoiled_total or {}).values()) == 2))
+    hb = central.server.db.last_heartbeat("t-01")
+    assert hb is not None
+    assert hb.state in ("ready", "printing")
+    assert hb.cards_today == 2
+    assert hb.spoiled_today == hb.spoiled_total
+    assert set(hb.spoiled_total or {}) <= set(store.SPOIL_CLASSES)
+    assert hb.disk_free_mb is not None
+    assert hb.disk_free_mb > 0
+    assert hb.version == "0.1.0"

@@ -370,3 +370,28 @@ def test_cli_serve_prints_url_and_stops_on_sigterm(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     assert (tmp_path / "keys" / "central.pub").exists()
+
+
+def test_a_full_fleet_heartbeat_is_kept_and_a_bad_class_count_named(
+        server: CentralServer, http: httpx.Client) -> None:
+    """A heartbeat with every fleet field is stored as sent; a negative spoiled count is
+    refused naming the field, and an old station's short heartbeat keeps None there."""
+    body = {"station_id": "s2", "version": "0.2.0", "printer_state": "ready", "blanks": 9,
+            "buffer": 1, "outbox": 2, "state": "paused", "message_code": "out of blanks",
+            "last_error_code": "jam", "last_error_at": "2026-12-01T08:00:00Z",
+            "spoiled_today": {"failed print": 1}, "printed_total": 40,
+            "spoiled_total": {"failed print": 3, "failed encode": 1}, "disk_free_mb": 812.5}
+    assert http.post("/v1/heartbeat", json=body).status_code == 200
+    last = server.db.last_heartbeat("s2")
+    assert last is not None
+    assert (last.state, last.printed_total, last.spoiled_total, last.disk_free_mb) == (
+        "paused", 40, {"failed print": 3, "failed encode": 1}, 812.5)
+    resp = http.post("/v1/heartbeat", json={**body, "spoiled_today": {"failed print": -1}})
+    assert resp.status_code == 400
+    assert "spoiled_today" in resp.json()["error"]
+    old = {k: body[k] for k in ("station_id", "version", "printer_state", "blanks",
+                                "buffer", "outbox")}
+    assert http.post("/v1/heartbeat", json=old | {"station_id": "s3"}).status_code == 200
+    short = server.db.last_heartbeat("s3")
+    assert short is not None
+    assert (short.state, short.spoiled_total, short.disk_free_mb) == (None, None, None)
