@@ -94,12 +94,13 @@ class Centre:
             req = None if model is None else wire.validate(model, await _read_json(request))
             names = request.scope.get("state", {}).get(PEER_NAMES)
 
-            def answer() -> bytes:
+            def answer() -> tuple[bytes, str]:
                 if req is not None:
                     wire.check_station(self.db, req, names, path)
-                return handle(req).model_dump_json().encode()
+                return wire.serialise(handle(req))
 
-            return _json(HTTPStatus.OK, await run_in_threadpool(answer), accept)
+            data, media_type = await run_in_threadpool(answer)
+            return _json(HTTPStatus.OK, data, accept, media_type)
         except wire.HTTPError as exc:
             return _json(exc.status, {"error": exc.message}, accept)
         except sqlite3.Error as exc:
@@ -133,8 +134,8 @@ async def _read_json(request: Request) -> Any:
     return wire.decode_body(bytes(raw), request.headers.get("content-encoding"))
 
 
-def _json(status: HTTPStatus, payload: dict[str, str] | bytes, accept: str) -> Response:
+def _json(status: HTTPStatus, payload: dict[str, str] | bytes, accept: str,
+          media_type: str = "application/json") -> Response:
     data, encoding = wire.encode_answer(payload, accept)
     headers = {"Content-Encoding": encoding} if encoding is not None else None
-    return Response(data, status_code=int(status), media_type="application/json",
-                    headers=headers)
+    return Response(data, status_code=int(status), media_type=media_type, headers=headers)

@@ -8,6 +8,7 @@ reference server. Every body is one of these models; unknown fields are refused.
     POST /v1/heartbeat        Heartbeat        → HeartbeatAck
     GET  /v1/summary          (none)           → ServerSummary   (operators and tests)
     GET  /v1/openapi.json     (none)           → this contract as OpenAPI 3.1
+    GET  /metrics             (none)           → Prometheus text (station/central/metrics.py)
 
 Errors answer with a non-2xx status and ``{"error": "..."}`` (:class:`ErrorBody`). The
 published contract is docs/openapi.json (``python -m station.central.openapi``).

@@ -320,6 +320,12 @@ class QueueDB:
             ).fetchone()
         return None if row is None else p.Heartbeat.model_validate_json(row[0])
 
+    def heartbeat_rows(self) -> list[tuple[str, float, int]]:
+        """Every station's latest heartbeat (its JSON), when it came and how many came."""
+        with self._read() as c:
+            return [(str(b), float(t), int(n)) for b, t, n in c.execute(
+                "SELECT body_json, received_ts, count FROM heartbeats ORDER BY station_id")]
+
     def audit(self, station_id: str | None = None) -> list[trust.AuditRow]:
         """Refused requests and results, oldest first (all stations, or one)."""
         with self._read() as c:

@@ -73,7 +73,7 @@ class _Handler(BaseHTTPRequestHandler):
             req = None if model is None else wire.validate(model, self._read_json())
             if req is not None:
                 wire.check_station(central.db, req, self._peer_names(), self.path)
-            self._send(HTTPStatus.OK, handle(req).model_dump_json().encode())
+            self._send(HTTPStatus.OK, *wire.serialise(handle(req)))
         except wire.HTTPError as exc:
             self._send(exc.status, {"error": exc.message})
         except sqlite3.Error as exc:
@@ -95,11 +95,12 @@ class _Handler(BaseHTTPRequestHandler):
         length = wire.content_length(self.headers.get("Content-Length"))
         return wire.decode_body(self.rfile.read(length), self.headers.get("Content-Encoding"))
 
-    def _send(self, status: HTTPStatus, payload: dict[str, str] | bytes) -> None:
+    def _send(self, status: HTTPStatus, payload: dict[str, str] | bytes,
+              media_type: str = "application/json") -> None:
         data, encoding = wire.encode_answer(payload, self.headers.get("Accept-Encoding", ""))
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", media_type)
             if encoding is not None:
                 self.send_header("Content-Encoding", encoding)
             self.send_header("Content-Length", str(len(data)))

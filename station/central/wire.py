@@ -20,7 +20,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
 
-from station.central import openapi
+from station.central import metrics, openapi
 from station.central import protocol as p
 from station.central.queue_db import QueueDB
 from station.records import first_error
@@ -46,6 +46,7 @@ class HTTPError(Exception):
 def routes(db: QueueDB, lease_ttl_s: float,
            grant_key: tuple[str, Ed25519PrivateKey]) -> dict[tuple[str, str], Route]:
     """(method, path) → route, for every endpoint of the protocol."""
+    fleet = metrics.registry_for(metrics.FleetCollector(db))
     return {
         ("POST", "/v1/leases"): (p.LeaseRequest, lambda r: db.lease(r, lease_ttl_s, grant_key)),
         ("POST", "/v1/leases/renew"): (p.RenewRequest, lambda r: db.renew(r, lease_ttl_s)),
@@ -54,7 +55,15 @@ def routes(db: QueueDB, lease_ttl_s: float,
         ("POST", "/v1/heartbeat"): (p.Heartbeat, db.heartbeat),
         ("GET", "/v1/summary"): (None, lambda _r: db.summary()),
         ("GET", "/v1/openapi.json"): (None, lambda _r: openapi.answer()),
+        ("GET", "/metrics"): (None, lambda _r: metrics.exposition(fleet)),
     }
+
+
+def serialise(answer: BaseModel) -> tuple[bytes, str]:
+    """An answer's bytes and media type: JSON, or a text answer (``/metrics``) as is."""
+    if isinstance(answer, metrics.TextAnswer):
+        return answer.body, answer.media_type
+    return answer.model_dump_json().encode(), "application/json"
 
 
 def not_found(method: str, path: str) -> HTTPError:
