@@ -127,6 +127,18 @@ class StorageConfig(_Section):
     reserve_mb: float = Field(default=64.0, ge=0)
 
 
+class MetricsConfig(_Section):
+    #: host:port of the station's own Prometheus endpoint (GET /metrics); unset: none.
+    listen: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:\[\]-]+:[0-9]{1,5}$")
+
+    @field_validator("listen")
+    @classmethod
+    def _port_in_range(cls, v: str | None) -> str | None:
+        if v is not None and not 0 < int(v.rpartition(":")[2]) < 65536:
+            raise ValueError("the port must be 1-65535")
+        return v
+
+
 class StationConfig(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="STATION_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -147,6 +159,7 @@ class StationConfig(BaseSettings):
     rationing: RationingConfig = RationingConfig()
     office: OfficeConfig = OfficeConfig()
     storage: StorageConfig = StorageConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     @classmethod
     def settings_customise_sources(

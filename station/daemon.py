@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from drivers.base import CHIP_DRIVERS, PRINTER_DRIVERS, CardPrinter, ChipChannel, load_driver
 from drivers.errors import DeviceError
 from station import faults, store, systemd
+from station import metrics as station_metrics
 from station.batchkeys import load_or_create_batch_key
 from station.central.client import QueueClient, TlsSettings
 from station.config import ConfigError, StationConfig, load_config
@@ -161,6 +162,8 @@ class Station:
         self.sync.disk_low = self.disk.low
         self.sync.disk_free_mb = self.disk.free_mb
         self.sync.start()
+        self.metrics_stop = station_metrics.start(self.cfg.metrics, station_metrics.registry(
+            self.db, self.board, lambda: self.sync.rationing))
         self.worker_beat = time.monotonic()
         self.worker.start()
         log.info("station_started", station_id=self.cfg.station_id, printer=model)
@@ -249,6 +252,8 @@ class Station:
             self.pipeline.card_boundary(pending, start=False)
 
     worker_beat: float = 0.0
+    #: Stops the local /metrics endpoint ([metrics] listen); None while it is off.
+    metrics_stop: Callable[[], None] | None = None
 
     @functools.cached_property
     def disk(self) -> DiskGuard:
@@ -306,6 +311,8 @@ class Station:
         if self.worker.is_alive():
             self.worker.join()
         self.sync.stop()
+        if self.metrics_stop is not None:
+            self.metrics_stop()
         self.pipeline.faces.close()
         if not died:  # else the ERROR stays: the status says why the daemon went
             self.board.state(Category.STOPPED, Msg("stopped"))

@@ -36,6 +36,7 @@ from station.db import Database
 from station.fleet_beat import fleet_fields
 from station.i18n import Msg
 from station.ingest import Checked, buffer_checked, check, granted, refuse
+from station.metrics import SYNC_ROUNDS
 from station.pipeline import boot_id
 from station.quiet import QuietWindow
 from station.status import StatusBoard
@@ -95,22 +96,27 @@ class SyncLoop:
             self.quiet.wait()
             if self.stop_event.is_set():
                 break
+            started, outcome = time.monotonic(), "ok"
             try:
                 busy = self.round()
                 self._set_link(True)
                 self._backoff = 0.0
                 delay = 0.0 if busy else self.cfg.sync_interval_s
             except LinkDown as exc:
+                outcome = "link_down"
                 self._set_link(False, str(exc))
                 self._backoff = min(max(self._backoff * 2, 0.5), self.cfg.retry_max_s)
                 delay = self._backoff * random.uniform(0.5, 1.0)
             except CentralRefused as exc:
+                outcome = "refused"
                 log.error("central_refused", detail=str(exc))
                 self.board.error("central", str(exc), Msg("tell the central system's operators"))
                 delay = self.cfg.retry_max_s
             except sqlite3.OperationalError as exc:  # a full disk: the round is tried again
+                outcome = "db_error"
                 log.error("sync_round_failed", error=str(exc))
                 delay = self.cfg.sync_interval_s
+            SYNC_ROUNDS.labels(outcome).observe(time.monotonic() - started)
             self.wake.wait(delay)
             self.wake.clear()
 

@@ -197,3 +197,15 @@ def test_data_key_unreadable_by_the_user_is_named(write, tmp_path) -> None:
     assert proc.stderr.strip().splitlines() == [
         f"data key file {key} is not readable by this user (uid 0, the file's owner is uid "
         "65534): run as the service user (sudo -u ektp-station station …)"]
+
+
+@pytest.mark.parametrize(("listen", "expected"), [
+    ("9464", "config error: metrics.listen is invalid"),
+    ("127.0.0.1:99999", "config error: metrics.listen is invalid (the port must be 1-65535"),
+])
+def test_bad_metrics_listen_is_named(write, capsys, listen: str, expected: str) -> None:
+    """A metrics listen address without a port, or with one out of range, is named."""
+    code, err = run_main(["--config", str(write(GOOD + f'\n[metrics]\nlisten = "{listen}"\n')),
+                          "run"], capsys)
+    assert code == 78
+    assert expected in err
