@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from station.central.asgi_server import AsgiServer
 from station.central.server import CentralServer
+from tests.support.postgres import PgCluster, running_cluster
 from tests.support.promtool import needs_promtool, promtool
 
 Centre = CentralServer | AsgiServer
@@ -36,11 +37,20 @@ OLD = {"station_id": "s2", "version": "0.1.0", "printer_state": "ready", "blanks
        "buffer": 0, "outbox": 0}
 
 
-@pytest.fixture(params=sorted(SERVERS))
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PgCluster]:
+    with running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=[*sorted(SERVERS), "asgi-postgresql"])
 def centre(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Centre, Clock]]:
+    """Each server on SQLite, and the ASGI server on PostgreSQL."""
     clock = Clock()
-    with SERVERS[request.param](tmp_path / "c.db", clock=clock) as server:
-        yield server, clock
+    server, _, engine = str(request.param).partition("-")
+    db = request.getfixturevalue("pg").new_database() if engine else tmp_path / "c.db"
+    with SERVERS[server](db, clock=clock) as centre:
+        yield centre, clock
 
 
 def scrape(url: str) -> tuple[httpx.Response, dict[tuple[str, tuple[Any, ...]], float]]:
