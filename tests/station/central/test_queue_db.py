@@ -8,7 +8,10 @@ from pathlib import Path
 
 from station.central import protocol as p
 from station.central.queue_db import QueueDB
-from tests.station.central.test_server import signed
+from tests.station.central.test_server import KEY, signed
+from tests.support.postgres import running_cluster
+
+KEY_PAIR = ("central-1", KEY)
 
 
 def _heartbeat_steps(tmp_path: Path, records: int) -> int:
@@ -37,3 +40,34 @@ def test_heartbeat_work_does_not_grow_with_the_queue(tmp_path: Path) -> None:
     small = _heartbeat_steps(tmp_path, 20)
     large = _heartbeat_steps(tmp_path, 2000)
     assert large <= small + 2, (small, large)
+
+
+def test_lease_walks_the_queue_on_the_index_holding_lease_columns(tmp_path: Path) -> None:
+    """The lease query finds free records by the queue index that carries the lease
+    columns, so records already leased are skipped without reading their rows."""
+    db = QueueDB(tmp_path / "q.db")
+    db.add_records(signed(i) for i in range(20))
+    seen: list[str] = []
+    conn: sqlite3.Connection = db._conn  # instrumenting the engine itself
+    conn.set_trace_callback(seen.append)
+    db.lease(p.LeaseRequest(station_id="st-1", max=5), 60.0, KEY_PAIR)
+    conn.set_trace_callback(None)
+    query = next(s for s in seen if s.startswith("SELECT record_id, signed_json"))
+    plan = " ".join(str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + query))
+    db.close()
+    assert "records_queue_leases" in plan, plan
+
+
+def test_bulk_add_on_postgresql_leaves_the_planner_knowing_the_queue(tmp_path: Path) -> None:
+    """After records are added on PostgreSQL the planner knows how many there are (it
+    analysed the table), so the first leases walk the queue index instead of sorting it."""
+    from station.central.queue_pg import PgQueueDB
+
+    with running_cluster() as cluster:
+        db = PgQueueDB(cluster.new_database())
+        db.add_records(signed(i) for i in range(30))
+        with db._read() as c:  # instrumenting the engine itself
+            tuples = c.execute(
+                "SELECT reltuples FROM pg_class WHERE relname = 'records'").fetchone()[0]
+        db.close()
+    assert tuples == 30
