@@ -205,20 +205,22 @@ class QueueDB:
             " ORDER BY urgent DESC, kind_rank, enrolled_ts, seq LIMIT ?" + self._LOCK_ROWS,
             (self.lease_hold_s, now, station_id, now, n),
         ).fetchall()
-        granted = []
-        for record_id, signed_json in rows:
-            lease_id = uuid4().hex
-            c.execute(
-                "UPDATE records SET lease_id = ?, lease_station = ?, lease_expires = ?"
-                " WHERE record_id = ?",
-                (lease_id, station_id, now + ttl_s, record_id),
-            )
-            c.execute(
-                "INSERT INTO leases (lease_id, record_id, station_id, granted_ts, expires_ts,"
-                " batch_id) VALUES (?, ?, ?, ?, ?, ?)",
-                (lease_id, record_id, station_id, now, now + ttl_s, batch_id),
-            )
-            granted.append((lease_id, str(record_id), str(signed_json)))
+        granted = [(uuid4().hex, str(record_id), str(signed_json))
+                   for record_id, signed_json in rows]
+        if not granted:
+            return granted
+        # executemany: on PostgreSQL one round trip (a pipeline) instead of one a record.
+        c.executemany(
+            "UPDATE records SET lease_id = ?, lease_station = ?, lease_expires = ?"
+            " WHERE record_id = ?",
+            [(lease_id, station_id, now + ttl_s, record_id) for lease_id, record_id, _ in granted],
+        )
+        c.executemany(
+            "INSERT INTO leases (lease_id, record_id, station_id, granted_ts, expires_ts,"
+            " batch_id) VALUES (?, ?, ?, ?, ?, ?)",
+            [(lease_id, record_id, station_id, now, now + ttl_s, batch_id)
+             for lease_id, record_id, _ in granted],
+        )
         return granted
 
     def renew(self, req: p.RenewRequest, ttl_s: float) -> p.RenewResponse:
