@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -141,8 +142,10 @@ def private_open(path: Path, flags: int) -> int:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so a crash leaves the old or the new file, whole."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Replace ``path`` with ``data`` so a crash leaves the old or the new file, whole.
+    The temporary file is the writer's own (process and thread): a technician's tool
+    reading the printer while the daemon writes it never renames the other's file."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with os.fdopen(private_open(tmp, os.O_WRONLY | os.O_TRUNC), "wb") as fh:
         fh.write(data)
         fh.flush()

@@ -34,6 +34,7 @@ from drivers.errors import (
     RibbonOut,
 )
 from drivers.sim import SimChipChannel, SimPrinter, SimTimings
+from drivers.simstate import atomic_write
 
 MakeSim = Callable[..., SimPrinter]
 H = bytes.fromhex
@@ -94,6 +95,29 @@ def test_print_records_label_and_digests_never_raw_bytes(
     assert b"FRONT-PANEL-BYTES" not in state_file.read_bytes()
 
 
+def test_two_writers_of_one_state_file_never_take_each_others_file(tmp_path: Path) -> None:
+    """The daemon's printer and a technician's tool saving the same state file at once
+    (threads here, processes in the field) each replace it whole, never failing on a
+    temporary file the other renamed away."""
+    target = tmp_path / "printer.json"
+    errors: list[OSError] = []
+
+    def writer(tag: bytes) -> None:
+        try:
+            for _ in range(300):
+                atomic_write(target, tag * 100)
+        except OSError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in (b"a", b"b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert target.read_bytes() in (b"a" * 100, b"b" * 100)
+
+
 def test_state_write_is_atomic(
     printer: SimPrinter, state_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,7 +133,10 @@ def test_state_write_is_atomic(
     with pytest.raises(DeviceOffline):
         printer.feed()
     monkeypatch.undo()
-    assert calls == [(str(state_file) + ".tmp", str(state_file))]
+    [(tmp, dst)] = calls
+    assert dst == str(state_file)
+    assert tmp.startswith(str(state_file) + ".")
+    assert tmp.endswith(".tmp")
     assert state_file.read_bytes() == before
     assert json.loads(Path(calls[0][0]).read_bytes())["path"] is not None  # the new state
     assert SimPrinter(state_file).card_in_path() is None

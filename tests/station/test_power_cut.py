@@ -69,7 +69,7 @@ def resolve_as_technician(config: Path, printer_state: Path) -> tuple[int, int]:
     if not pending:
         # Nothing to look at; and on a slow machine the daemon may not have opened the
         # printer yet: a SimPrinter made here would create its state with 100 blanks.
-        return 0
+        return 0, 0
     printer = SimPrinter(printer_state)
     good_labels = {card.label for card in printer.tray_cards("output")}
     good = spoiled = 0
