@@ -61,21 +61,15 @@ def test_unexpected_exceptions_end_one_attempt_and_good_records_print(
     blanks when it repeats) and the worker prints every good record behind it."""
     unprepared, unencodable = add_signed(central, 500, 2)
     central.seed(5)
-    real_get, real_encode = FacePrefetcher.get, Pipeline._encode
+    real_get = FacePrefetcher.get
 
     def get(self: FacePrefetcher, buffered: store.BufferedRecord) -> Prepared:
         if buffered.record_id == unprepared:
             raise RuntimeError("a decoder bug")
         return real_get(self, buffered)
 
-    def encode(self: Pipeline, record: PrintReadyRecord) -> str:
-        if record.record_id == unencodable:
-            self.chip.connect(self.chip_timeout_s)
-            raise KeyError("a script runner bug")
-        return real_encode(self, record)
-
     monkeypatch.setattr(FacePrefetcher, "get", get)
-    monkeypatch.setattr(Pipeline, "_encode", encode)
+    break_encoding(monkeypatch, unencodable)
     config = station_config(tmp_path, central, pipeline={"max_attempts": 5})
     receive(config, 20)
     with running_station(config) as station:
@@ -139,6 +133,20 @@ def test_a_chip_script_that_cannot_succeed_burns_at_most_two_blanks(
     text = capsys.readouterr().out
     assert re.search(r"spoiled, caused by the record +2\n", text), text
     assert re.search(r"spoiled, caused by the blank +0\n", text), text
+
+
+def break_encoding(monkeypatch: pytest.MonkeyPatch, record_id: str) -> None:
+    """Encoding ``record_id`` raises a non-device exception once the chip is connected
+    (a bug in the script runner), every time; other records encode as usual."""
+    real_encode = Pipeline._encode
+
+    def encode(self: Pipeline, record: PrintReadyRecord) -> str:
+        if record.record_id == record_id:
+            self.chip.connect(self.chip_timeout_s)
+            raise KeyError("a script runner bug")
+        return real_encode(self, record)
+
+    monkeypatch.setattr(Pipeline, "_encode", encode)
 
 
 def _hand_over(db: Path, record_id: str, *, boot: str | None = None,
@@ -428,15 +436,7 @@ def test_the_heartbeat_carries_the_fleet_fields(
     disk free and version."""
     (unencodable,) = add_signed(central, 600, 1)
     central.seed(2)
-    real_encode = Pipeline._encode
-
-    def encode(self: Pipeline, record: PrintReadyRecord) -> str:
-        if record.record_id == unencodable:
-            self.chip.connect(self.chip_timeout_s)
-            raise KeyError("a script runner bug")
-        return real_encode(self, record)
-
-    monkeypatch.setattr(Pipeline, "_encode", encode)
+    break_encoding(monkeypatch, unencodable)
     config = station_config(tmp_path, central, central={"heartbeat_every_s": 0.1})
     receive(config, 5)
     with running_station(config):
