@@ -47,8 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from station.central.engines import open_queue
-from station.central.seed import load_or_create_key, signed_records
+from central.engines import open_queue
+from central.seed import load_or_create_key, signed_records
 from station.records import SignedRecord
 from tests.support.postgres import running_cluster
 from tests.support.serve import SERVE
@@ -63,21 +63,36 @@ def records(n: int, key_dir: Path) -> list[SignedRecord]:
     out = []
     for i in range(n):
         src = base[i % len(base)]
-        out.append(src.model_copy(update={"record": {**src.record,
-                                                     "record_id": f"PRR-{i + 1:07d}"}}))
+        out.append(
+            src.model_copy(update={"record": {**src.record, "record_id": f"PRR-{i + 1:07d}"}})
+        )
     return out
 
 
-def start_centre(db: str, key_dir: Path, workers: int,
-                 log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_centre(
+    db: str, key_dir: Path, workers: int, log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    argv = ["central", "serve", "--db", db, "--port", str(port), "--workers", str(workers),
-            "--key-dir", str(key_dir), "--lease-ttl", "3600"]
+    argv = [
+        "central",
+        "serve",
+        "--db",
+        db,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--key-dir",
+        str(key_dir),
+        "--lease-ttl",
+        "3600",
+    ]
     with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-c", SERVE, *argv], stdout=out, stderr=out,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERVE, *argv], stdout=out, stderr=out, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -108,8 +123,13 @@ class Load:
         self.acked |= other.acked
         self.errors += other.errors
 
-    async def call(self, http: httpx.AsyncClient, endpoint: str, body: dict[str, Any],
-                   since: float | None = None) -> Any:
+    async def call(
+        self,
+        http: httpx.AsyncClient,
+        endpoint: str,
+        body: dict[str, Any],
+        since: float | None = None,
+    ) -> Any:
         """POST ``body``; its latency counts from ``since`` (when it was due) if given."""
         t = time.perf_counter() if since is None else since
         try:
@@ -124,8 +144,9 @@ class Load:
             return None
         return resp.json()
 
-    async def lease(self, http: httpx.AsyncClient, station: str, n: int,
-                    since: float | None = None) -> int:
+    async def lease(
+        self, http: httpx.AsyncClient, station: str, n: int, since: float | None = None
+    ) -> int:
         answer = await self.call(http, "/v1/leases", {"station_id": station, "max": n}, since)
         for r in (answer or {}).get("records", []):
             rid = r["signed"]["record"]["record_id"]
@@ -138,26 +159,48 @@ class Load:
         roll = rng.random()
         held = self.held[station]
         if roll < 0.6:
-            await self.call(http, "/v1/heartbeat", {
-                "station_id": station, "version": "bench", "printer_state": "ready",
-                "blanks": 500, "buffer": len(held), "outbox": 0}, due)
+            await self.call(
+                http,
+                "/v1/heartbeat",
+                {
+                    "station_id": station,
+                    "version": "bench",
+                    "printer_state": "ready",
+                    "blanks": 500,
+                    "buffer": len(held),
+                    "outbox": 0,
+                },
+                due,
+            )
         elif roll < 0.75 or not held:
             await self.lease(http, station, 10, due)
         elif roll < 0.9:
-            await self.call(http, "/v1/leases/renew", {
-                "station_id": station, "lease_ids": [lid for _, lid in held]}, due)
+            await self.call(
+                http,
+                "/v1/leases/renew",
+                {"station_id": station, "lease_ids": [lid for _, lid in held]},
+                due,
+            )
         else:
             done, self.held[station] = held[:5], held[5:]
-            results = [{"result_id": uuid.uuid4().hex, "record_id": rid, "lease_id": lid,
-                        "outcome": "printed", "started_at": NOW, "finished_at": NOW}
-                       for rid, lid in done]
-            answer = await self.call(http, "/v1/results",
-                                     {"station_id": station, "results": results}, due)
+            results = [
+                {
+                    "result_id": uuid.uuid4().hex,
+                    "record_id": rid,
+                    "lease_id": lid,
+                    "outcome": "printed",
+                    "started_at": NOW,
+                    "finished_at": NOW,
+                }
+                for rid, lid in done
+            ]
+            answer = await self.call(
+                http, "/v1/results", {"station_id": station, "results": results}, due
+            )
             self.acked |= set((answer or {}).get("acked", []))
 
 
-async def mix(url: str, load: Load, rate: float, seconds: float,
-              connections: int = 32) -> float:
+async def mix(url: str, load: Load, rate: float, seconds: float, connections: int = 32) -> float:
     """Open loop: a request falls due every 1/``rate`` s and waits for the first free one
     of ``connections`` keep-alive connections (each its own client: httpcore's pool costs
     O(waiting x connections) per request, and with thousands of requests waiting in one
@@ -186,8 +229,7 @@ async def mix(url: str, load: Load, rate: float, seconds: float,
     return n / (time.perf_counter() - began)
 
 
-def mix_share(url: str, stations: list[str], rate: float,
-              seconds: float) -> tuple[Load, float]:
+def mix_share(url: str, stations: list[str], rate: float, seconds: float) -> tuple[Load, float]:
     """One load process: its share of the stations at its share of the rate."""
     load = Load(stations)
     rps = asyncio.run(mix(url, load, rate, seconds))
@@ -241,8 +283,9 @@ def p99(values: list[float]) -> float:
     return round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 1) if ordered else 0.0
 
 
-def run_engine(engine: str, db: str, work: Path, args: argparse.Namespace,
-               postmaster: int | None) -> dict[str, Any]:
+def run_engine(
+    engine: str, db: str, work: Path, args: argparse.Namespace, postmaster: int | None
+) -> dict[str, Any]:
     key_dir = work / "keys"
     queue = open_queue(db)
     queue.add_records(records(args.records, key_dir))
@@ -256,8 +299,15 @@ def run_engine(engine: str, db: str, work: Path, args: argparse.Namespace,
         servers = [proc.pid] + ([postmaster] if postmaster else [])
         centre_cpu, load_cpu = tree_cpu_s(servers), children_cpu_s()
         with ProcessPoolExecutor(n) as pool:
-            shares = list(pool.map(mix_share, [url] * n, [names[i::n] for i in range(n)],
-                                   [args.rate / n] * n, [args.seconds] * n))
+            shares = list(
+                pool.map(
+                    mix_share,
+                    [url] * n,
+                    [names[i::n] for i in range(n)],
+                    [args.rate / n] * n,
+                    [args.seconds] * n,
+                )
+            )
         load = Load(names)
         for share, _rps in shares:
             load.merge(share)
@@ -271,17 +321,22 @@ def run_engine(engine: str, db: str, work: Path, args: argparse.Namespace,
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
-    return {"engine": engine, "stations": args.stations, "workers": args.workers,
-            "requests_per_s": round(rps, 1), "p99_ms": mix_p99,
-            "leases_per_s": round(leases_per_s, 1),
-            "double_leases": sum(1 for s in load.grants.values() if len(s) > 1),
-            "lost_results": len(load.acked) - int(summary["results"]),
-            "errors": load.errors,
-            # What a request costs whatever else the machine runs (2 cores: 2,000 ms of CPU
-            # a second), and how loaded the machine was (1-minute load average).
-            "centre_cpu_ms_per_request": round(centre_cpu * 1000 / max(served, 1), 2),
-            "load_cpu_ms_per_request": round(load_cpu * 1000 / max(served, 1), 2),
-            "load_avg": round(load_avg, 2)}
+    return {
+        "engine": engine,
+        "stations": args.stations,
+        "workers": args.workers,
+        "requests_per_s": round(rps, 1),
+        "p99_ms": mix_p99,
+        "leases_per_s": round(leases_per_s, 1),
+        "double_leases": sum(1 for s in load.grants.values() if len(s) > 1),
+        "lost_results": len(load.acked) - int(summary["results"]),
+        "errors": load.errors,
+        # What a request costs whatever else the machine runs (2 cores: 2,000 ms of CPU
+        # a second), and how loaded the machine was (1-minute load average).
+        "centre_cpu_ms_per_request": round(centre_cpu * 1000 / max(served, 1), 2),
+        "load_cpu_ms_per_request": round(load_cpu * 1000 / max(served, 1), 2),
+        "load_avg": round(load_avg, 2),
+    }
 
 
 def main() -> None:

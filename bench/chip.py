@@ -36,10 +36,10 @@ from smartcard import scard  # noqa: E402
 from smartcard.System import readers as pyscard_readers  # noqa: E402
 
 from drivers import ktpel_layout as layout  # noqa: E402
-from drivers.pcsc import PcscChipChannel  # noqa: E402
+from drivers.pcsc.channel import PcscChipChannel  # noqa: E402
 from drivers.script import ScriptRunner, build_write_script  # noqa: E402
-from tests.pcsc.pcscd import Pcscd, wait_card  # noqa: E402
-from tests.pcsc.vcard import VirtualCard, strict_card  # noqa: E402
+from tests.support.pcscd import Pcscd, wait_card  # noqa: E402
+from tests.support.vcard import VirtualCard, strict_card  # noqa: E402
 
 
 def script_files(seed: int) -> dict[int, bytes]:
@@ -48,19 +48,29 @@ def script_files(seed: int) -> dict[int, bytes]:
     return {fid: rng.randbytes(size) for fid, size in layout.EF_SIZES.items()}
 
 
-def plug_card(daemon: Pcscd, *, in_process: bool, t0: bool, latency_ms: float = 0.0
-              ) -> tuple[object, float]:
+def plug_card(
+    daemon: Pcscd, *, in_process: bool, t0: bool, latency_ms: float = 0.0
+) -> tuple[object, float]:
     """Start the card; returns (handle, seconds until pcscd saw it)."""
     start = time.perf_counter()
     handle: object
     if in_process:
-        handle = VirtualCard(daemon.ports[0], lambda: strict_card(1, t0=t0),
-                             latency_s=latency_ms / 1000).start()
+        handle = VirtualCard(
+            daemon.ports[0], lambda: strict_card(1, t0=t0), latency_s=latency_ms / 1000
+        ).start()
     else:
-        cmd = [sys.executable, "-m", "tests.pcsc.vcard", "--port", str(daemon.ports[0]),
-               "--latency-ms", str(latency_ms)]
-        handle = subprocess.Popen([*cmd, "--t0"] if t0 else cmd, cwd=ROOT,
-                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
+        cmd = [
+            sys.executable,
+            "-m",
+            "tests.support.vcard",
+            "--port",
+            str(daemon.ports[0]),
+            "--latency-ms",
+            str(latency_ms),
+        ]
+        handle = subprocess.Popen(
+            [*cmd, "--t0"] if t0 else cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
     wait_card(daemon.readers[0], timeout=10.0)
     return handle, time.perf_counter() - start
 
@@ -73,8 +83,7 @@ def unplug_card(handle: object) -> None:
         handle.wait(timeout=5)
 
 
-def run(rounds: int, *, in_process: bool, t0: bool, latency_ms: float = 0.0
-        ) -> dict[str, object]:
+def run(rounds: int, *, in_process: bool, t0: bool, latency_ms: float = 0.0) -> dict[str, object]:
     steps = build_write_script(script_files(seed=1))
     apdus = [bytes.fromhex(s.apdu) for s in steps]
     lists = [list(a) for a in apdus]
@@ -86,8 +95,7 @@ def run(rounds: int, *, in_process: bool, t0: bool, latency_ms: float = 0.0
         threaded: PcscChipChannel | None = None
         bare = None
         try:
-            card, seen_s = plug_card(daemon, in_process=in_process, t0=t0,
-                                     latency_ms=latency_ms)
+            card, seen_s = plug_card(daemon, in_process=in_process, t0=t0, latency_ms=latency_ms)
             options = {"reader": f"^{daemon.readers[0]}$", "poll_s": 0.01}
             channel = PcscChipChannel.from_options(options)
             t = time.perf_counter()
@@ -135,7 +143,8 @@ def run(rounds: int, *, in_process: bool, t0: bool, latency_ms: float = 0.0
                 unplug_card(card)
             daemon.stop()
     station, bare_m, raw, thread = (
-        statistics.median(x) for x in (station_t, bare_t, raw_t, thread_t))
+        statistics.median(x) for x in (station_t, bare_t, raw_t, thread_t)
+    )
     n = len(apdus)
     return {
         "bench": "chip",
@@ -149,8 +158,11 @@ def run(rounds: int, *, in_process: bool, t0: bool, latency_ms: float = 0.0
         "raw_ms": round(raw * 1000, 2),
         "station_thread_deadline_ms": round(thread * 1000, 2),
         "verify_ms": round(statistics.median(verify_t) * 1000, 2),
-        "per_apdu_us": {"station": round(station / n * 1e6, 1),
-                        "bare": round(bare_m / n * 1e6, 1), "raw": round(raw / n * 1e6, 1)},
+        "per_apdu_us": {
+            "station": round(station / n * 1e6, 1),
+            "bare": round(bare_m / n * 1e6, 1),
+            "raw": round(raw / n * 1e6, 1),
+        },
         "connect_ms": round(connect_s * 1000, 2),
         "card_seen_ms": round(seen_s * 1000, 1),
         "rounds": rounds,
@@ -165,11 +177,16 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--card-in-process", action="store_true")
     parser.add_argument("--t0", action="store_true", help="T=0 card (61xx on case 4)")
-    parser.add_argument("--card-latency-ms", type=float, default=0.0,
-                        help="the card waits this long per APDU (a real chip: ms)")
+    parser.add_argument(
+        "--card-latency-ms",
+        type=float,
+        default=0.0,
+        help="the card waits this long per APDU (a real chip: ms)",
+    )
     args = parser.parse_args()
-    result = run(args.rounds, in_process=args.card_in_process, t0=args.t0,
-                 latency_ms=args.card_latency_ms)
+    result = run(
+        args.rounds, in_process=args.card_in_process, t0=args.t0, latency_ms=args.card_latency_ms
+    )
     print(json.dumps(result))
     return 0
 

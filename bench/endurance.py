@@ -1,7 +1,7 @@
 """bench/endurance: the station after a year of a busy office is as quick as on day one.
 
 Builds a station database holding a year of history on the real schema (the migrations of
-station/db.py): 100,000 closed attempts with their records (payloads purged), results
+station/store/db.py): 100,000 closed attempts with their records (payloads purged), results
 acknowledged and audit rows, 1,000,000 ledger rows; then 10,000 records buffered through
 the station's own lease path from the reference server (signatures, grants, sealing).
 Runs the station on it, and on an empty database, in the same run, over the simulated
@@ -37,8 +37,8 @@ from station import logs
 from station.config import load_config
 from station.crypto import bind_data_key, load_data_key
 from station.daemon import Station
-from station.db import connect, migrate, transaction
 from station.pipeline import boot_id
+from station.store.db import connect, migrate, transaction
 
 YEAR_S = 365 * 86400
 ATTEMPTS = 100_000
@@ -64,8 +64,7 @@ def wait(what: str, check: Callable[[], bool], timeout: float) -> None:
         time.sleep(0.01)
 
 
-def write_config(root: Path, url: str, pub: Path, cards: int, card_ms: float,
-                 at_rest: int) -> Path:
+def write_config(root: Path, url: str, pub: Path, cards: int, card_ms: float, at_rest: int) -> Path:
     state = root / "station"
     t = timings(card_ms)
     path = root / "station.toml"
@@ -82,7 +81,7 @@ lease_batch = 1000
 sync_interval_s = 0.5
 timeout_s = 60.0
 [printer.options]
-state_file = "{root / 'printer.json'}"
+state_file = "{root / "printer.json"}"
 hopper = {cards + 10}
 seed = 1
 timings_ms = {{ {", ".join(f"{k} = {v}" for k, v in t.items())} }}
@@ -105,18 +104,50 @@ def _history_rows(rng: random.Random, now: float) -> Iterator[tuple[str, Any]]:
         rid = f"H-{i:07d}"
         kind = "reprint" if rng.random() < 0.2 else "first"
         enrolled = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(at - 86400 * 30))
-        yield "records", (rid, f"L-{i}", at + 3600, 0.0, "old-boot", kind, 0, enrolled,
-                          at - 600, at + 30, os.urandom(16).hex())
+        yield (
+            "records",
+            (
+                rid,
+                f"L-{i}",
+                at + 3600,
+                0.0,
+                "old-boot",
+                kind,
+                0,
+                enrolled,
+                at - 600,
+                at + 30,
+                os.urandom(16).hex(),
+            ),
+        )
         serial = f"{rng.getrandbits(64):016X}"
         aid = 2 * i + 1
         if i % SPOILED_EVERY == 0:
-            yield "attempts", (aid, rid, "rejected", serial, "print: panel transfer failed",
-                               at - 60, at - 30, kind)
+            yield (
+                "attempts",
+                (
+                    aid,
+                    rid,
+                    "rejected",
+                    serial,
+                    "print: panel transfer failed",
+                    at - 60,
+                    at - 30,
+                    kind,
+                ),
+            )
             yield "ledger", ("spoiled", 1, aid, serial, None, None, "failed print", at - 30)
         yield "attempts", (aid + 1, rid, "done", serial, None, at, at + 30, kind)
         yield "ledger", ("used", 1, aid + 1, serial, None, None, None, at + 30)
-        body = json.dumps({"result_id": f"R-{i}", "record_id": rid, "lease_id": f"L-{i}",
-                           "outcome": "printed", "blank_serial": serial})
+        body = json.dumps(
+            {
+                "result_id": f"R-{i}",
+                "record_id": rid,
+                "lease_id": f"L-{i}",
+                "outcome": "printed",
+                "blank_serial": serial,
+            }
+        )
         yield "outbox", (f"R-{i}", body, at + 30, at + 90)
         yield "audit", (at + 30, "card_printed", aid + 1, rid, None)
 
@@ -135,13 +166,13 @@ def build_history(cfg_path: Path) -> dict[str, int]:
     now = time.time()
     sql = {
         "records": "INSERT INTO records(record_id, lease_id, lease_deadline, lease_mono, "
-                   "boot_id, kind, urgent, enrolled_at, status, attempts, payload, "
-                   "received_at, closed_at, nik_hash) VALUES (?,?,?,?,?,?,?,?,'done',1,NULL,"
-                   "?,?,?)",
+        "boot_id, kind, urgent, enrolled_at, status, attempts, payload, "
+        "received_at, closed_at, nik_hash) VALUES (?,?,?,?,?,?,?,?,'done',1,NULL,"
+        "?,?,?)",
         "attempts": "INSERT INTO attempts(attempt_id, record_id, state, blank_serial, reason, "
-                    "started_at, updated_at, kind) VALUES (?,?,?,?,?,?,?,?)",
+        "started_at, updated_at, kind) VALUES (?,?,?,?,?,?,?,?)",
         "ledger": "INSERT INTO ledger(kind, count, attempt_id, serial, batch, reason, class, "
-                  "at) VALUES (?,?,?,?,?,?,?,?)",
+        "at) VALUES (?,?,?,?,?,?,?,?)",
         "outbox": "INSERT INTO outbox(result_id, body, created_at, acked_at) VALUES (?,?,?,?)",
         "audit": "INSERT INTO audit(at, event, attempt_id, record_id, detail) VALUES (?,?,?,?,?)",
     }
@@ -167,16 +198,25 @@ def build_history(cfg_path: Path) -> dict[str, int]:
         received = ATTEMPTS + spoiled + BUFFERED + 5_000
         deliveries = 50
         for d in range(deliveries):
-            rows["ledger"].append(("received", received // deliveries + (d == 0) * (
-                received % deliveries), None, None, f"BAST-{d:03d}", None, None,
-                now - YEAR_S + d * YEAR_S / deliveries))
+            rows["ledger"].append(
+                (
+                    "received",
+                    received // deliveries + (d == 0) * (received % deliveries),
+                    None,
+                    None,
+                    f"BAST-{d:03d}",
+                    None,
+                    None,
+                    now - YEAR_S + d * YEAR_S / deliveries,
+                )
+            )
         pairs = (LEDGER_ROWS - counted["ledger"] - len(rows["ledger"]) + 1) // 2
         for p in range(pairs):
             at = now - YEAR_S + YEAR_S * p / pairs
-            rows["ledger"].append(("adjusted", -1, None, None, None, "count: one short",
-                                   None, at))
-            rows["ledger"].append(("adjusted", 1, None, None, None, "count: found it",
-                                   None, at + 60))
+            rows["ledger"].append(("adjusted", -1, None, None, None, "count: one short", None, at))
+            rows["ledger"].append(
+                ("adjusted", 1, None, None, None, "count: found it", None, at + 60)
+            )
             if len(rows["ledger"]) >= 20_000:
                 flush(c)
         flush(c)
@@ -202,20 +242,43 @@ def buffer_background(cfg_path: Path, queue_db: Path, n: int) -> None:
         rid, lid = f"B-{i:07d}", f"BL-{i:07d}"
         rows.append((rid, 1, 0, now + 86400, signed, lid, cfg.station_id, now + 3600, now))
         leases.append((lid, rid, cfg.station_id, now, now + 3600))
-        station.append((rid, lid, now + 3600, mono + 3600, boot, "reprint", LAST_ENROLMENT,
-                        key.seal(signed.encode(), rid.encode()), now, os.urandom(16).hex()))
+        station.append(
+            (
+                rid,
+                lid,
+                now + 3600,
+                mono + 3600,
+                boot,
+                "reprint",
+                LAST_ENROLMENT,
+                key.seal(signed.encode(), rid.encode()),
+                now,
+                os.urandom(16).hex(),
+            )
+        )
     with q:
-        q.executemany("INSERT INTO records(record_id, kind_rank, urgent, enrolled_ts, "
-                      "signed_json, lease_id, lease_station, lease_expires, added_ts) "
-                      "VALUES (?,?,?,?,?,?,?,?,?)", rows)
-        q.executemany("INSERT INTO leases(lease_id, record_id, station_id, granted_ts, "
-                      "expires_ts) VALUES (?,?,?,?,?)", leases)
+        q.executemany(
+            "INSERT INTO records(record_id, kind_rank, urgent, enrolled_ts, "
+            "signed_json, lease_id, lease_station, lease_expires, added_ts) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        q.executemany(
+            "INSERT INTO leases(lease_id, record_id, station_id, granted_ts, "
+            "expires_ts) VALUES (?,?,?,?,?)",
+            leases,
+        )
     q.close()
     conn = connect(cfg.db_path)
-    transaction(conn, lambda c: c.executemany(
-        "INSERT INTO records(record_id, lease_id, lease_deadline, lease_mono, boot_id, kind, "
-        "urgent, enrolled_at, status, attempts, payload, received_at, nik_hash) "
-        "VALUES (?,?,?,?,?,?,0,?,'queued',0,?,?,?)", station))
+    transaction(
+        conn,
+        lambda c: c.executemany(
+            "INSERT INTO records(record_id, lease_id, lease_deadline, lease_mono, boot_id, kind, "
+            "urgent, enrolled_at, status, attempts, payload, received_at, nik_hash) "
+            "VALUES (?,?,?,?,?,?,0,?,'queued',0,?,?,?)",
+            station,
+        ),
+    )
     conn.close()
 
 
@@ -241,15 +304,17 @@ class Run:
         return s[min(len(s) - 1, int(len(s) * 0.99))]
 
 
-def station_run(root: Path, cards: int, card_ms: float, *,
-                history: bool) -> tuple[Run, dict[str, int]]:
+def station_run(
+    root: Path, cards: int, card_ms: float, *, history: bool
+) -> tuple[Run, dict[str, int]]:
     t = time.perf_counter()
     server, central = start_server_process(root, cards)
     t = phase(f"{cards} records seeded at the reference server", t)
     counted: dict[str, int] = {}
     try:
-        config = write_config(root, central.server.url, central.pub, cards, card_ms,
-                              cards + BUFFERED)
+        config = write_config(
+            root, central.server.url, central.pub, cards, card_ms, cards + BUFFERED
+        )
         if history:
             counted = build_history(config)
             t = phase("a year of history written", t)
@@ -258,9 +323,13 @@ def station_run(root: Path, cards: int, card_ms: float, *,
         if not history:
             conn = connect(cfg.db_path)
             migrate(conn)
-            transaction(conn, lambda c: c.execute(
-                "INSERT INTO ledger(kind, count, batch, at) VALUES ('received', ?, 'B', ?)",
-                (cards + 10, time.time())))
+            transaction(
+                conn,
+                lambda c: c.execute(
+                    "INSERT INTO ledger(kind, count, batch, at) VALUES ('received', ?, 'B', ?)",
+                    (cards + 10, time.time()),
+                ),
+            )
             conn.close()
         # The buffer is filled through the station's own lease path before the clock runs,
         # so both runs print from a full buffer and lease nothing meanwhile.
@@ -281,11 +350,19 @@ def station_run(root: Path, cards: int, card_ms: float, *,
         marks = instrument(station)
         station.start()
         try:
-            wait("every card", lambda: len(marks.cycles) >= cards and any(
-                e[0] > marks.cycles[cards - 1][0] for e in marks.ends),
-                 cards * card_ms / 1000 * 4 + 60)
-            in_buffer = station.db.run(lambda c: c.execute(
-                "SELECT COUNT(*) FROM records WHERE status='queued'").fetchone()[0])
+            wait(
+                "every card",
+                lambda: (
+                    len(marks.cycles) >= cards
+                    and any(e[0] > marks.cycles[cards - 1][0] for e in marks.ends)
+                ),
+                cards * card_ms / 1000 * 4 + 60,
+            )
+            in_buffer = station.db.run(
+                lambda c: c.execute(
+                    "SELECT COUNT(*) FROM records WHERE status='queued'"
+                ).fetchone()[0]
+            )
         finally:
             station.stop()
     finally:
@@ -297,8 +374,9 @@ def station_run(root: Path, cards: int, card_ms: float, *,
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     size = sum(p.stat().st_size for p in cfg.state_dir.glob("station.db*"))
-    return Run(overheads_ms(points), points[0][0] - started, in_buffer + cards,
-               size / (1 << 20)), counted
+    return Run(
+        overheads_ms(points), points[0][0] - started, in_buffer + cards, size / (1 << 20)
+    ), counted
 
 
 def main() -> None:
@@ -333,10 +411,12 @@ def main() -> None:
         "db_mb": round(year.db_mb, 1),
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    print(f"a year of history ({figures['history_attempts']} attempts, "
-          f"{figures['history_ledger_rows']} ledger rows, {figures['buffered']} buffered): "
-          f"p99 overhead {figures['p99_year_ms']} ms vs {figures['p99_empty_ms']} ms empty; "
-          f"start-up {figures['startup_s']} s; database {figures['db_mb']} MB")
+    print(
+        f"a year of history ({figures['history_attempts']} attempts, "
+        f"{figures['history_ledger_rows']} ledger rows, {figures['buffered']} buffered): "
+        f"p99 overhead {figures['p99_year_ms']} ms vs {figures['p99_empty_ms']} ms empty; "
+        f"start-up {figures['startup_s']} s; database {figures['db_mb']} MB"
+    )
     print(json.dumps(figures))
 
 

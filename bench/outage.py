@@ -1,7 +1,7 @@
 """bench/outage: printing through a link that is down half the time.
 
 Two runs of the same length over the same simulated printer: one with the link always up,
-one where a fault proxy (tests/station/netfaults.py) between station and centre takes the
+one where a fault proxy (tests/support/netfaults.py) between station and centre takes the
 link down in random windows, 50 % of the time in all (connections refused or black-holed).
 output_ratio = cards printed with outages / cards printed without. Then the link comes
 back for good and every result must reach the centre: lost_results counts results the
@@ -32,18 +32,24 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drivers.sim import SimPrinter
-from station.central.seed import seed
-from station.cli import main as cli
+from central.seed import seed
+from drivers.sim.printer import SimPrinter
+from station.cli.main import main as cli
 from station.config import load_config
 from station.daemon import Station
-from tests.station.harness import Central, db_counts, station_config, wait_for
-from tests.station.netfaults import FaultProxy, Mode
+from tests.support.harness import Central, db_counts, station_config, wait_for
+from tests.support.netfaults import FaultProxy, Mode
 
 
 def timings(card_ms: float) -> dict[str, float]:
-    return {"feed": card_ms * 0.2, "encode_apdu": 0, "print": card_ms * 0.7,
-            "eject": card_ms * 0.1, "reject": 0, "status": 0}
+    return {
+        "feed": card_ms * 0.2,
+        "encode_apdu": 0,
+        "print": card_ms * 0.7,
+        "eject": card_ms * 0.1,
+        "reject": 0,
+        "status": 0,
+    }
 
 
 def quiet_logs() -> None:
@@ -56,17 +62,34 @@ class _UrlOnly:
         self.url = url
 
 
-def start_server_process(root: Path, records: int, *,
-                         lease_ttl_s: float = 600.0) -> tuple[subprocess.Popen[str], Central]:
+def start_server_process(
+    root: Path, records: int, *, lease_ttl_s: float = 600.0
+) -> tuple[subprocess.Popen[str], Central]:
     """The reference server in its own process (the centre is another machine)."""
     db, keys = root / "central" / "queue.db", root / "central" / "keys"
     db.parent.mkdir(parents=True)
     if records:
         seed(db, records, seed=0, key_dir=keys)
-    proc = subprocess.Popen([sys.executable, "-m", "station.cli", "central", "serve", "--db",
-                             str(db), "--port", "0", "--key-dir", str(keys),
-                             "--lease-ttl", str(lease_ttl_s)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "station.cli.main",
+            "central",
+            "serve",
+            "--db",
+            str(db),
+            "--port",
+            "0",
+            "--key-dir",
+            str(keys),
+            "--lease-ttl",
+            str(lease_ttl_s),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert proc.stdout is not None
     url = proc.stdout.readline().split()[-1]
     return proc, Central(_UrlOnly(url), db, keys)  # type: ignore[arg-type]
@@ -90,8 +113,9 @@ def server_result_ids(db: Path) -> set[str]:
 def server_printed_records(db: Path) -> set[str]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return {r[0] for r in conn.execute("SELECT record_id FROM results "
-                                           "WHERE outcome = 'printed'")}
+        return {
+            r[0] for r in conn.execute("SELECT record_id FROM results WHERE outcome = 'printed'")
+        }
     finally:
         conn.close()
 
@@ -129,11 +153,19 @@ def run(root: Path, args: argparse.Namespace, *, outage: bool) -> dict[str, Any]
     proxy = FaultProxy(central.server.url).start()
     try:
         config = station_config(
-            root, central, url=proxy.url,
+            root,
+            central,
+            url=proxy.url,
             # The station's defaults for timeouts and backoff; the buffer holds 100 records.
-            central={"timeout_s": 10.0, "retry_max_s": 60.0, "sync_interval_s": 2.0,
-                     "buffer_target": 100, "lease_batch": 50},
-            printer={"options": {"hopper": records + 5, "timings_ms": timings(args.card_ms)}})
+            central={
+                "timeout_s": 10.0,
+                "retry_max_s": 60.0,
+                "sync_interval_s": 2.0,
+                "buffer_target": 100,
+                "lease_batch": 50,
+            },
+            printer={"options": {"hopper": records + 5, "timings_ms": timings(args.card_ms)}},
+        )
         cli(["--config", str(config), "blanks", "receive", str(records + 5), "--batch", "B"])
         cfg = load_config(config)
         station = Station.build(cfg)
@@ -144,8 +176,9 @@ def run(root: Path, args: argparse.Namespace, *, outage: bool) -> dict[str, Any]
             down_s = 0.0
             if outage:
                 for length, link_up in schedule(rng, args.seconds, args.max_window):
-                    proxy.set_mode(Mode.PASS if link_up else rng.choice(
-                        [Mode.REFUSE, Mode.BLACKHOLE]))
+                    proxy.set_mode(
+                        Mode.PASS if link_up else rng.choice([Mode.REFUSE, Mode.BLACKHOLE])
+                    )
                     began = time.monotonic()
                     end = min(began + length, t0 + args.seconds)
                     time.sleep(max(0.0, end - began))
@@ -157,8 +190,12 @@ def run(root: Path, args: argparse.Namespace, *, outage: bool) -> dict[str, Any]
             proxy.set_mode(Mode.PASS)
             station.stop_event.set()
             station.worker.join()
-            wait_for("the outbox drained", lambda: db_counts(cfg.db_path)["outbox"] == 0,
-                     timeout=300, every=0.2)
+            wait_for(
+                "the outbox drained",
+                lambda: db_counts(cfg.db_path)["outbox"] == 0,
+                timeout=300,
+                every=0.2,
+            )
         finally:
             station.stop()
         written = station_result_ids(cfg.db_path)
@@ -170,8 +207,12 @@ def run(root: Path, args: argparse.Namespace, *, outage: bool) -> dict[str, Any]
         stop_server_process(server)
     # Lost: a result the station wrote that never arrived, or a card with no printed result.
     lost = len(written - at_centre) + len(in_tray - printed_at_centre)
-    return {"cards": cards, "lost_results": lost, "down_s": round(down_s, 1),
-            "faulted_connections": sum(proxy.count(m) for m in (Mode.REFUSE, Mode.BLACKHOLE))}
+    return {
+        "cards": cards,
+        "lost_results": lost,
+        "down_s": round(down_s, 1),
+        "faulted_connections": sum(proxy.count(m) for m in (Mode.REFUSE, Mode.BLACKHOLE)),
+    }
 
 
 def main() -> None:
@@ -199,9 +240,11 @@ def main() -> None:
         "lost_results": steady["lost_results"] + broken["lost_results"],
         "faulted_connections": broken["faulted_connections"],
     }
-    print(f"{steady['cards']} cards with the link up, {broken['cards']} with it down "
-          f"{figures['down_fraction']:.0%} of {args.seconds:.0f} s; "
-          f"lost results: {figures['lost_results']}")
+    print(
+        f"{steady['cards']} cards with the link up, {broken['cards']} with it down "
+        f"{figures['down_fraction']:.0%} of {args.seconds:.0f} s; "
+        f"lost results: {figures['lost_results']}"
+    )
     print(json.dumps(figures))
 
 

@@ -26,13 +26,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.outage import quiet_logs, start_server_process, stop_server_process
-from station.central.protocol import CardResult
 from station.config import load_config
 from station.daemon import Station
-from station.db import Database
-from tests.station.harness import db_counts, station_config, wait_for
-from tests.station.netfaults import FaultProxy, Mode
-from tests.station.test_outage import status
+from station.link.protocol import CardResult
+from station.store.db import Database
+from tests.scenarios.test_outage import status
+from tests.support.harness import db_counts, station_config, wait_for
+from tests.support.netfaults import FaultProxy, Mode
 
 
 def fill_outbox(db: Path, n: int) -> None:
@@ -42,15 +42,20 @@ def fill_outbox(db: Path, n: int) -> None:
     when = dt.datetime.fromtimestamp(now, dt.UTC)
     rows = []
     for i in range(n):
-        result = CardResult(result_id=uuid.uuid4().hex, record_id=f"PRR-{i + 1:06d}",
-                            lease_id=uuid.uuid4().hex, outcome="printed",
-                            card_serial=f"04{i:012X}", started_at=when, finished_at=when)
+        result = CardResult(
+            result_id=uuid.uuid4().hex,
+            record_id=f"PRR-{i + 1:06d}",
+            lease_id=uuid.uuid4().hex,
+            outcome="printed",
+            card_serial=f"04{i:012X}",
+            started_at=when,
+            finished_at=when,
+        )
         rows.append((result.result_id, result.model_dump_json(), now + i * 1e-6))
     conn = sqlite3.connect(db)
     try:
         with conn:
-            conn.executemany("INSERT INTO outbox(result_id, body, created_at) VALUES (?,?,?)",
-                             rows)
+            conn.executemany("INSERT INTO outbox(result_id, body, created_at) VALUES (?,?,?)", rows)
     finally:
         conn.close()
 
@@ -67,20 +72,34 @@ def main() -> None:
         proxy = FaultProxy(central.server.url).start()
         proxy.set_mode(Mode.REFUSE)
         try:
-            config = station_config(root, central, url=proxy.url, central={
-                "outbox_batch": args.outbox_batch, "timeout_s": 10.0, "retry_max_s": 60.0,
-                "sync_interval_s": 2.0})
+            config = station_config(
+                root,
+                central,
+                url=proxy.url,
+                central={
+                    "outbox_batch": args.outbox_batch,
+                    "timeout_s": 10.0,
+                    "retry_max_s": 60.0,
+                    "sync_interval_s": 2.0,
+                },
+            )
             cfg = load_config(config)
             fill_outbox(cfg.db_path, args.results)
             station = Station.build(cfg)
             station.start()
             try:
-                wait_for("the link down", lambda: (status(cfg.db_path).get("link") or {})
-                         .get("up") is False)
+                wait_for(
+                    "the link down",
+                    lambda: (status(cfg.db_path).get("link") or {}).get("up") is False,
+                )
                 proxy.set_mode(Mode.PASS)
                 t0 = time.monotonic()
-                wait_for("every result acknowledged",
-                         lambda: db_counts(cfg.db_path)["outbox"] == 0, timeout=600, every=0.01)
+                wait_for(
+                    "every result acknowledged",
+                    lambda: db_counts(cfg.db_path)["outbox"] == 0,
+                    timeout=600,
+                    every=0.01,
+                )
                 seconds = time.monotonic() - t0
             finally:
                 station.stop()
@@ -104,8 +123,10 @@ def main() -> None:
         "bytes_up": sum(x.up for x in posts),
         "received_at_centre": received,
     }
-    print(f"{args.results} results acknowledged {seconds:.2f} s after the link returned, "
-          f"in {len(posts)} requests")
+    print(
+        f"{args.results} results acknowledged {seconds:.2f} s after the link returned, "
+        f"in {len(posts)} requests"
+    )
     print(json.dumps(figures))
 
 

@@ -33,22 +33,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import itertools
 
+from central.seed import new_records, seed
 from drivers.script import ScriptRunner, read_chip_serial
-from drivers.sim import SimChipChannel, SimPrinter
+from drivers.sim.printer import SimChipChannel, SimPrinter
 from station import logs
-from station.central.seed import new_records, seed
-from station.cli import main as cli
+from station.cli.main import main as cli
 from station.config import load_config
 from station.daemon import Station
-from station.face import to_print_job
+from station.faces.template import to_print_job
 from station.records import parse_record
-from tests.station.harness import Central, station_config, wait_for
+from tests.support.harness import Central, station_config, wait_for
 
 
 def timings(card_ms: float) -> dict[str, float]:
     # feed 20 %, print 70 %, eject 10 %: shaped like a real retransfer printer.
-    return {"feed": card_ms * 0.2, "encode_apdu": 0, "print": card_ms * 0.7,
-            "eject": card_ms * 0.1, "reject": 0, "status": 0}
+    return {
+        "feed": card_ms * 0.2,
+        "encode_apdu": 0,
+        "print": card_ms * 0.7,
+        "eject": card_ms * 0.1,
+        "reject": 0,
+        "status": 0,
+    }
 
 
 class DeviceClock:
@@ -90,9 +96,13 @@ def encode(chip: SimChipChannel, record: Any) -> None:
 def bare_loop(root: Path, records: list[dict[str, Any]], card_ms: float) -> tuple[float, float]:
     """(wall seconds, seconds inside the device calls) of the bare loop."""
     root.mkdir(parents=True, exist_ok=True)
-    printer = SimPrinter.from_options({"state_file": str(root / "bare.json"),
-                                       "hopper": len(records) + 5,
-                                       "timings_ms": timings(card_ms)})
+    printer = SimPrinter.from_options(
+        {
+            "state_file": str(root / "bare.json"),
+            "hopper": len(records) + 5,
+            "timings_ms": timings(card_ms),
+        }
+    )
     chip = SimChipChannel(printer)
     parsed = [parse_record(r) for r in records]
     jobs = [to_print_job(r) for r in parsed]  # faces rendered before the clock starts
@@ -114,9 +124,23 @@ def start_server_process(root: Path, cards: int) -> tuple[subprocess.Popen[str],
     db, keys = root / "central" / "queue.db", root / "central" / "keys"
     db.parent.mkdir(parents=True)
     seed(db, cards, seed=0, key_dir=keys)
-    proc = subprocess.Popen([sys.executable, "-m", "station.cli", "central", "serve", "--db",
-                             str(db), "--port", "0", "--key-dir", str(keys)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "station.cli.main",
+            "central",
+            "serve",
+            "--db",
+            str(db),
+            "--port",
+            "0",
+            "--key-dir",
+            str(keys),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     url = proc.stdout.readline().split()[-1]
     return proc, Central(_UrlOnly(url), db, keys)  # type: ignore[arg-type]
@@ -190,10 +214,15 @@ def station_run(root: Path, cards: int, card_ms: float) -> StationRun:
     server, central = start_server_process(root, cards)
     try:
         config = station_config(
-            root, central,
-            central={"buffer_target": cards, "lease_batch": min(cards, 1000),
-                     "sync_interval_s": 0.5},
-            printer={"options": {"hopper": cards + 5, "timings_ms": timings(card_ms)}})
+            root,
+            central,
+            central={
+                "buffer_target": cards,
+                "lease_batch": min(cards, 1000),
+                "sync_interval_s": 0.5,
+            },
+            printer={"options": {"hopper": cards + 5, "timings_ms": timings(card_ms)}},
+        )
         cli(["--config", str(config), "blanks", "receive", str(cards + 5), "--batch", "B"])
         cfg = load_config(config)
         logs.setup(cfg.log_level, cfg.log_format)  # as `station run` does
@@ -202,15 +231,43 @@ def station_run(root: Path, cards: int, card_ms: float) -> StationRun:
         started = time.perf_counter()
         station.start()
         try:
-            wait_for("the whole buffer", lambda: station.db.run(
-                lambda c: c.execute("SELECT COUNT(*) FROM records").fetchone()[0]) >= cards,
-                timeout=120)
-            wait_for("every card", lambda: len(marks.cycles) >= cards and station.db.run(
-                lambda c: c.execute("SELECT COUNT(*) FROM attempts WHERE state='done'")
-                .fetchone()[0]) >= cards, timeout=cards * card_ms / 1000 * 3 + 60, every=0.01)
-            wait_for("every result acknowledged", lambda: station.db.run(
-                lambda c: c.execute("SELECT COUNT(*) FROM outbox WHERE acked_at IS NULL")
-                .fetchone()[0]) == 0, timeout=60, every=0.01)
+            wait_for(
+                "the whole buffer",
+                lambda: (
+                    station.db.run(
+                        lambda c: c.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+                    )
+                    >= cards
+                ),
+                timeout=120,
+            )
+            wait_for(
+                "every card",
+                lambda: (
+                    len(marks.cycles) >= cards
+                    and station.db.run(
+                        lambda c: c.execute(
+                            "SELECT COUNT(*) FROM attempts WHERE state='done'"
+                        ).fetchone()[0]
+                    )
+                    >= cards
+                ),
+                timeout=cards * card_ms / 1000 * 3 + 60,
+                every=0.01,
+            )
+            wait_for(
+                "every result acknowledged",
+                lambda: (
+                    station.db.run(
+                        lambda c: c.execute(
+                            "SELECT COUNT(*) FROM outbox WHERE acked_at IS NULL"
+                        ).fetchone()[0]
+                    )
+                    == 0
+                ),
+                timeout=60,
+                every=0.01,
+            )
             acked = time.perf_counter()
         finally:
             station.stop()
@@ -220,9 +277,13 @@ def station_run(root: Path, cards: int, card_ms: float) -> StationRun:
     points = marks.per_card(cards)
     overheads = overheads_ms(points)
     return StationRun(
-        station_s=points[-1][0] - points[0][0], device_s=points[-1][1] - points[0][1],
-        overheads_ms=overheads, startup_s=points[0][0] - started,
-        first_card_s=points[1][0] - points[0][0], drain_s=max(0.0, acked - points[-1][0]))
+        station_s=points[-1][0] - points[0][0],
+        device_s=points[-1][1] - points[0][1],
+        overheads_ms=overheads,
+        startup_s=points[0][0] - started,
+        first_card_s=points[1][0] - points[0][0],
+        drain_s=max(0.0, acked - points[-1][0]),
+    )
 
 
 def main() -> None:
@@ -269,10 +330,12 @@ def main() -> None:
         "first_card_s": round(run.first_card_s, 3),
         "drain_s": round(run.drain_s, 3),
     }
-    print(f"bare loop {bare_s:.2f} s, station {run.station_s:.2f} s for {args.cards} cards; "
-          f"overhead per card p50 {figures['p50_overhead_ms']} ms, p99 {p99:.2f} ms; gap "
-          f"{figures['gap_s']} s = station work {figures['overhead_total_s']} s + device "
-          f"calls slower by {figures['device_slowdown_s']} s")
+    print(
+        f"bare loop {bare_s:.2f} s, station {run.station_s:.2f} s for {args.cards} cards; "
+        f"overhead per card p50 {figures['p50_overhead_ms']} ms, p99 {p99:.2f} ms; gap "
+        f"{figures['gap_s']} s = station work {figures['overhead_total_s']} s + device "
+        f"calls slower by {figures['device_slowdown_s']} s"
+    )
     print(json.dumps(figures))
 
 

@@ -23,13 +23,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.outage import quiet_logs, start_server_process, stop_server_process
-from station.central.protocol import LeasedRecord
-from station.central.seed import load_or_create_key, signed_records
-from station.cli import main as cli
+from central.seed import load_or_create_key, signed_records
+from station.cli.main import main as cli
 from station.config import load_config
 from station.daemon import Station
-from tests.station.harness import db_counts, station_config, wait_for
-from tests.station.netfaults import FaultProxy
+from station.link.protocol import LeasedRecord
+from tests.support.harness import db_counts, station_config, wait_for
+from tests.support.netfaults import FaultProxy
 
 FAST = {"feed": 0, "encode_apdu": 0, "print": 0, "eject": 0, "reject": 0, "status": 0}
 
@@ -37,8 +37,10 @@ FAST = {"feed": 0, "encode_apdu": 0, "print": 0, "eject": 0, "reject": 0, "statu
 def json_bytes_per_record(key_dir: Path, n: int) -> float:
     """The same records as plain JSON lease items, without compression."""
     _, key = load_or_create_key(key_dir)
-    sizes = [len(LeasedRecord(lease_id="0" * 32, ttl_s=600.0, signed=s).model_dump_json())
-             for s in signed_records(n, key, seed=0)]
+    sizes = [
+        len(LeasedRecord(lease_id="0" * 32, ttl_s=600.0, signed=s).model_dump_json())
+        for s in signed_records(n, key, seed=0)
+    ]
     return sum(sizes) / n
 
 
@@ -53,18 +55,31 @@ def main() -> None:
         server, central = start_server_process(root, n)
         proxy = FaultProxy(central.server.url).start()
         try:
-            config = station_config(root, central, url=proxy.url, central={
-                "buffer_target": 50, "lease_batch": 50, "outbox_batch": 200,
-                "sync_interval_s": 0.5, "renew_every_s": 60.0, "heartbeat_every_s": 30.0},
-                printer={"options": {"hopper": n + 5, "timings_ms": FAST}})
+            config = station_config(
+                root,
+                central,
+                url=proxy.url,
+                central={
+                    "buffer_target": 50,
+                    "lease_batch": 50,
+                    "outbox_batch": 200,
+                    "sync_interval_s": 0.5,
+                    "renew_every_s": 60.0,
+                    "heartbeat_every_s": 30.0,
+                },
+                printer={"options": {"hopper": n + 5, "timings_ms": FAST}},
+            )
             cli(["--config", str(config), "blanks", "receive", str(n + 5), "--batch", "W"])
             cfg = load_config(config)
             station = Station.build(cfg)
             station.start()
             try:
-                wait_for("every record printed and reported",
-                         lambda: (c := db_counts(cfg.db_path))["used"] == n
-                         and c["outbox"] == 0, timeout=600, every=0.1)
+                wait_for(
+                    "every record printed and reported",
+                    lambda: (c := db_counts(cfg.db_path))["used"] == n and c["outbox"] == 0,
+                    timeout=600,
+                    every=0.1,
+                )
             finally:
                 station.stop()
         finally:
@@ -84,9 +99,11 @@ def main() -> None:
         "uncompressed_record_json_bytes": round(raw),
         "requests": {path: count for path, (count, _, _) in sorted(by_path.items())},
     }
-    print(f"{figures['bytes_per_record']} bytes on the wire per record "
-          f"({figures['lease_bytes_per_record']} leasing it, "
-          f"{figures['result_bytes_per_record']} reporting it)")
+    print(
+        f"{figures['bytes_per_record']} bytes on the wire per record "
+        f"({figures['lease_bytes_per_record']} leasing it, "
+        f"{figures['result_bytes_per_record']} reporting it)"
+    )
     print(json.dumps(figures))
 
 

@@ -45,8 +45,9 @@ class CardPosition(enum.StrEnum):
     JAMMED = "jammed"
 
 
-def derive_state(*, cover_open: bool, jammed: bool, ribbon_out: bool, feeder_empty: bool,
-                 busy: bool = False) -> PrinterState:
+def derive_state(
+    *, cover_open: bool, jammed: bool, ribbon_out: bool, feeder_empty: bool, busy: bool = False
+) -> PrinterState:
     """The one state a printer reports when several things are wrong at once, in the
     order a technician must deal with them: cover, jam, (busy), ribbon, feeder."""
     if cover_open:
@@ -156,8 +157,9 @@ class _Device:
                 exc.frames = self.frames.snapshot()
             return exc
         if isinstance(exc, self.offline_errors):
-            err = DeviceOffline(f"{what}: device unreachable ({type(exc).__name__})",
-                                frames=self.frames.snapshot())
+            err = DeviceOffline(
+                f"{what}: device unreachable ({type(exc).__name__})", frames=self.frames.snapshot()
+            )
             err.__cause__ = exc
             return err
         return exc
@@ -291,12 +293,12 @@ class ChipChannel(_Device, ABC):
 
 #: name → "module:Class", imported only when chosen in the configuration.
 PRINTER_DRIVERS: dict[str, str] = {
-    "sim": "drivers.sim:SimPrinter",
-    "evolis": "drivers.evolis:EvolisPrinter",
+    "sim": "drivers.sim.printer:SimPrinter",
+    "evolis": "drivers.evolis.printer:EvolisPrinter",
 }
 CHIP_DRIVERS: dict[str, str] = {
-    "sim": "drivers.sim:SimChipChannel",
-    "pcsc": "drivers.pcsc:PcscChipChannel",
+    "sim": "drivers.sim.printer:SimChipChannel",
+    "pcsc": "drivers.pcsc.channel:PcscChipChannel",
 }
 
 
@@ -311,8 +313,9 @@ def load_driver(registry: dict[str, str], name: str) -> type[Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"driver {name!r} cannot be loaded: {exc} (is its extra installed?)"
-                         ) from exc
+        raise ValueError(
+            f"driver {name!r} cannot be loaded: {exc} (is its extra installed?)"
+        ) from exc
     cls: type[Any] = getattr(module, class_name)
     return cls
 

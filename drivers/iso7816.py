@@ -219,8 +219,9 @@ def sw_meaning(sw: int) -> str:
     return _SW1_MEANINGS.get(sw1, "unknown status word")
 
 
-def transceive(send: Callable[[bytes], bytes], cmd: CommandApdu,
-               raw: bytes | None = None) -> ResponseApdu:
+def transceive(
+    send: Callable[[bytes], bytes], cmd: CommandApdu, raw: bytes | None = None
+) -> ResponseApdu:
     """Send ``cmd``; follow ``61xx`` with GET RESPONSE and retry ``6Cxx`` once with Le=xx.
 
     The data of every GET RESPONSE round is concatenated; the status word returned is
@@ -249,8 +250,9 @@ def transceive(send: Callable[[bytes], bytes], cmd: CommandApdu,
     return ResponseApdu(bytes(data), response.sw1, response.sw2)
 
 
-def _exchange(send: Callable[[bytes], bytes], command: CommandApdu,
-              encoded: bytes | None = None) -> ResponseApdu:
+def _exchange(
+    send: Callable[[bytes], bytes], command: CommandApdu, encoded: bytes | None = None
+) -> ResponseApdu:
     """One command, re-issued once with the right Le if the card answers ``6Cxx``."""
     response = ResponseApdu.parse(send(encoded or command.to_bytes()))
     if response.sw1 == 0x6C:

@@ -177,8 +177,11 @@ class ScriptRunner:
                 raise ScriptError(f"step {i}: UPDATE BINARY by short EF id or chaining")
             response = transceive(channel.transmit, cmd, raw)
             if not step.sw_expected(response.sw):
-                self._fail(channel, f"step {i} (INS {cmd.ins:02X}): SW {response.sw:04X} "
-                           f"{response.meaning()}", response.sw)
+                self._fail(
+                    channel,
+                    f"step {i} (INS {cmd.ins:02X}): SW {response.sw:04X} {response.meaning()}",
+                    response.sw,
+                )
             if (fault := step.data_fault(response.data)) is not None:
                 self._fail(channel, f"step {i} (INS {cmd.ins:02X}): {fault}", response.sw)
             if step.capture is not None:
@@ -222,8 +225,10 @@ class ScriptRunner:
                         )
                     got = response.data
                     if got[: len(want)] != want:
-                        k = next((k for k, b in enumerate(want)
-                                  if k >= len(got) or got[k] != b), len(want))
+                        k = next(
+                            (k for k, b in enumerate(want) if k >= len(got) or got[k] != b),
+                            len(want),
+                        )
                         self._fail(
                             self.card,
                             f"read-back of file {fid} differs at offset {pos + k}",
@@ -240,13 +245,13 @@ class ScriptRunner:
         return self.sam
 
     @staticmethod
-    def _command(i: int, step: ChipStep,
-                 values: dict[str, bytes]) -> tuple[CommandApdu, bytes]:
+    def _command(i: int, step: ChipStep, values: dict[str, bytes]) -> tuple[CommandApdu, bytes]:
         try:
             return step.command(values)
         except KeyError as exc:
-            raise ScriptError(f"step {i}: placeholder {{{exc.args[0]}}} was not captured before"
-                              ) from exc
+            raise ScriptError(
+                f"step {i}: placeholder {{{exc.args[0]}}} was not captured before"
+            ) from exc
         except ValueError as exc:
             raise ScriptError(f"step {i}: malformed APDU ({exc})") from exc
 

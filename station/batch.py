@@ -6,7 +6,7 @@
     station batch export FILE    write the results not yet acknowledged as a signed file
 
 Import opens the file with the station's batch key (it is sealed to this station, see
-``station/central/batchfile.py``), checks the signature inside against the centre keys the
+``station/link/batchfile.py``), checks the signature inside against the centre keys the
 station trusts and that it is addressed to this ``station_id``; then each record is
 checked like a leased one (its grant, its own signature, its content), sealed with the
 data key and buffered with the batch's lease deadline (days away); leases already over
@@ -33,7 +33,6 @@ from pathlib import Path
 
 import structlog
 
-from station import cli_common, store
 from station.batchkeys import (
     batch_public_key,
     load_or_create_batch_key,
@@ -41,7 +40,11 @@ from station.batchkeys import (
     station_key_path,
     station_public_key,
 )
-from station.central.batchfile import (
+from station.cli import common as cli_common
+from station.config import StationConfig
+from station.crypto import DataKey, bind_data_key
+from station.i18n import _, tr
+from station.link.batchfile import (
     BatchBody,
     BatchFileError,
     ResultsBody,
@@ -51,16 +54,15 @@ from station.central.batchfile import (
     verify_body,
     write_signed,
 )
-from station.central.protocol import CardResult
-from station.config import StationConfig
-from station.crypto import DataKey, bind_data_key
-from station.db import connect, migrate, transaction
-from station.i18n import _, tr
-from station.ingest import buffer_signed
+from station.link.protocol import CardResult
 from station.records import public_key_b64
+from station.store import core as store
+from station.store.db import connect, migrate, transaction
+from station.store.ingest import buffer_signed
 
 log = structlog.get_logger("station.batch")
 __all__ = ["station_key_path", "station_public_key"]  # kept importable from here
+
 
 @dataclass(frozen=True)
 class ImportReport:
@@ -82,8 +84,9 @@ class ExportReport:
 # -- import ----------------------------------------------------------------------------
 
 
-def import_batch(cfg: StationConfig, path: Path, *, data_key: DataKey | None = None,
-                 now: float | None = None) -> ImportReport:
+def import_batch(
+    cfg: StationConfig, path: Path, *, data_key: DataKey | None = None, now: float | None = None
+) -> ImportReport:
     """Verify a batch file and buffer its records with their leases, in one transaction."""
     from station.daemon import trusted_keys
     from station.pipeline import boot_id
@@ -91,8 +94,10 @@ def import_batch(cfg: StationConfig, path: Path, *, data_key: DataKey | None = N
     keys = trusted_keys(cfg)
     body = verify_body(read_sealed(path, load_or_create_batch_key(cfg)), keys, BatchBody)
     if body.station_id != cfg.station_id:
-        raise BatchFileError(f"batch {body.batch_id} is addressed to station "
-                             f"{body.station_id}, not to this station ({cfg.station_id})")
+        raise BatchFileError(
+            f"batch {body.batch_id} is addressed to station "
+            f"{body.station_id}, not to this station ({cfg.station_id})"
+        )
     wall = time.time() if now is None else now
     if body.expires_at.timestamp() <= wall:
         raise BatchFileError(f"batch {body.batch_id} expired at {body.expires_at.isoformat()}")
@@ -100,8 +105,10 @@ def import_batch(cfg: StationConfig, path: Path, *, data_key: DataKey | None = N
 
     margin = cfg.pipeline.lease_margin_s
     if body.records and all(i.expires_at.timestamp() - margin <= wall for i in body.records):
-        raise BatchFileError(f"batch {body.batch_id}: every lease in it has expired (or ends "
-                             f"within {margin:g} s): ask the centre for a new batch")
+        raise BatchFileError(
+            f"batch {body.batch_id}: every lease in it has expired (or ends "
+            f"within {margin:g} s): ask the centre for a new batch"
+        )
 
     def buffer_all(conn: sqlite3.Connection) -> tuple[int, int, int, int]:
         buffered = known = refused = expired = 0
@@ -115,19 +122,34 @@ def import_batch(cfg: StationConfig, path: Path, *, data_key: DataKey | None = N
             deadline = item.expires_at.timestamp()
             if deadline - margin <= wall:
                 # Never started after its lease: it may be printing elsewhere by now.
-                store.audit(conn, "batch_lease_expired", record_id=rid,
-                            detail=f"{body.batch_id}: lease ended {item.expires_at.isoformat()}")
+                store.audit(
+                    conn,
+                    "batch_lease_expired",
+                    record_id=rid,
+                    detail=f"{body.batch_id}: lease ended {item.expires_at.isoformat()}",
+                )
                 expired += 1
                 continue
             lease = store.Lease(rid, item.lease_id, deadline, mono_now + (deadline - wall), boot)
-            if buffer_signed(conn, item.signed, lease, keys, sealing, grant=item.grant,
-                             station_id=cfg.station_id, batch_id=body.batch_id):
+            if buffer_signed(
+                conn,
+                item.signed,
+                lease,
+                keys,
+                sealing,
+                grant=item.grant,
+                station_id=cfg.station_id,
+                batch_id=body.batch_id,
+            ):
                 buffered += 1
             else:
                 refused += 1
-        store.audit(conn, "batch_imported",
-                    detail=f"{body.batch_id}: {buffered} buffered, {known} known, "
-                           f"{refused} refused, {expired} expired")
+        store.audit(
+            conn,
+            "batch_imported",
+            detail=f"{body.batch_id}: {buffered} buffered, {known} known, "
+            f"{refused} refused, {expired} expired",
+        )
         return buffered, known, refused, expired
 
     conn = connect(cfg.db_path)
@@ -137,16 +159,23 @@ def import_batch(cfg: StationConfig, path: Path, *, data_key: DataKey | None = N
         buffered, known, refused, expired = transaction(conn, buffer_all)
     finally:
         conn.close()
-    log.info("batch_imported", batch=body.batch_id, buffered=buffered, known=known,
-             refused=refused, expired=expired)
+    log.info(
+        "batch_imported",
+        batch=body.batch_id,
+        buffered=buffered,
+        known=known,
+        refused=refused,
+        expired=expired,
+    )
     return ImportReport(body.batch_id, buffered, known, refused, body.expires_at, expired)
 
 
 # -- export ----------------------------------------------------------------------------
 
 
-def export_results(cfg: StationConfig, path: Path, *, since: float | None = None,
-                   now: float | None = None) -> ExportReport:
+def export_results(
+    cfg: StationConfig, path: Path, *, since: float | None = None, now: float | None = None
+) -> ExportReport:
     """Write the results not yet acknowledged (or all created since ``since``, epoch s)
     as a file signed with the station's key; the outbox is left as it is."""
     key = load_or_create_station_key(cfg)
@@ -155,11 +184,13 @@ def export_results(cfg: StationConfig, path: Path, *, since: float | None = None
     conn = connect(cfg.db_path, readonly=True)
     try:
         if since is None:
-            rows = conn.execute("SELECT body FROM outbox WHERE acked_at IS NULL "
-                                "ORDER BY created_at").fetchall()
+            rows = conn.execute(
+                "SELECT body FROM outbox WHERE acked_at IS NULL ORDER BY created_at"
+            ).fetchall()
         else:
-            rows = conn.execute("SELECT body FROM outbox WHERE created_at >= ? "
-                                "ORDER BY created_at", (since,)).fetchall()
+            rows = conn.execute(
+                "SELECT body FROM outbox WHERE created_at >= ? ORDER BY created_at", (since,)
+            ).fetchall()
     finally:
         conn.close()
     body = ResultsBody(
@@ -179,17 +210,23 @@ def add_batch_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     """Register ``batch key | pubkey | import FILE | export FILE`` under the station's CLI."""
     batch = sub.add_parser("batch", help=_("offline batches: import records, export results"))
     verbs = batch.add_subparsers(dest="batch_command", required=True)
-    verbs.add_parser("key", help=_("print this station's results key for the centre")
-                     ).set_defaults(func=cmd_batch_key)
-    verbs.add_parser("pubkey", help=_("print the key the centre seals this station's batches to")
-                     ).set_defaults(func=cmd_batch_pubkey)
+    verbs.add_parser("key", help=_("print this station's results key for the centre")).set_defaults(
+        func=cmd_batch_key
+    )
+    verbs.add_parser(
+        "pubkey", help=_("print the key the centre seals this station's batches to")
+    ).set_defaults(func=cmd_batch_pubkey)
     p = verbs.add_parser("import", help=_("buffer a signed batch issued to this station"))
     p.add_argument("file", type=Path)
     p.set_defaults(func=cmd_batch_import)
     p = verbs.add_parser("export", help=_("write results as a signed file for the centre"))
     p.add_argument("file", type=Path)
-    p.add_argument("--since", type=dt.datetime.fromisoformat, default=None,
-                   help=_("every result created since this ISO time (default: unacknowledged)"))
+    p.add_argument(
+        "--since",
+        type=dt.datetime.fromisoformat,
+        default=None,
+        help=_("every result created since this ISO time (default: unacknowledged)"),
+    )
     p.set_defaults(func=cmd_batch_export)
 
 
@@ -214,19 +251,34 @@ def cmd_batch_import(args: argparse.Namespace) -> int:
     try:
         report = import_batch(cfg, args.file)
     except BatchFileError as exc:
-        print(_("error: {path}: {error}").format(path=args.file, error=tr(str(exc))),
-              file=sys.stderr)
+        print(
+            _("error: {path}: {error}").format(path=args.file, error=tr(str(exc))), file=sys.stderr
+        )
         return 2
     except (OSError, sqlite3.Error) as exc:
-        print(_("error: cannot import {path}: {error}").format(path=args.file, error=exc),
-              file=sys.stderr)
+        print(
+            _("error: cannot import {path}: {error}").format(path=args.file, error=exc),
+            file=sys.stderr,
+        )
         return 1
-    expired = (_(", {count} not buffered: their lease had expired").format(
-        count=report.expired) if report.expired else "")
-    print(_("batch {batch}: {buffered} records buffered, {known} already known, {refused} "
-            "refused{expired}; leases valid until {until}").format(
-        batch=report.batch_id, buffered=report.buffered, known=report.known,
-        refused=report.refused, expired=expired, until=report.expires_at.isoformat()))
+    expired = (
+        _(", {count} not buffered: their lease had expired").format(count=report.expired)
+        if report.expired
+        else ""
+    )
+    print(
+        _(
+            "batch {batch}: {buffered} records buffered, {known} already known, {refused} "
+            "refused{expired}; leases valid until {until}"
+        ).format(
+            batch=report.batch_id,
+            buffered=report.buffered,
+            known=report.known,
+            refused=report.refused,
+            expired=expired,
+            until=report.expires_at.isoformat(),
+        )
+    )
     return 0
 
 
@@ -242,11 +294,17 @@ def cmd_batch_export(args: argparse.Namespace) -> int:
         print(_("error: {message}").format(message=tr(str(exc))), file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as exc:
-        print(_("error: cannot export to {path}: {error}").format(path=args.file, error=exc),
-              file=sys.stderr)
+        print(
+            _("error: cannot export to {path}: {error}").format(path=args.file, error=exc),
+            file=sys.stderr,
+        )
         return 1
-    print(_("{count} results written to {path}, signed by station {station}; its key "
-            "(register it once at the centre): {key}").format(
-        count=report.results, path=report.path, station=cfg.station_id,
-        key=report.public_key))
+    print(
+        _(
+            "{count} results written to {path}, signed by station {station}; its key "
+            "(register it once at the centre): {key}"
+        ).format(
+            count=report.results, path=report.path, station=cfg.station_id, key=report.public_key
+        )
+    )
     return 0

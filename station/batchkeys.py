@@ -62,8 +62,10 @@ def _load_or_create(path: Path, kind: Any, generate: Callable[[], K], what: str)
                 os.fsync(fh.fileno())
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(f"{what} file {path} is readable by others "
-                           f"(mode {stat.S_IMODE(mode):o}): run chmod 600 {path}")
+        raise KeyFileError(
+            f"{what} file {path} is readable by others "
+            f"(mode {stat.S_IMODE(mode):o}): run chmod 600 {path}"
+        )
     try:
         key = load_pem_private_key(path.read_bytes(), password=None)
     except ValueError as exc:
@@ -76,8 +78,9 @@ def _load_or_create(path: Path, kind: Any, generate: Callable[[], K], what: str)
 
 def load_or_create_station_key(cfg: StationConfig) -> Ed25519PrivateKey:
     """The station's Ed25519 results key (created 0600 on first use)."""
-    return _load_or_create(station_key_path(cfg), Ed25519PrivateKey,
-                           Ed25519PrivateKey.generate, "station key")
+    return _load_or_create(
+        station_key_path(cfg), Ed25519PrivateKey, Ed25519PrivateKey.generate, "station key"
+    )
 
 
 def station_public_key(cfg: StationConfig) -> str:
@@ -87,8 +90,9 @@ def station_public_key(cfg: StationConfig) -> str:
 
 def load_or_create_batch_key(cfg: StationConfig) -> X25519PrivateKey:
     """The station's X25519 key that opens batch files sealed to it (created 0600)."""
-    return _load_or_create(batch_key_path(cfg), X25519PrivateKey,
-                           X25519PrivateKey.generate, "batch key")
+    return _load_or_create(
+        batch_key_path(cfg), X25519PrivateKey, X25519PrivateKey.generate, "batch key"
+    )
 
 
 def batch_public_key(cfg: StationConfig) -> str:

@@ -17,17 +17,19 @@ from pydantic import AfterValidator
 PUNCTUATION = frozenset(" .,'-/()")
 #: Latin letter blocks beyond ASCII (inclusive code point ranges).
 LATIN_RANGES = ((0x00C0, 0x024F), (0x1E00, 0x1EFF))
-BIDI_CONTROLS = frozenset((0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
-                           *range(0x2066, 0x206A)))
-INVISIBLE = frozenset((0x00AD, 0x034F, 0x180E, *range(0x200B, 0x200E), *range(0x2060, 0x2065),
-                       0xFEFF))
+BIDI_CONTROLS = frozenset((0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+INVISIBLE = frozenset(
+    (0x00AD, 0x034F, 0x180E, *range(0x200B, 0x200E), *range(0x2060, 0x2065), 0xFEFF)
+)
 
 
 def _latin_letter(ch: str) -> bool:
     cp = ord(ch)
-    return (any(lo <= cp <= hi for lo, hi in LATIN_RANGES)
-            and unicodedata.category(ch) in ("Lu", "Ll", "Lt")
-            and len(ch.upper()) == 1)  # "ß" would print as "SS": longer than checked
+    return (
+        any(lo <= cp <= hi for lo, hi in LATIN_RANGES)
+        and unicodedata.category(ch) in ("Lu", "Ll", "Lt")
+        and len(ch.upper()) == 1
+    )  # "ß" would print as "SS": longer than checked
 
 
 def allowed(ch: str, *, digits: bool = True) -> bool:

@@ -77,7 +77,6 @@ class DeviceConfig(_Section):
     driver: str
     options: dict[str, Any] = Field(default_factory=dict)
 
-
     #: the driver registry this role chooses from, and its name in messages
     registry: ClassVar[dict[str, str]] = {}
     role: ClassVar[str] = "device"
@@ -122,6 +121,8 @@ class OfficeConfig(_Section):
     head_nip: str = Field(default="", pattern=r"^[0-9 ]{0,24}$")
     #: Put before the office's name: "Kepala" + "Dinas Kependudukan …" + regency.
     head_title: str = Field(default="Kepala", max_length=120)
+
+
 class StorageConfig(_Section):
     #: No card starts with less than this free on the state dir's filesystem (MB).
     reserve_mb: float = Field(default=64.0, ge=0)
@@ -194,24 +195,37 @@ def load_config(path: Path) -> StationConfig:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(Msg(
-            "config file {path} not found: pass --config PATH or set STATION_CONFIG", path=path
-        )) from None
+        raise ConfigError(
+            Msg("config file {path} not found: pass --config PATH or set STATION_CONFIG", path=path)
+        ) from None
     except PermissionError:
-        raise ConfigError(Msg("config file {path} is not readable by this user",
-                              path=path)) from None
+        raise ConfigError(
+            Msg("config file {path} is not readable by this user", path=path)
+        ) from None
     except IsADirectoryError:
-        raise ConfigError(Msg("config file {path} is a directory: pass --config with the "
-                              "path of the TOML file itself", path=path)) from None
+        raise ConfigError(
+            Msg(
+                "config file {path} is a directory: pass --config with the "
+                "path of the TOML file itself",
+                path=path,
+            )
+        ) from None
     except OSError as exc:
-        raise ConfigError(Msg("config file {path} cannot be read ({error})", path=path,
-                              error=os_error(exc))) from exc
+        raise ConfigError(
+            Msg("config file {path} cannot be read ({error})", path=path, error=os_error(exc))
+        ) from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError(Msg("config file {path} is not UTF-8 text (byte {byte}): save it "
-                              "as UTF-8", path=path, byte=exc.start)) from exc
+        raise ConfigError(
+            Msg(
+                "config file {path} is not UTF-8 text (byte {byte}): save it as UTF-8",
+                path=path,
+                byte=exc.start,
+            )
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(Msg("config file {path} is not valid TOML: {error}", path=path,
-                              error=str(exc))) from exc
+        raise ConfigError(
+            Msg("config file {path} is not valid TOML: {error}", path=path, error=str(exc))
+        ) from exc
     try:
         return StationConfig(**data)
     except ValidationError as exc:
@@ -222,22 +236,36 @@ def check_state_dir(cfg: StationConfig) -> None:
     """The state dir exists (or is created, 0700) and this user may write in it; else
     :class:`ConfigError` naming ``state_dir``."""
     path = cfg.state_dir
-    fix = Msg("set state_dir in the config, or run as the service user (uid {uid})",
-              uid=path_owner(path))
-    not_dir = Msg("config error: state_dir {path} is not a directory: set state_dir to a "
-                  "directory", path=path)
+    fix = Msg(
+        "set state_dir in the config, or run as the service user (uid {uid})", uid=path_owner(path)
+    )
+    not_dir = Msg(
+        "config error: state_dir {path} is not a directory: set state_dir to a directory", path=path
+    )
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except FileExistsError:
         raise ConfigError(not_dir) from None
     except OSError as exc:
-        raise ConfigError(Msg("config error: state_dir {path} cannot be created ({error}): "
-                              "{fix}", path=path, error=os_error(exc), fix=fix)) from exc
+        raise ConfigError(
+            Msg(
+                "config error: state_dir {path} cannot be created ({error}): {fix}",
+                path=path,
+                error=os_error(exc),
+                fix=fix,
+            )
+        ) from exc
     if not path.is_dir():
         raise ConfigError(not_dir)
     if not os.access(path, os.W_OK | os.X_OK):
-        raise ConfigError(Msg("config error: state_dir {path} is not writable by this user "
-                              "(uid {uid}): {fix}", path=path, uid=os.geteuid(), fix=fix))
+        raise ConfigError(
+            Msg(
+                "config error: state_dir {path} is not writable by this user (uid {uid}): {fix}",
+                path=path,
+                uid=os.geteuid(),
+                fix=fix,
+            )
+        )
     st = path.stat()
     if st.st_uid == os.geteuid() and st.st_mode & 0o077:
         path.chmod(0o700)  # personal data and keys live here: the owner's alone
@@ -259,12 +287,24 @@ def _one_line(exc: ValidationError, path: Path) -> str:
     env = "STATION_" + "__".join(str(p) for p in err["loc"]).upper()
     kind = err["type"]
     if kind == "missing":
-        return Msg("config error: {key} is required but missing: set it in {path} or with "
-                   "{env}", key=key, path=path, env=env)
+        return Msg(
+            "config error: {key} is required but missing: set it in {path} or with {env}",
+            key=key,
+            path=path,
+            env=env,
+        )
     if kind == "extra_forbidden":
-        return Msg("config error: unknown key {key} in {path}: remove it or check its "
-                   "spelling", key=key, path=path)
+        return Msg(
+            "config error: unknown key {key} in {path}: remove it or check its spelling",
+            key=key,
+            path=path,
+        )
     msg = err["msg"].removeprefix("Value error, ")
-    return Msg("config error: {key} is invalid ({reason}; got {value}): set it in {path} or "
-               "with {env}", key=key, reason=msg, value=repr(err.get("input")), path=path,
-               env=env)
+    return Msg(
+        "config error: {key} is invalid ({reason}; got {value}): set it in {path} or with {env}",
+        key=key,
+        reason=msg,
+        value=repr(err.get("input")),
+        path=path,
+        env=env,
+    )

@@ -25,27 +25,31 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from drivers.base import CHIP_DRIVERS, PRINTER_DRIVERS, CardPrinter, ChipChannel, load_driver
 from drivers.errors import DeviceError
-from station import faults, store, systemd
+from station import faults, systemd
 from station import metrics as station_metrics
 from station.batchkeys import load_or_create_batch_key
-from station.central.client import QueueClient, TlsSettings
 from station.config import ConfigError, StationConfig, load_config
 from station.crypto import DataKey, KeyFileError, bind_data_key
-from station.db import Database
 from station.disk import DiskGuard
 from station.i18n import Msg, os_error, stored
+from station.link.client import QueueClient, TlsSettings
 from station.pipeline import GoodCard, Hold, Pipeline, Started, boot_id
 from station.records import load_public_key
 from station.status import Category, StatusBoard
+from station.store import core as store
+from station.store.db import Database
 from station.sync import SyncLoop
 
 log = structlog.get_logger("station.daemon")
 
 WORKER_DIED = Msg("the printer worker stopped")
-WORKER_DIED_ACTION = Msg("none: the daemon exits and systemd starts it again; if it "
-                         "repeats, see journalctl -u ektp-station")
-WORKER_STUCK_ACTION = Msg("check the printer and the encoder (power, cable); the watchdog "
-                          "restarts the daemon")
+WORKER_DIED_ACTION = Msg(
+    "none: the daemon exits and systemd starts it again; if it "
+    "repeats, see journalctl -u ektp-station"
+)
+WORKER_STUCK_ACTION = Msg(
+    "check the printer and the encoder (power, cable); the watchdog restarts the daemon"
+)
 #: Exit status when the printer worker died (EX_SOFTWARE): systemd restarts the daemon.
 EXIT_WORKER_DIED = 70
 
@@ -56,14 +60,24 @@ def trusted_keys(cfg: StationConfig) -> dict[str, Ed25519PublicKey]:
         try:
             keys[key_id] = load_public_key(path.read_text().strip())
         except OSError as exc:
-            raise ConfigError(Msg(
-                "config error: central.trusted_keys.{key}: cannot read {path} ({error}): "
-                "point it at the centre's public key file", key=key_id, path=path,
-                error=os_error(exc))) from exc
+            raise ConfigError(
+                Msg(
+                    "config error: central.trusted_keys.{key}: cannot read {path} ({error}): "
+                    "point it at the centre's public key file",
+                    key=key_id,
+                    path=path,
+                    error=os_error(exc),
+                )
+            ) from exc
         except ValueError as exc:
-            raise ConfigError(Msg(
-                "config error: central.trusted_keys.{key}: {path} does not hold a base64 "
-                "Ed25519 public key", key=key_id, path=path)) from exc
+            raise ConfigError(
+                Msg(
+                    "config error: central.trusted_keys.{key}: {path} does not hold a base64 "
+                    "Ed25519 public key",
+                    key=key_id,
+                    path=path,
+                )
+            ) from exc
     return keys
 
 
@@ -71,12 +85,14 @@ def open_devices(cfg: StationConfig) -> tuple[CardPrinter, ChipChannel]:
     """Build the configured drivers; bad driver options name their key."""
     try:
         printer: CardPrinter = load_driver(PRINTER_DRIVERS, cfg.printer.driver).from_options(
-            cfg.printer.options)
+            cfg.printer.options
+        )
     except ValueError as exc:
         raise ConfigError(Msg("config error: printer.options: {error}", error=str(exc))) from exc
     try:
         chip: ChipChannel = load_driver(CHIP_DRIVERS, cfg.chip.driver).from_options(
-            cfg.chip.options, printer=printer)
+            cfg.chip.options, printer=printer
+        )
     except ValueError as exc:
         raise ConfigError(Msg("config error: chip.options: {error}", error=str(exc))) from exc
     return printer, chip
@@ -85,12 +101,20 @@ def open_devices(cfg: StationConfig) -> tuple[CardPrinter, ChipChannel]:
 def make_client(cfg: StationConfig) -> QueueClient:
     c = cfg.central
     try:
-        return QueueClient(c.url, cfg.station_id, timeout_s=c.timeout_s,
-                           tls=TlsSettings(c.ca_file, c.client_cert, c.client_key))
+        return QueueClient(
+            c.url,
+            cfg.station_id,
+            timeout_s=c.timeout_s,
+            tls=TlsSettings(c.ca_file, c.client_cert, c.client_key),
+        )
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(Msg(
-            "config error: central.ca_file/client_cert/client_key: cannot load ({error}): "
-            "point them at readable PEM files", error=str(exc))) from exc
+        raise ConfigError(
+            Msg(
+                "config error: central.ca_file/client_cert/client_key: cannot load ({error}): "
+                "point them at readable PEM files",
+                error=str(exc),
+            )
+        ) from exc
 
 
 def _nothing() -> None:
@@ -111,8 +135,13 @@ class Station:
     worker: threading.Thread
 
     @classmethod
-    def build(cls, cfg: StationConfig, *, data_key: DataKey | None = None,
-              client: QueueClient | None = None) -> Station:
+    def build(
+        cls,
+        cfg: StationConfig,
+        *,
+        data_key: DataKey | None = None,
+        client: QueueClient | None = None,
+    ) -> Station:
         keys = trusted_keys(cfg)
         printer, chip = open_devices(cfg)
         db = Database(cfg.db_path)
@@ -123,18 +152,44 @@ class Station:
             db.close()
             raise
         board = StatusBoard(db)
-        pipeline = Pipeline(db, printer, chip, keys=keys, data_key=data_key, cfg=cfg.pipeline,
-                            chip_timeout_s=cfg.chip.connect_timeout_s, board=board,
-                            rationing=cfg.rationing)
+        pipeline = Pipeline(
+            db,
+            printer,
+            chip,
+            keys=keys,
+            data_key=data_key,
+            cfg=cfg.pipeline,
+            chip_timeout_s=cfg.chip.connect_timeout_s,
+            board=board,
+            rationing=cfg.rationing,
+        )
         client = client or make_client(cfg)
         stop_event = threading.Event()
         wake = threading.Event()
-        sync = SyncLoop(db, client, cfg=cfg.central, keys=keys, data_key=data_key, board=board,
-                        on_records=wake.set, rationing=cfg.rationing, quiet=pipeline.quiet)
-        station = cls(cfg, db, board, pipeline, sync, client, stop_event,
-                      threading.Thread(name="printer-worker", daemon=True))
-        station.worker = threading.Thread(target=station._work, args=(wake,),
-                                          name="printer-worker", daemon=True)
+        sync = SyncLoop(
+            db,
+            client,
+            cfg=cfg.central,
+            keys=keys,
+            data_key=data_key,
+            board=board,
+            on_records=wake.set,
+            rationing=cfg.rationing,
+            quiet=pipeline.quiet,
+        )
+        station = cls(
+            cfg,
+            db,
+            board,
+            pipeline,
+            sync,
+            client,
+            stop_event,
+            threading.Thread(name="printer-worker", daemon=True),
+        )
+        station.worker = threading.Thread(
+            target=station._work, args=(wake,), name="printer-worker", daemon=True
+        )
         return station
 
     def start(self) -> None:
@@ -149,8 +204,9 @@ class Station:
             log.warning("printer_open_failed", error=type(exc).__name__, detail=str(exc))
         else:
             model = info.model
-            self.board.set(printer={"model": info.model, "serial": info.serial,
-                                    "firmware": info.firmware})
+            self.board.set(
+                printer={"model": info.model, "serial": info.serial, "firmware": info.firmware}
+            )
         self._count_crashes()
         self.pipeline.recover()
         for rid in self.db.run(faults.quarantine_poison):
@@ -162,8 +218,10 @@ class Station:
         self.sync.disk_low = self.disk.low
         self.sync.disk_free_mb = self.disk.free_mb
         self.sync.start()
-        self.metrics_stop = station_metrics.start(self.cfg.metrics, station_metrics.registry(
-            self.db, self.board, lambda: self.sync.rationing))
+        self.metrics_stop = station_metrics.start(
+            self.cfg.metrics,
+            station_metrics.registry(self.db, self.board, lambda: self.sync.rationing),
+        )
         self.worker_beat = time.monotonic()
         self.worker.start()
         log.info("station_started", station_id=self.cfg.station_id, printer=model)
@@ -175,8 +233,7 @@ class Station:
         last_boot = self.db.run(store.get_status, durable=False).get("boot_id")
         crashed = faults.take_crash_log(self.cfg.state_dir) and last_boot == this_boot
         if crashed:
-            log.error("previous_run_crashed", traceback=str(self.cfg.state_dir /
-                                                            "crash.log.last"))
+            log.error("previous_run_crashed", traceback=str(self.cfg.state_dir / "crash.log.last"))
         self.db.run(lambda c: faults.count_crashes(c, crashed=crashed))
         self.board.set(boot_id=this_boot)
 
@@ -190,8 +247,7 @@ class Station:
         try:
             self._print_while_running(wake)
         except BaseException as exc:
-            log.critical("printer_worker_died", error=type(exc).__name__,
-                         where=faults.where(exc))
+            log.critical("printer_worker_died", error=type(exc).__name__, where=faults.where(exc))
             with contextlib.suppress(Exception):  # the status table may be what failed
                 self.board.state(Category.ERROR, WORKER_DIED, WORKER_DIED_ACTION)
             raise
@@ -243,8 +299,11 @@ class Station:
             pending = outcome.good
             check_printer = pending is None
             if outcome.result == "needs_inspection":
-                self.board.state(Category.PAUSED, Msg("a card needs inspection"),
-                                 Msg("station inspect, then station resolve"))
+                self.board.state(
+                    Category.PAUSED,
+                    Msg("a card needs inspection"),
+                    Msg("station inspect, then station resolve"),
+                )
             elif outcome.crashed:  # a moment before the next record, so a fault cannot spin
                 quiet.open()
                 self.stop_event.wait(retry)
@@ -257,8 +316,9 @@ class Station:
 
     @functools.cached_property
     def disk(self) -> DiskGuard:
-        return DiskGuard(self.cfg.state_dir, self.cfg.storage.reserve_mb,
-                         trip_s=self.cfg.pipeline.device_retry_s)
+        return DiskGuard(
+            self.cfg.state_dir, self.cfg.storage.reserve_mb, trip_s=self.cfg.pipeline.device_retry_s
+        )
 
     def _wait_for_disk(self, pending: GoodCard | None) -> GoodCard | None:
         """The disk is nearly full: the previous card's result is committed (the reserve
@@ -290,8 +350,9 @@ class Station:
             return None if self.stop_event.is_set() else WORKER_DIED
         idle = time.monotonic() - self.worker_beat
         if idle > self.stuck_after_s:
-            return Msg("the printer worker is stuck (no progress for {seconds} s)",
-                       seconds=f"{idle:.0f}")
+            return Msg(
+                "the printer worker is stuck (no progress for {seconds} s)", seconds=f"{idle:.0f}"
+            )
         return None
 
     def check_health(self) -> str | None:
@@ -301,8 +362,13 @@ class Station:
         if problem is not None:
             action = WORKER_DIED_ACTION if problem == WORKER_DIED else WORKER_STUCK_ACTION
             self.board.state(Category.ERROR, problem, action)
-        self.board.set(liveness={"at": time.time(), "worker": problem or "ok",
-                                 "worker_msg": stored(problem) if problem else None})
+        self.board.set(
+            liveness={
+                "at": time.time(),
+                "worker": problem or "ok",
+                "worker_msg": stored(problem) if problem else None,
+            }
+        )
         return problem
 
     def stop(self) -> None:
@@ -330,8 +396,11 @@ class Station:
             new = load_config(path)
         except ConfigError as exc:
             log.error("reload_refused", detail=str(exc))
-            self.board.error("config", Msg("reload refused: {error}", error=str(exc)),
-                             Msg("fix the file, reload again"))
+            self.board.error(
+                "config",
+                Msg("reload refused: {error}", error=str(exc)),
+                Msg("fix the file, reload again"),
+            )
             return False
         self.pipeline.rationing = new.rationing
         self.sync.rationing = new.rationing
@@ -352,8 +421,10 @@ class Station:
         state: dict[str, Any] = self.board.get("state") or {}
         problem = self.worker_problem()
         head = f"error: {problem}" if problem else state.get("category", "?")
-        return (f"{head}: {c['cards_today']} cards today, "
-                f"{c['in_stock']} blanks, {c['buffered']} buffered, {c['outbox']} to report")
+        return (
+            f"{head}: {c['cards_today']} cards today, "
+            f"{c['in_stock']} blanks, {c['buffered']} buffered, {c['outbox']} to report"
+        )
 
 
 def _pid() -> int:

@@ -62,8 +62,7 @@ class DiskGuard:
 
     def low(self) -> bool:
         """Below the reserve, or a write found the disk full a moment ago."""
-        tripped = (self._tripped_at is not None
-                   and time.monotonic() - self._tripped_at < self.trip_s)
+        tripped = self._tripped_at is not None and time.monotonic() - self._tripped_at < self.trip_s
         return tripped or self.free_mb() < self.limit_mb
 
     @property
@@ -77,8 +76,9 @@ class DiskGuard:
             self._was_low = low
             free = round(self.free_mb(), 1)
             if low:
-                log.error("disk_full", path=str(self.path), free_mb=free,
-                          reserve_mb=self.reserve_mb)
+                log.error(
+                    "disk_full", path=str(self.path), free_mb=free, reserve_mb=self.reserve_mb
+                )
             else:
                 log.info("disk_space_back", path=str(self.path), free_mb=free)
         return low
@@ -92,11 +92,19 @@ class DiskGuard:
 
     def state(self) -> tuple[Category, Msg, Msg]:
         """The status line while :meth:`low`: category, message, what to do."""
-        return (Category.ERROR,
-                Msg("disk full: less than {reserve} MB free on the filesystem of {path}; "
-                    "no card is started", reserve=f"{self.limit_mb:g}", path=str(self.path)),
-                Msg("free space on that disk (old files, logs, backups); printing resumes "
-                    "by itself, nothing is lost"))
+        return (
+            Category.ERROR,
+            Msg(
+                "disk full: less than {reserve} MB free on the filesystem of {path}; "
+                "no card is started",
+                reserve=f"{self.limit_mb:g}",
+                path=str(self.path),
+            ),
+            Msg(
+                "free space on that disk (old files, logs, backups); printing resumes "
+                "by itself, nothing is lost"
+            ),
+        )
 
     def overlay(self, state: dict[str, Any]) -> dict[str, Any]:
         """The state ``station status`` shows: ERROR "disk full" while :meth:`low` (the
@@ -104,6 +112,12 @@ class DiskGuard:
         if not self.low():
             return state
         category, message, action = self.state()
-        return {"category": str(category), "message": message, "action": action,
-                "msg": stored(message), "act": stored(action), "since": None,
-                "last_written": state}
+        return {
+            "category": str(category),
+            "message": message,
+            "action": action,
+            "msg": stored(message),
+            "act": stored(action),
+            "since": None,
+            "last_written": state,
+        }

@@ -6,7 +6,7 @@ new blank. :func:`classify` decides from the exception and the step it struck in
 
 - ``record``: the record's chip script fails its own checks (:class:`ScriptError`), or
   the card refuses a step of the script with the same step and status word as on the
-  record's previous blank (decided in :func:`station.store.reject_attempt` from the
+  record's previous blank (decided in :func:`station.store.core.reject_attempt` from the
   attempt's ``fault`` fingerprint); an unexpected exception that repeats the same way on
   a second blank, likewise. A face that cannot render fails before any blank is fed.
 - ``blank``: the chip is dead, or it refused a step for the first time.
@@ -34,7 +34,7 @@ from typing import TextIO
 from drivers.errors import ChipDead, ChipStatusError, DeviceError
 from drivers.iso7816 import CLA_CHAINING
 from drivers.script import _PLACEHOLDER, INS_SELECT, INS_UPDATE_BINARY, ChipStep, ScriptError
-from station import store
+from station.store import core as store
 
 #: Crashes in a row with the same record in hand that make it poison.
 POISON_CRASHES = 2
@@ -146,11 +146,14 @@ def count_crashes(conn: sqlite3.Connection, *, crashed: bool) -> list[str]:
     in_hand = conn.execute(
         "SELECT a.record_id, a.state, a.attempt_id, r.crashes, r.crash_state FROM attempts a "
         f"JOIN records r USING(record_id) WHERE a.state IN ({store._marks(open_states)})",
-        open_states).fetchall()
+        open_states,
+    ).fetchall()
     ids = [r[0] for r in in_hand]
     conn.execute(
         f"UPDATE records SET crashes=0, crash_state=NULL WHERE crashes>0 "
-        f"AND record_id NOT IN ({store._marks(tuple(ids))})", ids)
+        f"AND record_id NOT IN ({store._marks(tuple(ids))})",
+        ids,
+    )
     if not crashed:
         return ids
     for rid, state, attempt_id, crashes, last in in_hand:
@@ -158,21 +161,35 @@ def count_crashes(conn: sqlite3.Connection, *, crashed: bool) -> list[str]:
         if last_attempt == str(attempt_id):
             continue  # this attempt's crash is counted already
         n = crashes + 1 if last_state == state else 1
-        conn.execute("UPDATE records SET crashes=?, crash_state=? WHERE record_id=?",
-                     (n, f"{state}#{attempt_id}", rid))
-        store.audit(conn, "crashed_in_hand", record_id=rid, attempt_id=attempt_id,
-                    detail=f"the daemon died with this record in hand at {state} "
-                    f"({n} in a row at that step)")
+        conn.execute(
+            "UPDATE records SET crashes=?, crash_state=? WHERE record_id=?",
+            (n, f"{state}#{attempt_id}", rid),
+        )
+        store.audit(
+            conn,
+            "crashed_in_hand",
+            record_id=rid,
+            attempt_id=attempt_id,
+            detail=f"the daemon died with this record in hand at {state} "
+            f"({n} in a row at that step)",
+        )
     return ids
 
 
 def quarantine_poison(conn: sqlite3.Connection) -> list[str]:
     """After recovery: fail the queued records in hand at :data:`POISON_CRASHES`
     crashes in a row, with the reason, so the daemon never loops on them."""
-    rows = [r[0] for r in conn.execute(
-        "SELECT record_id FROM records WHERE crashes>=? AND status='queued'",
-        (POISON_CRASHES,))]
+    rows = [
+        r[0]
+        for r in conn.execute(
+            "SELECT record_id FROM records WHERE crashes>=? AND status='queued'", (POISON_CRASHES,)
+        )
+    ]
     for rid in rows:
-        store.fail_record(conn, rid, f"poison: the station stopped {POISON_CRASHES} times in "
-                          "a row with this record in hand; not printed again")
+        store.fail_record(
+            conn,
+            rid,
+            f"poison: the station stopped {POISON_CRASHES} times in "
+            "a row with this record in hand; not printed again",
+        )
     return rows

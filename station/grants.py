@@ -51,19 +51,39 @@ class SignedGrant(_Strict):
     signature: str = Field(max_length=200)  # base64 Ed25519 over canonical_bytes(grant)
 
 
-def sign_grant(key: Ed25519PrivateKey, key_id: str, *, record_id: str, station_id: str,
-               lease_id: str, expires_at: float, batch_id: str | None = None) -> SignedGrant:
+def sign_grant(
+    key: Ed25519PrivateKey,
+    key_id: str,
+    *,
+    record_id: str,
+    station_id: str,
+    lease_id: str,
+    expires_at: float,
+    batch_id: str | None = None,
+) -> SignedGrant:
     """The centre's grant of ``record_id`` to ``station_id`` under ``lease_id`` (and
     ``batch_id``) until ``expires_at`` (epoch seconds)."""
-    grant = Grant(record_id=record_id, station_id=station_id, lease_id=lease_id,
-                  batch_id=batch_id, expires_at=dt.datetime.fromtimestamp(expires_at, dt.UTC))
+    grant = Grant(
+        record_id=record_id,
+        station_id=station_id,
+        lease_id=lease_id,
+        batch_id=batch_id,
+        expires_at=dt.datetime.fromtimestamp(expires_at, dt.UTC),
+    )
     data: dict[str, Any] = grant.model_dump(mode="json")
     return SignedGrant(grant=data, key_id=key_id, signature=signature_of(data, key))
 
 
-def check_grant(signed: SignedGrant | None, keys: dict[str, Ed25519PublicKey], *,
-                record_id: str, station_id: str, lease_id: str, batch_id: str | None = None,
-                now: float | None = None) -> Grant:
+def check_grant(
+    signed: SignedGrant | None,
+    keys: dict[str, Ed25519PublicKey],
+    *,
+    record_id: str,
+    station_id: str,
+    lease_id: str,
+    batch_id: str | None = None,
+    now: float | None = None,
+) -> Grant:
     """The verified grant, or :class:`GrantError` saying why this delivery is not ours."""
     if signed is None:
         raise GrantError("no grant from the centre came with the record: refused")
@@ -76,8 +96,9 @@ def check_grant(signed: SignedGrant | None, keys: dict[str, Ed25519PublicKey], *
         where, rule = first_error(exc, "grant")
         raise GrantError(f"invalid grant: field {where}: {rule}") from exc
     if grant.station_id != station_id:
-        raise GrantError(f"granted to station {grant.station_id!r}, not to this station "
-                         f"({station_id!r})")
+        raise GrantError(
+            f"granted to station {grant.station_id!r}, not to this station ({station_id!r})"
+        )
     if grant.record_id != record_id:
         raise GrantError(f"the grant is for record {grant.record_id!r}, not {record_id!r}")
     if grant.lease_id != lease_id:

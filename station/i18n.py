@@ -60,8 +60,9 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Language | Non
     return None
 
 
-def choose(cli: str | None, configured: str | None = None,
-           environ: Mapping[str, str] | None = None) -> Language:
+def choose(
+    cli: str | None, configured: str | None = None, environ: Mapping[str, str] | None = None
+) -> Language:
     """``--lang``, else the config's ``language``, else the locale variables, else id."""
     for value in (cli, configured):
         if value in LANGUAGES:
@@ -96,8 +97,9 @@ def N_(message: str) -> str:  # noqa: N802 - the gettext convention Babel extrac
     return message
 
 
-def render(message: str, params: Mapping[str, Any] | None = None,
-           lang: Language | None = None) -> str:
+def render(
+    message: str, params: Mapping[str, Any] | None = None, lang: Language | None = None
+) -> str:
     """A stored message (id + parameters) in the reader's language."""
     text = _(message, lang)
     if not params:
@@ -127,8 +129,10 @@ class Msg(str):
         return self
 
     def stored(self) -> dict[str, Any]:
-        return {"code": self.template, "params": {
-            k: v.stored() if isinstance(v, Msg) else v for k, v in self.params.items()}}
+        return {
+            "code": self.template,
+            "params": {k: v.stored() if isinstance(v, Msg) else v for k, v in self.params.items()},
+        }
 
 
 def stored(message: str) -> dict[str, Any]:
@@ -143,8 +147,10 @@ def show(entry: Mapping[str, Any] | str | None, lang: Language | None = None) ->
         return ""
     if isinstance(entry, str):
         return translate_text(entry, lang)
-    params = {k: show(v, lang) if isinstance(v, Mapping) and "code" in v else v
-              for k, v in (entry.get("params") or {}).items()}
+    params = {
+        k: show(v, lang) if isinstance(v, Mapping) and "code" in v else v
+        for k, v in (entry.get("params") or {}).items()
+    }
     return render(str(entry.get("code", "")), params, lang)
 
 
@@ -182,19 +188,24 @@ def _patterns(lang: Language) -> list[tuple[str, re.Pattern[str]]]:
         parts = re.split(r"\{(\w+)[^{}]*\}", template)
         if len(set(parts[1::2])) != len(parts[1::2]):
             continue  # a placeholder used twice: not read back
-        regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)"
-                        for i, p in enumerate(parts))
+        regex = "".join(
+            re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)" for i, p in enumerate(parts)
+        )
         out.append((template, re.compile(regex, re.S), sum(len(p) for p in parts[::2])))
     out.sort(key=lambda t: -t[2])
     return [(t, p) for t, p, _n in out]
 
 
 #: The system's error texts an operator meets (a file missing, no permission, disk full).
-_OS_ERRORS = {errno.ENOENT: N_("no such file or directory"),
-              errno.EACCES: N_("permission denied"), errno.EPERM: N_("permission denied"),
-              errno.ENOSPC: N_("no space left on the disk"),
-              errno.EROFS: N_("the disk is read-only"),
-              errno.EISDIR: N_("it is a directory"), errno.ENOTDIR: N_("not a directory")}
+_OS_ERRORS = {
+    errno.ENOENT: N_("no such file or directory"),
+    errno.EACCES: N_("permission denied"),
+    errno.EPERM: N_("permission denied"),
+    errno.ENOSPC: N_("no space left on the disk"),
+    errno.EROFS: N_("the disk is read-only"),
+    errno.EISDIR: N_("it is a directory"),
+    errno.ENOTDIR: N_("not a directory"),
+}
 
 
 def os_error(exc: OSError) -> Msg:
@@ -204,15 +215,22 @@ def os_error(exc: OSError) -> Msg:
 
 
 #: argparse's own texts a technician meets (usage, help headings, errors), for the catalog.
-ARGPARSE = (N_("usage: "), N_("positional arguments"), N_("options"),
-            N_("show this help message and exit"), N_("%(prog)s: error: %(message)s\n"),
-            N_("argument %(argument_name)s: %(message)s"),
-            N_("the following arguments are required: %s"),
-            N_("invalid choice: %(value)r (choose from %(choices)s)"),
-            N_("invalid %(type)s value: %(value)r"), N_("unrecognized arguments: %s"),
-            N_("expected one argument"), N_("not allowed with argument %s"),
-            N_("one of the arguments %s is required"),
-            N_("ambiguous option: %(option)s could match %(matches)s"))
+ARGPARSE = (
+    N_("usage: "),
+    N_("positional arguments"),
+    N_("options"),
+    N_("show this help message and exit"),
+    N_("%(prog)s: error: %(message)s\n"),
+    N_("argument %(argument_name)s: %(message)s"),
+    N_("the following arguments are required: %s"),
+    N_("invalid choice: %(value)r (choose from %(choices)s)"),
+    N_("invalid %(type)s value: %(value)r"),
+    N_("unrecognized arguments: %s"),
+    N_("expected one argument"),
+    N_("not allowed with argument %s"),
+    N_("one of the arguments %s is required"),
+    N_("ambiguous option: %(option)s could match %(matches)s"),
+)
 
 
 def translate_argparse() -> None:

@@ -85,12 +85,12 @@ def _check_size(size: tuple[int, int], rules: ImageRules) -> None:
     width, height = size
     (min_w, min_h), (max_w, max_h) = rules.min_size, rules.max_size
     if not (min_w <= width <= max_w and min_h <= height <= max_h):
-        raise ImageFault(f"is {width}x{height} pixels; allowed {min_w}x{min_h} "
-                         f"to {max_w}x{max_h}")
+        raise ImageFault(f"is {width}x{height} pixels; allowed {min_w}x{min_h} to {max_w}x{max_h}")
     low, high = rules.aspect
     if not low <= width / height <= high:
-        raise ImageFault(f"has aspect ratio {width / height:.2f} (width/height); "
-                         f"allowed {low:g} to {high:g}")
+        raise ImageFault(
+            f"has aspect ratio {width / height:.2f} (width/height); allowed {low:g} to {high:g}"
+        )
 
 
 def decode_image(b64: str, rules: ImageRules) -> Image.Image:
@@ -109,8 +109,15 @@ def decode_image(b64: str, rules: ImageRules) -> Image.Image:
     _check_size(size, rules)
     try:
         img = Image.open(io.BytesIO(data), formats=[rules.format])
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
-            ValueError, struct.error, EOFError) as exc:
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        struct.error,
+        EOFError,
+    ) as exc:
         raise ImageFault(f"is not a readable {rules.format} image") from exc
     with img:
         if img.size != size:
@@ -118,6 +125,5 @@ def decode_image(b64: str, rules: ImageRules) -> Image.Image:
         try:
             img.load()
         except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
-            raise ImageFault(f"is a damaged {rules.format} image "
-                             f"({type(exc).__name__})") from exc
+            raise ImageFault(f"is a damaged {rules.format} image ({type(exc).__name__})") from exc
         return img.copy()

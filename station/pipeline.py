@@ -13,7 +13,7 @@ database owner without waiting: a crash or power cut may lose them, which recove
 the same way, since it only asks whether the last durable state is before ``printing``
 (a card found before that is still inside the printer, whatever it holds).
 The printed record's payload is purged right after the card boundary's answer, and the
-WAL checkpointed after the ``printing`` commit's fsync (station/db.py).
+WAL checkpointed after the ``printing`` commit's fsync (station/store/db.py).
 """
 
 from __future__ import annotations
@@ -48,13 +48,13 @@ from drivers.errors import (
     RibbonOut,
 )
 from drivers.script import ScriptRunner, read_chip_serial
-from station import faults, policy, store
+from station import faults, policy
+from station.cli.status import PRINTER_WORDS
 from station.config import PipelineConfig
 from station.crypto import DataKey
-from station.db import Database
+from station.faces.prefetch import FacePrefetcher
 from station.faults import ScriptRefused
 from station.i18n import Msg, stored
-from station.prefetch import FacePrefetcher
 from station.quiet import QuietWindow
 from station.records import (
     PrintReadyRecord,
@@ -62,7 +62,8 @@ from station.records import (
 )
 from station.recovery import Recovery
 from station.status import Category, StatusBoard
-from station.status_view import PRINTER_WORDS
+from station.store import core as store
+from station.store.db import Database
 
 log = structlog.get_logger("station.pipeline")
 
@@ -160,10 +161,19 @@ def spoil_class(stage: str, exc: Exception) -> str:
 
 
 class Pipeline:
-    def __init__(self, db: Database, printer: CardPrinter, chip: ChipChannel, *,
-                 keys: dict[str, Ed25519PublicKey], data_key: DataKey, cfg: PipelineConfig,
-                 chip_timeout_s: float, board: StatusBoard,
-                 rationing: policy.RationingConfig | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        printer: CardPrinter,
+        chip: ChipChannel,
+        *,
+        keys: dict[str, Ed25519PublicKey],
+        data_key: DataKey,
+        cfg: PipelineConfig,
+        chip_timeout_s: float,
+        board: StatusBoard,
+        rationing: policy.RationingConfig | None = None,
+    ) -> None:
         self.db = db
         self.printer = printer
         self.chip = chip
@@ -182,8 +192,9 @@ class Pipeline:
         self._stage = "preparing"
 
     # ------------------------------------------------------------------ one card
-    def card_boundary(self, finished: GoodCard | None, *,
-                      start: bool = True) -> Started | Hold | None:
+    def card_boundary(
+        self, finished: GoodCard | None, *, start: bool = True
+    ) -> Started | Hold | None:
         """One durable transaction between two cards: the previous good card's result
         (attempt done, blank used, outbox row), then the stock check, the next record by
         policy and its attempt ``started``. None: nothing to print now."""
@@ -193,18 +204,23 @@ class Pipeline:
                 store.finish_good(conn, finished.attempt, finished.serial, purge=False)
             if not start:
                 return None
-            allow = policy.allowance(conn, self.rationing,
-                                     store.ledger_totals(conn)["in_stock"])
+            allow = policy.allowance(conn, self.rationing, store.ledger_totals(conn)["in_stock"])
             if allow.stop:
                 return Hold(allow.stop, allow.detail, HOLD_ACTIONS[allow.stop])
-            picks = store.next_records(conn, usable=self._usable, kinds=allow.kinds,
-                                       urgent_only=allow.urgent_only, count=2)
+            picks = store.next_records(
+                conn, usable=self._usable, kinds=allow.kinds, urgent_only=allow.urgent_only, count=2
+            )
             if not picks:
                 if allow.urgent_only:
-                    return Hold("reserve", Msg(
-                        "only urgent records may start: the stock is at the reserve of "
-                        "{reserve} blanks", reserve=self.rationing.urgent_reserve),
-                        HOLD_ACTIONS["reserve"])
+                    return Hold(
+                        "reserve",
+                        Msg(
+                            "only urgent records may start: the stock is at the reserve of "
+                            "{reserve} blanks",
+                            reserve=self.rationing.urgent_reserve,
+                        ),
+                        HOLD_ACTIONS["reserve"],
+                    )
                 return None
             buffered, upcoming = picks[0], (picks[1] if len(picks) > 1 else None)
             attempt = store.begin_attempt(conn, buffered.record_id)
@@ -212,11 +228,19 @@ class Pipeline:
 
         # The printed record's payload is overwritten after the answer, outside this
         # card's durable commit (a purge a power cut overtakes is redone at start-up).
-        picked = self.db.run(tx, then=None if finished is None else (
-            lambda c: store.purge_closed(c, finished.record_id)))
+        picked = self.db.run(
+            tx,
+            then=None
+            if finished is None
+            else (lambda c: store.purge_closed(c, finished.record_id)),
+        )
         if finished is not None:
-            log.info("card_printed", record_id=finished.record_id, attempt=finished.attempt,
-                     blank=finished.serial)
+            log.info(
+                "card_printed",
+                record_id=finished.record_id,
+                attempt=finished.attempt,
+                blank=finished.serial,
+            )
         return picked
 
     def print_one(self, started: Started) -> Outcome:
@@ -243,8 +267,9 @@ class Pipeline:
             # before this card's write-ahead commit, on an idle-priority process.
             self.faces.ahead(started.upcoming)
         record = prepared.record
-        bad_script = faults.script_fault(list(record.chip_script),
-                                         sam=self.chip.sam_channel() is not None)
+        bad_script = faults.script_fault(
+            list(record.chip_script), sam=self.chip.sam_channel() is not None
+        )
         if bad_script is not None:  # before any blank moves
             return self._refuse(attempt, rid, f"chip script: {bad_script}")
         self._stage = "started"
@@ -259,9 +284,11 @@ class Pipeline:
             # leave the printer. The longest step comes: the WAL is fsync'd and
             # checkpointed and the next face rendered now, while nothing waits for them.
             _, printing = self.db.journal(
-                lambda c: store.transition_through(c, attempt, ("verified", uid),
-                                                   ("printing", None)),
-                checkpoint=True)
+                lambda c: store.transition_through(
+                    c, attempt, ("verified", uid), ("printing", None)
+                ),
+                checkpoint=True,
+            )
             if self.printer.ejects_with_print:
                 _on_disk(printing)
             self._stage = "printing"
@@ -309,20 +336,35 @@ class Pipeline:
         as a device error's would; the worker goes on with the next record."""
         rid, attempt, stage = started.buffered.record_id, started.attempt, self._stage
         what = type(exc).__name__
-        log.error("card_crashed", record_id=rid, attempt=attempt, stage=stage, error=what,
-                  where=faults.where(exc))
-        self.board.error("internal", Msg("unexpected {error} at {stage}", error=what,
-                                         stage=stage),
-                         Msg("none: the attempt was ended; if it repeats, send the station "
-                             "log to the developers"))
+        log.error(
+            "card_crashed",
+            record_id=rid,
+            attempt=attempt,
+            stage=stage,
+            error=what,
+            where=faults.where(exc),
+        )
+        self.board.error(
+            "internal",
+            Msg("unexpected {error} at {stage}", error=what, stage=stage),
+            Msg(
+                "none: the attempt was ended; if it repeats, send the station log to the developers"
+            ),
+        )
         if stage == "preparing":  # no blank moved: the record cannot be prepared
-            out = self._refuse(attempt, rid, Msg(
-                "the record could not be prepared for printing ({error})", error=what))
+            out = self._refuse(
+                attempt,
+                rid,
+                Msg("the record could not be prepared for printing ({error})", error=what),
+            )
             out.crashed = True
             return out
         if stage == "printed" and self._card_in_path() is not True:
-            why = Msg("unexpected {error} while ejecting: the card may be in the output tray; "
-                      "look in the output and reject trays", error=what)
+            why = Msg(
+                "unexpected {error} while ejecting: the card may be in the output tray; "
+                "look in the output and reject trays",
+                error=what,
+            )
             self.db.run(lambda c: store.needs_inspection(c, attempt, why))
             return Outcome(rid, "needs_inspection", why, crashed=True)
         out = self._failed(attempt, rid, stage, exc)
@@ -338,35 +380,65 @@ class Pipeline:
         frames = exc.frames if isinstance(exc, DeviceError) else ()
         if isinstance(exc, DeviceError):
             self.board.error(type(exc).__name__, message, exc.action, frames)
-        log.warning("card_failed", record_id=rid, attempt=attempt, stage=stage,
-                    error=type(exc).__name__, detail=message, cause=failure.cause,
-                    frames=list(frames[-8:]))
+        log.warning(
+            "card_failed",
+            record_id=rid,
+            attempt=attempt,
+            stage=stage,
+            error=type(exc).__name__,
+            detail=message,
+            cause=failure.cause,
+            frames=list(frames[-8:]),
+        )
         card_taken = stage != "started" or self._card_in_path() is not False
         if not card_taken:
-            self.db.run(lambda c: store.reject_attempt(
-                c, attempt, f"not started: {message}", spoiled=False,
-                max_attempts=self.cfg.max_attempts))
+            self.db.run(
+                lambda c: store.reject_attempt(
+                    c,
+                    attempt,
+                    f"not started: {message}",
+                    spoiled=False,
+                    max_attempts=self.cfg.max_attempts,
+                )
+            )
             return Outcome(rid, "aborted", message)
         try:
             self.recovery.card_leaving(attempt, stage)
             self.printer.reject()
         except DeviceError as again:
-            why = Msg("{reason}; the card could not be sent to the reject tray ({error})",
-                      reason=reason, error=str(again))
+            why = Msg(
+                "{reason}; the card could not be sent to the reject tray ({error})",
+                reason=reason,
+                error=str(again),
+            )
             self.db.run(lambda c: store.needs_inspection(c, attempt, why))
             return Outcome(rid, "needs_inspection", why)
-        became = self.db.run(lambda c: store.reject_attempt(
-            c, attempt, reason, spoiled=True, max_attempts=self.cfg.max_attempts,
-            spoil_class=klass, detail=detail, cause=failure.cause, fault=failure.fault,
-            record_caused=failure.record_caused))
+        became = self.db.run(
+            lambda c: store.reject_attempt(
+                c,
+                attempt,
+                reason,
+                spoiled=True,
+                max_attempts=self.cfg.max_attempts,
+                spoil_class=klass,
+                detail=detail,
+                cause=failure.cause,
+                fault=failure.fault,
+                record_caused=failure.record_caused,
+            )
+        )
         return Outcome(rid, "rejected" if became == "queued" else "failed", reason)
 
     def _cross_check(self, status: PrinterStatus) -> None:
         in_stock = self.db.run(store.ledger_totals, durable=False)["in_stock"]
         warning = blank_mismatch(status, in_stock)
         if warning and warning != self.board.get("warning"):
-            log.warning("blank_mismatch", printer_state=str(status.state), in_stock=in_stock,
-                        hopper=status.hopper)
+            log.warning(
+                "blank_mismatch",
+                printer_state=str(status.state),
+                in_stock=in_stock,
+                hopper=status.hopper,
+            )
         self.board.set(warning=warning, warning_msg=stored(warning) if warning else None)
 
     def _card_in_path(self) -> bool | None:
@@ -401,22 +473,30 @@ class Pipeline:
         self.board.set(printer_state=str(status.state))
         self._cross_check(status)
         if status.state not in ("ready", "busy"):
-            return (Category.PAUSED, Msg("printer {state}", state=Msg(
-                        PRINTER_WORDS.get(status.state, str(status.state)))),
-                    status.detail or PRINTER_ACTIONS.get(status.state, ""))
+            return (
+                Category.PAUSED,
+                Msg(
+                    "printer {state}", state=Msg(PRINTER_WORDS.get(status.state, str(status.state)))
+                ),
+                status.detail or PRINTER_ACTIONS.get(status.state, ""),
+            )
         return None
 
 
 def blank_mismatch(status: PrinterStatus, in_stock: int) -> str | None:
     """The printer's own view of blanks against the ledger's, as a technician's warning."""
     if status.state == PrinterState.FEEDER_EMPTY and in_stock > 0:
-        return Msg("the printer's hopper is empty but the ledger has {in_stock} blanks in "
-                   "stock: load them, or count the stock (station blanks count N)",
-                   in_stock=in_stock)
+        return Msg(
+            "the printer's hopper is empty but the ledger has {in_stock} blanks in "
+            "stock: load them, or count the stock (station blanks count N)",
+            in_stock=in_stock,
+        )
     if in_stock <= 0 and status.hopper:
-        return Msg("the printer's hopper holds {hopper} blanks but the ledger has none in "
-                   "stock: record the delivery (station blanks receive COUNT --batch ID)",
-                   hopper=status.hopper)
+        return Msg(
+            "the printer's hopper holds {hopper} blanks but the ledger has none in "
+            "stock: record the delivery (station blanks receive COUNT --batch ID)",
+            hopper=status.hopper,
+        )
     return None
 
 

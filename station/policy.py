@@ -1,6 +1,6 @@
 """Rationing: which records may start now, and how many the station should hold.
 
-Order (in :func:`station.store.next_records`): urgent cases first, then first-time holders,
+Order (in :func:`station.store.core.next_records`): urgent cases first, then first-time holders,
 then earliest enrolment. On top of it the office's rules, per local calendar day in its
 time zone (WIB, WITA or WIT — Indonesia keeps no daylight saving):
 - a daily quota of good cards, optionally split by kind (first cards / reprints);
@@ -72,8 +72,9 @@ class Allowance:
     printed_today: dict[str, int] = field(default_factory=dict)
 
 
-def printed_today(conn: sqlite3.Connection, tz: dt.timezone,
-                  now: float | None = None) -> dict[str, int]:
+def printed_today(
+    conn: sqlite3.Connection, tz: dt.timezone, now: float | None = None
+) -> dict[str, int]:
     since = local_midnight(tz, now)
     out = dict.fromkeys(KINDS, 0)
     for kind, n in conn.execute(
@@ -84,33 +85,56 @@ def printed_today(conn: sqlite3.Connection, tz: dt.timezone,
     return out
 
 
-def allowance(conn: sqlite3.Connection, cfg: RationingConfig, in_stock: int,
-              now: float | None = None) -> Allowance:
+def allowance(
+    conn: sqlite3.Connection, cfg: RationingConfig, in_stock: int, now: float | None = None
+) -> Allowance:
     """Apply the office's rules to the ledger and today's good cards."""
     today = printed_today(conn, cfg.tz, now)
     if in_stock <= 0:
-        return Allowance(stop="no_blanks", capacity=0, printed_today=today,
-                         detail=Msg("no blanks in stock per the ledger"))
+        return Allowance(
+            stop="no_blanks",
+            capacity=0,
+            printed_today=today,
+            detail=Msg("no blanks in stock per the ledger"),
+        )
     total = sum(today.values())
     left: list[int] = [in_stock]
     if cfg.daily_quota is not None:
         if total >= cfg.daily_quota:
-            return Allowance(stop="quota", capacity=0, printed_today=today,
-                             detail=Msg("daily quota reached ({total} of {quota} today); "
-                                        "printing resumes after midnight {zone}", total=total,
-                                        quota=cfg.daily_quota, zone=cfg.timezone))
+            return Allowance(
+                stop="quota",
+                capacity=0,
+                printed_today=today,
+                detail=Msg(
+                    "daily quota reached ({total} of {quota} today); "
+                    "printing resumes after midnight {zone}",
+                    total=total,
+                    quota=cfg.daily_quota,
+                    zone=cfg.timezone,
+                ),
+            )
         left.append(cfg.daily_quota - total)
     kinds = [k for k in KINDS if (q := cfg.kind_quota(k)) is None or today[k] < q]
     if not kinds:
-        return Allowance(stop="quota", capacity=0, printed_today=today,
-                         detail=Msg("daily quotas per kind reached ({first} first cards, "
-                                    "{reprint} reprints today)", first=today["first"],
-                                    reprint=today["reprint"]))
+        return Allowance(
+            stop="quota",
+            capacity=0,
+            printed_today=today,
+            detail=Msg(
+                "daily quotas per kind reached ({first} first cards, {reprint} reprints today)",
+                first=today["first"],
+                reprint=today["reprint"],
+            ),
+        )
     quotas = [cfg.kind_quota(k) for k in kinds]
     if all(q is not None for q in quotas):
         left.append(sum((q or 0) - today[k] for q, k in zip(quotas, kinds, strict=True)))
-    return Allowance(kinds=tuple(kinds), urgent_only=in_stock <= cfg.urgent_reserve,
-                     capacity=min(left), printed_today=today)
+    return Allowance(
+        kinds=tuple(kinds),
+        urgent_only=in_stock <= cfg.urgent_reserve,
+        capacity=min(left),
+        printed_today=today,
+    )
 
 
 def burn_rate(conn: sqlite3.Connection, window_days: int, now: float) -> float:

@@ -40,10 +40,23 @@ Urgent = Literal["pilgrimage", "medical", "passport"]
 
 #: Closed vocabularies, spelled as the card prints them (Agama: the six recognised
 #: religions and, since the 2017 Constitutional Court ruling, the native beliefs).
-RELIGIONS = ("ISLAM", "KRISTEN", "KATOLIK", "HINDU", "BUDDHA", "KONGHUCU",
-             "KEPERCAYAAN TERHADAP TUHAN YME")
-MARITAL_STATUSES = ("BELUM KAWIN", "KAWIN", "CERAI HIDUP", "CERAI MATI",
-                    "KAWIN TERCATAT", "KAWIN BELUM TERCATAT")
+RELIGIONS = (
+    "ISLAM",
+    "KRISTEN",
+    "KATOLIK",
+    "HINDU",
+    "BUDDHA",
+    "KONGHUCU",
+    "KEPERCAYAAN TERHADAP TUHAN YME",
+)
+MARITAL_STATUSES = (
+    "BELUM KAWIN",
+    "KAWIN",
+    "CERAI HIDUP",
+    "CERAI MATI",
+    "KAWIN TERCATAT",
+    "KAWIN BELUM TERCATAT",
+)
 FOR_LIFE = "SEUMUR HIDUP"
 
 #: Date bounds. Nobody alive was born before 1900. KTP-el enrolment and issue began with
@@ -106,10 +119,13 @@ def _date_between(value: dt.date, earliest: dt.date, what: str) -> dt.date:
 
 
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
-BirthDate = Annotated[IsoDate, AfterValidator(
-    lambda v: _date_between(v, EARLIEST_BIRTH, "not a plausible birth date"))]
-IssueDate = Annotated[IsoDate, AfterValidator(
-    lambda v: _date_between(v, KTPEL_START, "KTP-el did not exist"))]
+BirthDate = Annotated[
+    IsoDate,
+    AfterValidator(lambda v: _date_between(v, EARLIEST_BIRTH, "not a plausible birth date")),
+]
+IssueDate = Annotated[
+    IsoDate, AfterValidator(lambda v: _date_between(v, KTPEL_START, "KTP-el did not exist"))
+]
 
 
 def _enrolment_time(value: dt.datetime) -> dt.datetime:
@@ -117,8 +133,9 @@ def _enrolment_time(value: dt.datetime) -> dt.datetime:
     return value
 
 
-EnrolledAt = Annotated[AwareDatetime, BeforeValidator(_iso_datetime),
-                       AfterValidator(_enrolment_time)]
+EnrolledAt = Annotated[
+    AwareDatetime, BeforeValidator(_iso_datetime), AfterValidator(_enrolment_time)
+]
 
 
 def _one_of(options: tuple[str, ...]) -> AfterValidator:
@@ -126,6 +143,7 @@ def _one_of(options: tuple[str, ...]) -> AfterValidator:
         if value not in options:
             raise ValueError(f"must be one of: {', '.join(options)}")
         return value
+
     return AfterValidator(check)
 
 
@@ -175,8 +193,10 @@ class Person(_Strict):
     @model_validator(mode="after")
     def _citizen_for_life(self) -> Person:
         if (self.nationality == "WNI") != (self.valid_until == FOR_LIFE):
-            raise FieldFault("valid_until", f"must be {FOR_LIFE} for a citizen (WNI) "
-                             "and a date for a foreign resident")
+            raise FieldFault(
+                "valid_until",
+                f"must be {FOR_LIFE} for a citizen (WNI) and a date for a foreign resident",
+            )
         return self
 
 
@@ -205,8 +225,9 @@ class PrintReadyRecord(_Strict):
     issue_place: Annotated[str, card_text(40)]
     issue_date: IssueDate
     photo_jpeg: str = Field(description="base64 JPEG", max_length=images.PHOTO.max_b64)
-    signature_png: str = Field(description="base64 PNG of the holder's signature",
-                               max_length=images.SIGNATURE.max_b64)
+    signature_png: str = Field(
+        description="base64 PNG of the holder's signature", max_length=images.SIGNATURE.max_b64
+    )
     chip_script: list[ChipStep] = Field(min_length=1, max_length=1024)
 
     @field_validator("photo_jpeg")
@@ -228,8 +249,9 @@ class PrintReadyRecord(_Strict):
             raise FieldFault("enrolled_at", "is before the holder's birth date")
         until = _card_date(self.person.valid_until)
         if until is not None and not self.issue_date < until <= self.issue_date + MAX_VALIDITY:
-            raise FieldFault("person.valid_until", "must be after the issue date and at most "
-                             "10 years after it")
+            raise FieldFault(
+                "person.valid_until", "must be after the issue date and at most 10 years after it"
+            )
         return self
 
 
@@ -262,8 +284,9 @@ def signature_of(obj: dict[str, Any], key: Ed25519PrivateKey) -> str:
     return base64.b64encode(key.sign(canonical_bytes(obj))).decode()
 
 
-def signature_fault(obj: dict[str, Any], key_id: str, signature: str,
-                    keys: dict[str, Ed25519PublicKey]) -> str | None:
+def signature_fault(
+    obj: dict[str, Any], key_id: str, signature: str, keys: dict[str, Ed25519PublicKey]
+) -> str | None:
     """Why ``signature`` over ``obj`` is not acceptable ("untrusted" key id or "invalid"
     signature), or None when it verifies under the trusted key of that id."""
     key = keys.get(key_id)
@@ -277,8 +300,9 @@ def signature_fault(obj: dict[str, Any], key_id: str, signature: str,
     return None
 
 
-def signature_refusal(obj: dict[str, Any], key_id: str, signature: str,
-                      keys: dict[str, Ed25519PublicKey], what: str) -> str | None:
+def signature_refusal(
+    obj: dict[str, Any], key_id: str, signature: str, keys: dict[str, Ed25519PublicKey], what: str
+) -> str | None:
     """:func:`signature_fault` as the sentence a refusal of the signed ``what`` (file,
     grant…) gives, or None when the signature verifies."""
     fault = signature_fault(obj, key_id, signature, keys)

@@ -47,9 +47,9 @@ import structlog
 
 from drivers.base import CardPosition, PrinterStatus
 from drivers.errors import DeviceError
-from station import store
 from station.i18n import Msg
 from station.status import Category
+from station.store import core as store
 
 if TYPE_CHECKING:
     from station.pipeline import Outcome, Pipeline
@@ -84,7 +84,9 @@ def open_cards(conn: sqlite3.Connection) -> list[OpenCard]:
     states = store.BEFORE_PRINTING + store.PRINTING_OR_LATER
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM attempts WHERE state IN ({','.join('?' * len(states))}) "
-        "ORDER BY attempt_id", states).fetchall()
+        "ORDER BY attempt_id",
+        states,
+    ).fetchall()
     return [OpenCard(*r) for r in rows]
 
 
@@ -92,7 +94,8 @@ def last_blank_holder(conn: sqlite3.Connection) -> OpenCard | None:
     """The last attempt that took a blank and is closed: the owner of a card left behind."""
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM attempts WHERE state IN ('done','rejected','needs_inspection') "
-        "ORDER BY attempt_id DESC LIMIT 1").fetchone()
+        "ORDER BY attempt_id DESC LIMIT 1"
+    ).fetchone()
     return None if row is None else OpenCard(*row)
 
 
@@ -102,18 +105,22 @@ def early_inspections(conn: sqlite3.Connection) -> list[OpenCard]:
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM attempts WHERE state='needs_inspection' "
         f"AND reject_from IN ({','.join('?' * len(states))}) ORDER BY attempt_id",
-        states).fetchall()
+        states,
+    ).fetchall()
     return [OpenCard(*r) for r in rows]
 
 
-def mark_reject(conn: sqlite3.Connection, attempt_id: int, state: str, serial: str | None,
-                note: str) -> None:
+def mark_reject(
+    conn: sqlite3.Connection, attempt_id: int, state: str, serial: str | None, note: str
+) -> None:
     """Journal that the card of ``attempt_id`` goes to the reject tray from ``state``; the
     blank's serial if it was not known yet, else ``note`` says why it is unknown."""
     conn.execute(
         "UPDATE attempts SET reject_from=?, blank_serial=COALESCE(blank_serial, ?), "
         "serial_note=CASE WHEN COALESCE(blank_serial, ?) IS NULL THEN ? END "
-        "WHERE attempt_id=?", (state, serial, serial, note, attempt_id))
+        "WHERE attempt_id=?",
+        (state, serial, serial, note, attempt_id),
+    )
 
 
 class Recovery:
@@ -140,12 +147,15 @@ class Recovery:
         try:
             self._settle_all(outcomes)
         except DeviceError as exc:
-            self.pending = (Category.ERROR,
-                            Msg("recovery waits for the printer: {error}", error=str(exc)),
-                            Msg(exc.action))
+            self.pending = (
+                Category.ERROR,
+                Msg("recovery waits for the printer: {error}", error=str(exc)),
+                Msg(exc.action),
+            )
         for out in outcomes:
-            log.warning("recovered_attempt", record_id=out.record_id, result=out.result,
-                        reason=out.reason)
+            log.warning(
+                "recovered_attempt", record_id=out.record_id, result=out.result, reason=out.reason
+            )
         if outcomes:
             self.pipeline.board.set(recovered=len(outcomes))
         if self.pending and self.pending != self._logged:
@@ -193,9 +203,10 @@ class Recovery:
                 outcomes.append(out)
             status = self.printer.status()
         if status.card is CardPosition.NONE:
-            outcomes.extend(self._spoil(att, "failed encode",
-                                        "the card never reached printing: spoiled")
-                            for att in self.db.run(early_inspections, durable=False))
+            outcomes.extend(
+                self._spoil(att, "failed encode", "the card never reached printing: spoiled")
+                for att in self.db.run(early_inspections, durable=False)
+            )
 
     def _settle(self, att: OpenCard, in_path: bool, status: PrinterStatus) -> Outcome | None:
         early = att.state in store.BEFORE_PRINTING
@@ -203,18 +214,31 @@ class Recovery:
         if in_path:
             if not self._reject(att, status, RESTART_UNKNOWN):
                 return None
-            return self._spoil(att, klass, f"restart at {att.state}: the card in the printer "
-                               "was moved to the reject tray")
+            return self._spoil(
+                att,
+                klass,
+                f"restart at {att.state}: the card in the printer was moved to the reject tray",
+            )
         if att.reject_from is not None or (early and att.state != "started"):
-            return self._spoil(att, klass, f"restart at {att.state} after the card left for "
-                               "the reject tray")
+            return self._spoil(
+                att, klass, f"restart at {att.state} after the card left for the reject tray"
+            )
         if early:
-            self.db.run(lambda c: store.reject_attempt(
-                c, att.attempt_id, "restart before the blank was fed", spoiled=False,
-                max_attempts=self.pipeline.cfg.max_attempts))
+            self.db.run(
+                lambda c: store.reject_attempt(
+                    c,
+                    att.attempt_id,
+                    "restart before the blank was fed",
+                    spoiled=False,
+                    max_attempts=self.pipeline.cfg.max_attempts,
+                )
+            )
             return self._outcome(att, "aborted", "restart before the blank was fed")
-        why = Msg("restart after printing began (last state {state}): look in the output "
-                  "and reject trays", state=att.state)
+        why = Msg(
+            "restart after printing began (last state {state}): look in the output "
+            "and reject trays",
+            state=att.state,
+        )
         self.db.run(lambda c: store.needs_inspection(c, att.attempt_id, why))
         return self._outcome(att, "needs_inspection", why)
 
@@ -225,14 +249,20 @@ class Recovery:
             # Already accounted for (done, or resolved spoiled by a person), or a card
             # that is not the station's: moved away, no ledger row.
             if self._reject(None, status, RESTART_UNKNOWN):
-                log.warning("stray_card_rejected", owner=None if owner is None
-                            else owner.attempt_id, serial=status.card_serial)
+                log.warning(
+                    "stray_card_rejected",
+                    owner=None if owner is None else owner.attempt_id,
+                    serial=status.card_serial,
+                )
             return None
         if not self._reject(owner, status, RESTART_UNKNOWN):
             return None
         early = owner.reject_from in store.BEFORE_PRINTING
-        return self._spoil(owner, "failed encode" if early else "failed print",
-                           "the card left in the printer was moved to the reject tray")
+        return self._spoil(
+            owner,
+            "failed encode" if early else "failed print",
+            "the card left in the printer was moved to the reject tray",
+        )
 
     def _reject(self, att: OpenCard | None, status: PrinterStatus, unknown: str) -> bool:
         """Send the card in the path to the reject tray, journaled first; False (and
@@ -245,15 +275,26 @@ class Recovery:
             self.pending = (
                 Category.PAUSED,
                 Msg("recovery waits: a card is in the printer ({error})", error=str(exc)),
-                Msg("{action}; the card then goes to the reject tray by itself",
-                    action=Msg(exc.action)))
+                Msg(
+                    "{action}; the card then goes to the reject tray by itself",
+                    action=Msg(exc.action),
+                ),
+            )
             return False
         return True
 
     def _spoil(self, att: OpenCard, klass: str, why: str) -> Outcome:
-        became = self.db.run(lambda c: store.reject_attempt(
-            c, att.attempt_id, why, spoiled=True, max_attempts=self.pipeline.cfg.max_attempts,
-            spoil_class=klass, detail=f"recovery: {why}"))
+        became = self.db.run(
+            lambda c: store.reject_attempt(
+                c,
+                att.attempt_id,
+                why,
+                spoiled=True,
+                max_attempts=self.pipeline.cfg.max_attempts,
+                spoil_class=klass,
+                detail=f"recovery: {why}",
+            )
+        )
         return self._outcome(att, "rejected" if became == "queued" else "failed", why)
 
     @staticmethod

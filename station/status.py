@@ -15,9 +15,9 @@ from typing import Any
 
 import structlog
 
-from station import store
-from station.db import Database
 from station.i18n import Msg, stored
+from station.store import core as store
+from station.store.db import Database
 
 log = structlog.get_logger("station.status")
 
@@ -59,18 +59,33 @@ class StatusBoard:
         :class:`~station.i18n.Msg`: stored as codes with their parameters (``msg``,
         ``act``) beside the English text, so the status CLI shows them in its reader's
         language."""
-        self.set(state={"category": str(category), "message": message, "action": action,
-                        "msg": stored(message), "act": stored(action), "since": time.time()}
-                 if self._last.get("state", {}).get("message") != message
-                 else self._last["state"])
+        self.set(
+            state={
+                "category": str(category),
+                "message": message,
+                "action": action,
+                "msg": stored(message),
+                "act": stored(action),
+                "since": time.time(),
+            }
+            if self._last.get("state", {}).get("message") != message
+            else self._last["state"]
+        )
 
-    def error(self, category: str, message: str, action: str,
-              frames: tuple[str, ...] = ()) -> None:
+    def error(self, category: str, message: str, action: str, frames: tuple[str, ...] = ()) -> None:
         """The last error: ``message`` is the device's own (technical, English) unless it
         is a :class:`~station.i18n.Msg`; ``action`` a message id."""
-        self.set(last_error={"at": time.time(), "category": category, "message": message,
-                             "action": action, "msg": stored(message), "act": stored(action),
-                             "frames": list(frames)})
+        self.set(
+            last_error={
+                "at": time.time(),
+                "category": category,
+                "message": message,
+                "action": action,
+                "msg": stored(message),
+                "act": stored(action),
+                "frames": list(frames),
+            }
+        )
 
     def get(self, key: str) -> Any:
         with self._lock:
@@ -79,8 +94,9 @@ class StatusBoard:
 
 #: The daemon writes its liveness every few seconds; older than this, it is not working.
 LIVENESS_STALE_S = 60.0
-NOT_RUNNING_ACTION = Msg("start it: systemctl start ektp-station; see why it stopped: "
-                         "journalctl -u ektp-station")
+NOT_RUNNING_ACTION = Msg(
+    "start it: systemctl start ektp-station; see why it stopped: journalctl -u ektp-station"
+)
 
 
 def pid_running(pid: int) -> bool:
@@ -106,28 +122,51 @@ def live_state(snap: dict[str, Any], now: float | None = None) -> dict[str, Any]
     pid, live = snap.get("pid"), snap.get("liveness") or {}
     if isinstance(pid, int) and not pid_running(pid):
         if state.get("category") == Category.ERROR:  # it said why before it went
-            out = _error(Msg("{message}; the daemon (pid {pid}) is not running",
-                             message=state.get("message"), pid=pid),
-                         state.get("action") or NOT_RUNNING_ACTION, state)
+            out = _error(
+                Msg(
+                    "{message}; the daemon (pid {pid}) is not running",
+                    message=state.get("message"),
+                    pid=pid,
+                ),
+                state.get("action") or NOT_RUNNING_ACTION,
+                state,
+            )
             out["msg"]["params"]["message"] = state.get("msg") or state.get("message")
             if state.get("act"):
                 out["act"] = state["act"]
             return out
-        return _error(Msg("the daemon (pid {pid}) is not running: it ended without "
-                          "stopping", pid=pid), NOT_RUNNING_ACTION, state)
+        return _error(
+            Msg("the daemon (pid {pid}) is not running: it ended without stopping", pid=pid),
+            NOT_RUNNING_ACTION,
+            state,
+        )
     if live and now - float(live.get("at", 0)) > LIVENESS_STALE_S:
-        return _error(Msg("the daemon has not reported for {seconds} s",
-                          seconds=f"{now - float(live['at']):.0f}"),
-                      Msg("restart it: systemctl restart ektp-station"), state)
+        return _error(
+            Msg(
+                "the daemon has not reported for {seconds} s",
+                seconds=f"{now - float(live['at']):.0f}",
+            ),
+            Msg("restart it: systemctl restart ektp-station"),
+            state,
+        )
     if live and live.get("worker", "ok") != "ok" and state.get("category") != Category.ERROR:
-        out = _error(str(live["worker"]), Msg("the watchdog restarts the daemon; if it "
-                     "repeats, see journalctl -u ektp-station"), state)
+        out = _error(
+            str(live["worker"]),
+            Msg("the watchdog restarts the daemon; if it repeats, see journalctl -u ektp-station"),
+            state,
+        )
         out["msg"] = live.get("worker_msg") or out["msg"]
         return out
     return state
 
 
 def _error(message: str, action: str, was: dict[str, Any]) -> dict[str, Any]:
-    return {"category": str(Category.ERROR), "message": message, "action": action,
-            "msg": stored(message), "act": stored(action),
-            "since": was.get("since"), "last_written": was}
+    return {
+        "category": str(Category.ERROR),
+        "message": message,
+        "action": action,
+        "msg": stored(message),
+        "act": stored(action),
+        "since": was.get("since"),
+        "last_written": was,
+    }

@@ -21,40 +21,50 @@ from typing import Any
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from station import __version__, leases, policy, store
-from station.central.client import CentralRefused, LinkDown, QueueClient, RefusedLease
-from station.central.protocol import (
+from station import __version__, policy
+from station.config import CentralConfig
+from station.crypto import DataKey
+from station.fleet_beat import fleet_fields
+from station.i18n import Msg
+from station.link.client import CentralRefused, LinkDown, QueueClient, RefusedLease
+from station.link.protocol import (
     MAX_BATCH,
     MAX_LEASE_TTL_S,
     CardResult,
     Heartbeat,
     LeasedRecord,
 )
-from station.config import CentralConfig
-from station.crypto import DataKey
-from station.db import Database
-from station.fleet_beat import fleet_fields
-from station.i18n import Msg
-from station.ingest import Checked, buffer_checked, check, granted, refuse
 from station.metrics import SYNC_ROUNDS
 from station.pipeline import boot_id
 from station.quiet import QuietWindow
 from station.status import StatusBoard
+from station.store import core as store
+from station.store import leases
+from station.store.db import Database
+from station.store.ingest import Checked, buffer_checked, check, granted, refuse
 
 log = structlog.get_logger("station.sync")
 
-#: Lease ids one renew or release request may carry (station/central/protocol.py).
+#: Lease ids one renew or release request may carry (station/link/protocol.py).
 LEASE_IDS_PER_REQUEST = 10 * MAX_BATCH
 #: Leases renewed in one request (each takes a few milliseconds of the printer's time).
 RENEW_CHUNK = 100
 
 
 class SyncLoop:
-    def __init__(self, db: Database, client: QueueClient, *, cfg: CentralConfig,
-                 keys: dict[str, Ed25519PublicKey], data_key: DataKey, board: StatusBoard,
-                 on_records: Callable[[], None] = lambda: None,
-                 rationing: policy.RationingConfig | None = None,
-                 quiet: QuietWindow | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        client: QueueClient,
+        *,
+        cfg: CentralConfig,
+        keys: dict[str, Ed25519PublicKey],
+        data_key: DataKey,
+        board: StatusBoard,
+        on_records: Callable[[], None] = lambda: None,
+        rationing: policy.RationingConfig | None = None,
+        quiet: QuietWindow | None = None,
+    ) -> None:
         self.db = db
         self.client = client
         self.cfg = cfg
@@ -145,8 +155,9 @@ class SyncLoop:
         return busy
 
     def drain_outbox(self) -> bool:
-        pending = self.db.run(lambda c: store.pending_results(c, self.cfg.outbox_batch),
-                              durable=False)
+        pending = self.db.run(
+            lambda c: store.pending_results(c, self.cfg.outbox_batch), durable=False
+        )
         if not pending:
             return False
         results = [CardResult.model_validate_json(body) for _, body in pending]
@@ -168,7 +179,7 @@ class SyncLoop:
         for at in range(0, len(active), RENEW_CHUNK):
             if at:  # a long renewal is spread over the printer's quiet windows
                 self.quiet.wait()
-            self._renew(active[at:at + RENEW_CHUNK])
+            self._renew(active[at : at + RENEW_CHUNK])
 
     def _renew(self, lease_ids: list[str]) -> None:
         sent_at = (time.time(), time.monotonic())
@@ -184,8 +195,10 @@ class SyncLoop:
     def paused_too_long(self) -> bool:
         """The printer has stood still (jam, cover, ribbon, inspection…) past the limit."""
         state = self.board.get("state") or {}
-        return (state.get("category") in ("paused", "error")
-                and time.time() - state.get("since", time.time()) > self.cfg.release_paused_after_s)
+        return (
+            state.get("category") in ("paused", "error")
+            and time.time() - state.get("since", time.time()) > self.cfg.release_paused_after_s
+        )
 
     def release_excess(self) -> None:
         """Hand back leases the station cannot print soon (no blanks, quota, a printer
@@ -199,15 +212,20 @@ class SyncLoop:
             if capacity is not None:
                 excess = leases.excess_leases(conn, capacity, allow.urgent_only)
                 if excess:
-                    reason = allow.stop or ("paused" if paused else "no_blanks" if capacity >=
-                                            store.ledger_totals(conn)["in_stock"] else "quota")
+                    reason = allow.stop or (
+                        "paused"
+                        if paused
+                        else "no_blanks"
+                        if capacity >= store.ledger_totals(conn)["in_stock"]
+                        else "quota"
+                    )
                     leases.release_records(conn, excess, reason)
                     log.info("leases_released", count=len(excess), reason=reason)
             return leases.unsent_releases(conn)
 
         for reason, unsent in self.db.run(decide).items():
             for at in range(0, len(unsent), LEASE_IDS_PER_REQUEST):
-                lease_ids = unsent[at:at + LEASE_IDS_PER_REQUEST]
+                lease_ids = unsent[at : at + LEASE_IDS_PER_REQUEST]
                 self.client.release(lease_ids, reason)  # type: ignore[arg-type]
                 self._mark_sent(lease_ids)
 
@@ -242,14 +260,27 @@ class SyncLoop:
         got = len(answer.records) + len(answer.refused)
         return got == want and want == self.cfg.lease_batch
 
-    def _ingest(self, conn: sqlite3.Connection, checked: list[tuple[LeasedRecord, Checked]],
-                refused: list[RefusedLease], sent_at: tuple[float, float]) -> None:
+    def _ingest(
+        self,
+        conn: sqlite3.Connection,
+        checked: list[tuple[LeasedRecord, Checked]],
+        refused: list[RefusedLease],
+        sent_at: tuple[float, float],
+    ) -> None:
         for item, outcome in checked:
             rid = item.signed.record_id()
-            lease = store.Lease(rid, item.lease_id, sent_at[0] + item.ttl_s,
-                                sent_at[1] + item.ttl_s, self._boot)
-            buffer_checked(conn, outcome, lease, self.keys, self.data_key, grant=item.grant,
-                           station_id=self.client.station_id)
+            lease = store.Lease(
+                rid, item.lease_id, sent_at[0] + item.ttl_s, sent_at[1] + item.ttl_s, self._boot
+            )
+            buffer_checked(
+                conn,
+                outcome,
+                lease,
+                self.keys,
+                self.data_key,
+                grant=item.grant,
+                station_id=self.client.station_id,
+            )
         for bad in refused:
             if bad.record_id is None or bad.lease_id is None:
                 # Nothing to report it under: the centre's lease runs out and it is
@@ -257,22 +288,33 @@ class SyncLoop:
                 log.warning("lease_item_refused", reason=bad.reason)
                 continue
             ttl = bad.ttl_s if bad.ttl_s is not None and 0 < bad.ttl_s <= MAX_LEASE_TTL_S else 0
-            lease = store.Lease(bad.record_id, bad.lease_id, sent_at[0] + ttl,
-                                sent_at[1] + ttl, self._boot)
+            lease = store.Lease(
+                bad.record_id, bad.lease_id, sent_at[0] + ttl, sent_at[1] + ttl, self._boot
+            )
             if granted(conn, bad.grant, self.keys, lease, station_id=self.client.station_id):
                 refuse(conn, lease, bad.reason)
 
     def heartbeat(self) -> None:
         stock = self.db.run(lambda c: stock_outlook(c, self.rationing), durable=False)
         midnight = policy.local_midnight(self.rationing.tz)
-        fleet = self.db.run(lambda c: fleet_fields(c, self.board, midnight,
-                                                   self.disk_free_mb()), durable=False)
-        self.client.heartbeat(Heartbeat(**fleet,
-            station_id=self.client.station_id, version=__version__,
-            printer_state=heartbeat_state(self.worker_problem(), self.board),
-            blanks=stock["in_stock"], buffer=stock["buffered"], outbox=stock["outbox"],
-            cards_today=stock["cards_today"], burn_rate_per_day=stock["burn_rate_per_day"],
-            days_left=stock["days_left"], inspection=stock["inspection"]))
+        fleet = self.db.run(
+            lambda c: fleet_fields(c, self.board, midnight, self.disk_free_mb()), durable=False
+        )
+        self.client.heartbeat(
+            Heartbeat(
+                **fleet,
+                station_id=self.client.station_id,
+                version=__version__,
+                printer_state=heartbeat_state(self.worker_problem(), self.board),
+                blanks=stock["in_stock"],
+                buffer=stock["buffered"],
+                outbox=stock["outbox"],
+                cards_today=stock["cards_today"],
+                burn_rate_per_day=stock["burn_rate_per_day"],
+                days_left=stock["days_left"],
+                inspection=stock["inspection"],
+            )
+        )
 
 
 def heartbeat_state(worker_problem: str | None, board: StatusBoard) -> str:

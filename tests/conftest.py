@@ -12,7 +12,11 @@ from pathlib import Path
 import pytest
 import structlog
 
-from tests.station.harness import Central, running_central
+from tests.support.harness import Central, running_central
+
+#: The PC/SC fixtures (a real pcscd, virtual cards) serve the driver, contract and
+#: scenario tests alike.
+pytest_plugins = ["tests.support.pcsc_fixtures"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -82,4 +86,4 @@ def failing_disk(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr("station.db.os.fdatasync", broken)
+    monkeypatch.setattr("station.store.db.os.fdatasync", broken)

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from drivers.base import CHIP_DRIVERS, PRINTER_DRIVERS, CardPrinter, ChipChannel, load_driver
-from drivers.sim import SimChipChannel, SimPrinter
+from drivers.sim.printer import SimChipChannel, SimPrinter
 from tests.drivers.conftest import FAST
-from tests.drivers.contract import ChipContract, MakeChannel, MakePrinter, PrinterContract
+from tests.support.contract import ChipContract, MakeChannel, MakePrinter, PrinterContract
 
 
 class TestSimPrinterContract(PrinterContract):

@@ -18,8 +18,8 @@ from drivers.script import (
     read_chip_serial,
     sw_matches,
 )
-from drivers.sim import SimChipChannel, SimPrinter
-from drivers.simcard import SimSam
+from drivers.sim.card import SimSam
+from drivers.sim.printer import SimChipChannel, SimPrinter
 
 H = bytes.fromhex
 SECRET = b'{"nama":"BUDI SANTOSO","nik":"3171011203850001"}'

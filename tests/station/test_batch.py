@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from drivers.sim import SimPrinter
+from central.batches import (
+    add_central_batch_commands,
+    create_batch,
+    ingest_results,
+    register_station_key,
+)
+from central.seed import load_or_create_key, make_record
+from drivers.sim.printer import SimPrinter
 from station.batch import (
     add_batch_commands,
     export_results,
@@ -23,13 +30,9 @@ from station.batch import (
     station_public_key,
 )
 from station.batchkeys import batch_public_key, load_or_create_batch_key
-from station.central.batches import (
-    add_central_batch_commands,
-    create_batch,
-    ingest_results,
-    register_station_key,
-)
-from station.central.batchfile import (
+from station.config import StationConfig, load_config
+from station.daemon import Station
+from station.link.batchfile import (
     BatchBody,
     BatchFileError,
     SignedFile,
@@ -40,13 +43,10 @@ from station.central.batchfile import (
     write_sealed,
     write_signed,
 )
-from station.central.seed import load_or_create_key, make_record
-from station.config import StationConfig, load_config
-from station.daemon import Station
 from station.records import sign_record
-from tests.station.harness import Central, db_counts, station_config, wait_for
-from tests.station.netfaults import FaultProxy, Mode
-from tests.station.test_end_to_end import personal_values, receive
+from tests.scenarios.test_end_to_end import personal_values, receive
+from tests.support.harness import Central, db_counts, station_config, wait_for
+from tests.support.netfaults import FaultProxy, Mode
 
 
 @pytest.fixture
@@ -63,13 +63,29 @@ def seal(path: Path, signed: SignedFile, to: StationConfig) -> Path:
     return path
 
 
-def issue(central: Central, path: Path, to: StationConfig, *, station: str | None = None,
-          count: int = 10, days: float = 3.0) -> Path:
+def issue(
+    central: Central,
+    path: Path,
+    to: StationConfig,
+    *,
+    station: str | None = None,
+    count: int = 10,
+    days: float = 3.0,
+) -> Path:
     """A batch of ``count`` records for ``station`` (default ``to``'s), sealed to ``to``."""
     key_id, key = load_or_create_key(central.key_dir)
-    return seal(path, create_batch(central.server.db, key, key_id,
-                                   station_id=station or to.station_id, count=count,
-                                   days=days), to)
+    return seal(
+        path,
+        create_batch(
+            central.server.db,
+            key,
+            key_id,
+            station_id=station or to.station_id,
+            count=count,
+            days=days,
+        ),
+        to,
+    )
 
 
 def opened(path: Path, cfg: StationConfig) -> BatchBody:
@@ -86,7 +102,8 @@ def tray(root: Path) -> Counter[str]:
 
 
 def test_batch_printed_offline_then_ingested_twice_and_drained_counts_once(
-        tmp_path: Path, central: Central, offline: FaultProxy) -> None:
+    tmp_path: Path, central: Central, offline: FaultProxy
+) -> None:
     """A batch printed with the link down reaches the centre by file; ingesting the file
     again and the link's later drain of the same results count nothing twice."""
     central.seed(20)
@@ -116,8 +133,7 @@ def test_batch_printed_offline_then_ingested_twice_and_drained_counts_once(
         assert (summary.printed, summary.results, summary.printed_twice) == (12, 12, [])
 
         offline.set_mode(Mode.PASS)
-        wait_for("the outbox drained over the link",
-                 lambda: db_counts(cfg.db_path)["outbox"] == 0)
+        wait_for("the outbox drained over the link", lambda: db_counts(cfg.db_path)["outbox"] == 0)
         wait_for("the other 8 printed online", lambda: central.server.summary().printed == 20)
     finally:
         station.stop()
@@ -168,8 +184,11 @@ def test_altered_or_foreign_batch_is_refused(tmp_path: Path, central: Central) -
     stranger.mkdir()
     _, key = load_or_create_key(stranger)
     central.seed(2)
-    seal(tmp_path / "foreign.json", create_batch(
-        central.server.db, key, "intruder-1", station_id="t-01", count=2, days=1), cfg)
+    seal(
+        tmp_path / "foreign.json",
+        create_batch(central.server.db, key, "intruder-1", station_id="t-01", count=2, days=1),
+        cfg,
+    )
     with pytest.raises(BatchFileError, match="not trusted"):
         import_batch(cfg, tmp_path / "foreign.json")
     truncated = tmp_path / "truncated.json"
@@ -183,12 +202,14 @@ def test_altered_or_foreign_batch_is_refused(tmp_path: Path, central: Central) -
 
 
 def test_forged_record_in_a_signed_batch_is_reported_failed(
-        tmp_path: Path, central: Central) -> None:
+    tmp_path: Path, central: Central
+) -> None:
     """A record whose own signature fails inside a validly signed batch is never buffered
     for printing: it is reported failed, the others are buffered."""
     central.seed(3)
-    central.server.add_records([sign_record(make_record(900, seed=9), Ed25519PrivateKey
-                                            .generate(), "central-1")])
+    central.server.add_records(
+        [sign_record(make_record(900, seed=9), Ed25519PrivateKey.generate(), "central-1")]
+    )
     cfg = load_config(station_config(tmp_path, central))
     report = import_batch(cfg, issue(central, tmp_path / "batch.json", cfg, count=4))
     assert (report.buffered, report.refused) == (3, 1)
@@ -204,8 +225,9 @@ def test_forged_record_in_a_signed_batch_is_reported_failed(
 def test_results_file_needs_the_registered_station_key(tmp_path: Path, central: Central) -> None:
     """The centre ingests a results file only when it verifies against the key registered
     for that station: unregistered, re-keyed or altered files change nothing."""
-    central.server.add_records([sign_record(make_record(901, seed=9), Ed25519PrivateKey
-                                            .generate(), "central-1")])
+    central.server.add_records(
+        [sign_record(make_record(901, seed=9), Ed25519PrivateKey.generate(), "central-1")]
+    )
     cfg = load_config(station_config(tmp_path, central))
     import_batch(cfg, issue(central, tmp_path / "batch.json", cfg, count=1))  # one failed
     exported = export_results(cfg, tmp_path / "results.json")
@@ -235,7 +257,7 @@ def test_results_file_needs_the_registered_station_key(tmp_path: Path, central: 
 def test_renewals_never_shorten_a_batch_lease(tmp_path: Path, central: Central) -> None:
     """A station online again renews its batch leases without cutting them to the normal
     lease time: the days granted stay granted."""
-    from station.central.client import QueueClient
+    from station.link.client import QueueClient
 
     central.seed(2)
     cfg = load_config(station_config(tmp_path, central))
@@ -262,8 +284,9 @@ def _cli(*argv: str) -> int:
     return code
 
 
-def test_cli_verbs_carry_a_batch_both_ways(tmp_path: Path, central: Central,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_verbs_carry_a_batch_both_ways(
+    tmp_path: Path, central: Central, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The technician's and the operator's verbs: key, register, create, import, export,
     ingest, each answering one line; a second ingest reports everything already known."""
     central.seed(3)
@@ -275,17 +298,65 @@ def test_cli_verbs_carry_a_batch_both_ways(tmp_path: Path, central: Central,
     assert _cli("--config", str(config), "batch", "pubkey") == 0
     box = tmp_path / "t-01.box"
     box.write_text(capsys.readouterr().out.strip())
-    assert _cli("central", "batch", "create", "--db", db, "--key-dir", str(central.key_dir),
-                "--station", "t-01", "--count", "3", "--days", "2",
-                "--out", str(tmp_path / "b.json")) == 2
+    assert (
+        _cli(
+            "central",
+            "batch",
+            "create",
+            "--db",
+            db,
+            "--key-dir",
+            str(central.key_dir),
+            "--station",
+            "t-01",
+            "--count",
+            "3",
+            "--days",
+            "2",
+            "--out",
+            str(tmp_path / "b.json"),
+        )
+        == 2
+    )
     assert "no batch key registered for station 't-01'" in capsys.readouterr().err
     assert central.server.summary().leased == 0  # nothing leased for a file never written
-    assert _cli("central", "batch", "register", "--db", db, "--station", "t-01",
-                "--key", str(pub), "--batch-key", str(box)) == 0
+    assert (
+        _cli(
+            "central",
+            "batch",
+            "register",
+            "--db",
+            db,
+            "--station",
+            "t-01",
+            "--key",
+            str(pub),
+            "--batch-key",
+            str(box),
+        )
+        == 0
+    )
     assert "results and batch key registered" in capsys.readouterr().out
-    assert _cli("central", "batch", "create", "--db", db, "--key-dir", str(central.key_dir),
-                "--station", "t-01", "--count", "3", "--days", "2",
-                "--out", str(tmp_path / "b.json")) == 0
+    assert (
+        _cli(
+            "central",
+            "batch",
+            "create",
+            "--db",
+            db,
+            "--key-dir",
+            str(central.key_dir),
+            "--station",
+            "t-01",
+            "--count",
+            "3",
+            "--days",
+            "2",
+            "--out",
+            str(tmp_path / "b.json"),
+        )
+        == 0
+    )
     assert _cli("--config", str(config), "batch", "import", str(tmp_path / "b.json")) == 0
     assert "3 records buffered" in capsys.readouterr().out
     assert _cli("--config", str(config), "batch", "export", str(tmp_path / "r.json")) == 0
@@ -297,7 +368,8 @@ def test_cli_verbs_carry_a_batch_both_ways(tmp_path: Path, central: Central,
 
 
 def test_batch_whose_leases_already_expired_is_refused_at_import(
-        tmp_path: Path, central: Central, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, central: Central, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A batch whose leases end before the station's lease margin is refused at import
     with the reason (nothing buffered to expire unprinted); in a batch with some such
     leases only those are left out, counted and named in the import line."""
@@ -305,8 +377,11 @@ def test_batch_whose_leases_already_expired_is_refused_at_import(
     config = station_config(tmp_path, central)
     cfg = load_config(config)
     short = issue(central, tmp_path / "short.json", cfg, count=3, days=30 / 86400)
-    with pytest.raises(BatchFileError, match=r"every lease in it has expired \(or ends "
-                                             r"within 60 s\)"):
+    with pytest.raises(
+        BatchFileError,
+        match=r"every lease in it has expired \(or ends "
+        r"within 60 s\)",
+    ):
         import_batch(cfg, short)
     assert not cfg.db_path.exists() or buffered(cfg) == 0
 
@@ -317,13 +392,15 @@ def test_batch_whose_leases_already_expired_is_refused_at_import(
     mixed = body.model_copy(update={"records": [stale, body.records[1]]})
     seal(tmp_path / "mixed.json", sign_body(mixed, key, key_id), cfg)
     assert _cli("--config", str(config), "batch", "import", str(tmp_path / "mixed.json")) == 0
-    assert ("1 records buffered, 0 already known, 0 refused, 1 not buffered: their lease "
-            "had expired") in capsys.readouterr().out
+    assert (
+        "1 records buffered, 0 already known, 0 refused, 1 not buffered: their lease had expired"
+    ) in capsys.readouterr().out
     assert buffered(cfg) == 1
 
 
 def test_sealed_batch_opens_only_at_its_station_and_carries_no_pii_in_clear(
-        tmp_path: Path, central: Central) -> None:
+    tmp_path: Path, central: Central
+) -> None:
     """The batch file's bytes hold no NIK or name (the same batch in clear does); another
     station cannot open it, not even by putting its own key in the header; a changed byte
     is refused; its own station opens it, with its batch key kept 0600."""
@@ -341,15 +418,18 @@ def test_sealed_batch_opens_only_at_its_station_and_carries_no_pii_in_clear(
     assert all(v in clear for v in people)
     assert not [v for v in people if v in sealed]
 
-    with pytest.raises(BatchFileError, match="is sealed for station t-01's key, not this "
-                                             "station's: only that station can open it"):
+    with pytest.raises(
+        BatchFileError,
+        match="is sealed for station t-01's key, not this station's: only that station can open it",
+    ):
         import_batch(b, tmp_path / "batch.ektp")
     head, _, rest = sealed.partition(b"\n")
     header, _, cipher = rest.partition(b"\n")
     fields = json.loads(header)
     fields["recipient"] = batch_public_key(b)
     (tmp_path / "rekeyed.ektp").write_bytes(
-        head + b"\n" + json.dumps(fields).encode() + b"\n" + cipher)
+        head + b"\n" + json.dumps(fields).encode() + b"\n" + cipher
+    )
     with pytest.raises(BatchFileError, match="cannot be opened with this station's batch key"):
         import_batch(b, tmp_path / "rekeyed.ektp")
     flipped = bytearray(sealed)

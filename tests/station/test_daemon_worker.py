@@ -18,20 +18,20 @@ from typing import Any
 
 import pytest
 
-from drivers.sim import SimPrinter
-from station import faults, store
-from station.central.seed import load_or_create_key, signed_records
-from station.cli import main
+from central.seed import load_or_create_key, signed_records
+from drivers.sim.printer import SimPrinter
+from station import faults
+from station.cli.main import main
 from station.config import load_config
+from station.faces.prefetch import FacePrefetcher, Prepared
 from station.pipeline import Pipeline
-from station.prefetch import FacePrefetcher, Prepared
 from station.records import PrintReadyRecord, sign_record
-from tests.station.harness import Central, running_station, station_config, wait_for
-from tests.station.test_end_to_end import receive
+from station.store import core as store
+from tests.scenarios.test_end_to_end import receive
+from tests.support.harness import Central, running_station, station_config, wait_for
 
 
-def add_signed(central: Central, start_index: int, n: int = 1,
-               change: Any = None) -> list[str]:
+def add_signed(central: Central, start_index: int, n: int = 1, change: Any = None) -> list[str]:
     """``n`` records signed by the centre (``change(record)`` edits each before signing)."""
     key_id, key = load_or_create_key(central.key_dir)
     out = []
@@ -55,7 +55,8 @@ def all_closed(central: Central, n: int) -> bool:
 
 
 def test_unexpected_exceptions_end_one_attempt_and_good_records_print(
-        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An exception no device names, while a record is prepared or while its chip is
     written, ends that record's attempt (the fed card to the reject tray, at most two
     blanks when it repeats) and the worker prints every good record behind it."""
@@ -78,7 +79,8 @@ def test_unexpected_exceptions_end_one_attempt_and_good_records_print(
         assert station.worker_problem() is None
     assert central.server.summary().printed == 5
     assert results(central, unprepared) == [
-        ("failed", "the record could not be prepared for printing (RuntimeError)")]
+        ("failed", "the record could not be prepared for printing (RuntimeError)")
+    ]
     outcomes = results(central, unencodable)
     assert [o for o, _ in outcomes] == ["spoiled", "spoiled", "failed"]
     assert (outcomes[-1][1] or "").startswith("record-caused (the same on two blanks): ")
@@ -88,7 +90,8 @@ def test_unexpected_exceptions_end_one_attempt_and_good_records_print(
 
 
 def test_a_chip_script_that_cannot_succeed_burns_at_most_two_blanks(
-        tmp_path: Path, central: Central, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, central: Central, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A script the card refuses at the same step with the same status word on a second
     blank ends failed with the reason after two blanks, though max_attempts allows five;
     one failing its own checks is refused before any blank; the report charges the two
@@ -114,18 +117,27 @@ def test_a_chip_script_that_cannot_succeed_burns_at_most_two_blanks(
     assert central.server.summary().printed == 3
     out = results(central, refused)
     assert [o for o, _ in out] == ["spoiled", "spoiled", "failed"]
-    assert out[-1][1] == ("record-caused (the same on two blanks): failed encode: "
-                          f"step {last_step['refused']} (INS A4): SW 6A82 file or application "
-                          "not found")
+    assert out[-1][1] == (
+        "record-caused (the same on two blanks): failed encode: "
+        f"step {last_step['refused']} (INS A4): SW 6A82 file or application "
+        "not found"
+    )
     assert results(central, broken) == [
-        ("failed", f"chip script: step {last_step['broken']}: placeholder {{never_captured}} "
-         "was not captured before")]
+        (
+            "failed",
+            f"chip script: step {last_step['broken']}: placeholder {{never_captured}} "
+            "was not captured before",
+        )
+    ]
     assert len(SimPrinter(tmp_path / "printer.json").tray_cards("reject")) == 2
     capsys.readouterr()
     assert main(["--config", str(config), "report", "daily", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert (report["spoiled_by_record"], report["spoiled_by_blank"],
-            report["spoiled_by_device"]) == (2, 0, 0)
+    assert (
+        report["spoiled_by_record"],
+        report["spoiled_by_blank"],
+        report["spoiled_by_device"],
+    ) == (2, 0, 0)
     assert main(["--config", str(config), "report", "daily", "--csv"]) == 0
     [row] = csv.DictReader(io.StringIO(capsys.readouterr().out))
     assert (row["spoiled_by_record"], row["spoiled_by_blank"]) == ("2", "0")
@@ -149,8 +161,9 @@ def break_encoding(monkeypatch: pytest.MonkeyPatch, record_id: str) -> None:
     monkeypatch.setattr(Pipeline, "_encode", encode)
 
 
-def _hand_over(db: Path, record_id: str, *, boot: str | None = None,
-               state: str = "started", fatal: bool = True) -> None:
+def _hand_over(
+    db: Path, record_id: str, *, boot: str | None = None, state: str = "started", fatal: bool = True
+) -> None:
     """Leave ``record_id``'s attempt open at ``state``, as a daemon that died with it in
     hand does: of a fatal signal (its traceback in crash.log), or else of a kill -9."""
     if fatal:
@@ -168,8 +181,12 @@ def _hand_over(db: Path, record_id: str, *, boot: str | None = None,
 def _buffered(db: Path) -> list[str]:
     conn = sqlite3.connect(db)
     try:
-        return [r[0] for r in conn.execute(
-            "SELECT record_id FROM records WHERE status='queued' ORDER BY enrolled_at")]
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT record_id FROM records WHERE status='queued' ORDER BY enrolled_at"
+            )
+        ]
     finally:
         conn.close()
 
@@ -184,7 +201,8 @@ def buffer_only(config: Path, root: Path, n: int) -> None:
 
 
 def test_a_record_in_hand_at_two_crashes_in_a_row_is_quarantined(
-        tmp_path: Path, central: Central) -> None:
+    tmp_path: Path, central: Central
+) -> None:
     """A record whose attempt was open at two crashes in a row of the daemon (same boot)
     is reported failed as poison and never started again; the good records print."""
     central.seed(3)
@@ -203,8 +221,9 @@ def test_a_record_in_hand_at_two_crashes_in_a_row_is_quarantined(
         assert station.worker.is_alive()
     out = results(central, poison)
     assert [o for o, _ in out] == ["failed"]
-    assert out[0][1] == ("poison: the station stopped 2 times in a row with this record "
-                         "in hand; not printed again")
+    assert out[0][1] == (
+        "poison: the station stopped 2 times in a row with this record in hand; not printed again"
+    )
     assert central.server.summary().printed == 2
     labels = {c.label for c in SimPrinter(tmp_path / "printer.json").tray_cards("output")}
     assert poison not in labels
@@ -229,7 +248,8 @@ def test_crashes_at_different_steps_are_not_poison(tmp_path: Path, central: Cent
 
 
 def test_a_daemon_killed_again_during_start_up_counts_the_crash_once(
-        tmp_path: Path, central: Central) -> None:
+    tmp_path: Path, central: Central
+) -> None:
     """A record in hand at one crash, with the next daemon killed during its start-up
     (after counting, before recovery settled the attempt), is not poison: it prints."""
     central.seed(1)
@@ -267,16 +287,21 @@ def test_kills_without_a_fatal_signal_are_not_poison(tmp_path: Path, central: Ce
     assert not any((reason or "").startswith("poison") for _, reason in results(central, rid))
 
 
-@pytest.mark.parametrize(("sig", "crashed"), [(signal.SIGSEGV, True), (signal.SIGABRT, True),
-                                              (signal.SIGKILL, False)])
-def test_only_a_fatal_signal_leaves_a_crash_log(tmp_path: Path, sig: signal.Signals,
-                                                crashed: bool) -> None:
+@pytest.mark.parametrize(
+    ("sig", "crashed"), [(signal.SIGSEGV, True), (signal.SIGABRT, True), (signal.SIGKILL, False)]
+)
+def test_only_a_fatal_signal_leaves_a_crash_log(
+    tmp_path: Path, sig: signal.Signals, crashed: bool
+) -> None:
     """A process with the crash log armed that dies of SIGSEGV or SIGABRT (the systemd
     watchdog's signal) leaves its traceback for the next start; a SIGKILL leaves none."""
-    code = ("import os, sys; from pathlib import Path; from station import faults; "
-            f"faults.arm_crash_log(Path(sys.argv[1])); os.kill(os.getpid(), {int(sig)})")
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=False,
-                          capture_output=True, timeout=60)
+    code = (
+        "import os, sys; from pathlib import Path; from station import faults; "
+        f"faults.arm_crash_log(Path(sys.argv[1])); os.kill(os.getpid(), {int(sig)})"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], check=False, capture_output=True, timeout=60
+    )
     assert proc.returncode == -sig
     assert faults.take_crash_log(tmp_path) is crashed
     assert faults.take_crash_log(tmp_path) is False  # taken once
@@ -315,7 +340,8 @@ def dead_worker(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_dead_worker_shows_error_in_status_and_heartbeat(
-        tmp_path: Path, central: Central, dead_worker: None) -> None:
+    tmp_path: Path, central: Central, dead_worker: None
+) -> None:
     """With the printer worker dead, station status says ERROR with an action and the
     centre's heartbeat says error, not printing."""
     central.seed(2)
@@ -323,9 +349,13 @@ def test_a_dead_worker_shows_error_in_status_and_heartbeat(
     receive(config, 5)
     with running_station(config) as station:
         wait_for("the worker to die", lambda: not station.worker.is_alive())
-        wait_for("an error heartbeat", lambda: (
-            (hb := central.server.db.last_heartbeat("t-01")) is not None
-            and hb.printer_state == "error: the printer worker stopped"))
+        wait_for(
+            "an error heartbeat",
+            lambda: (
+                (hb := central.server.db.last_heartbeat("t-01")) is not None
+                and hb.printer_state == "error: the printer worker stopped"
+            ),
+        )
         state = _status(config)
         text = _cli(config, "status").stdout
         assert station.summary().startswith("error: the printer worker stopped: ")
@@ -335,7 +365,8 @@ def test_a_dead_worker_shows_error_in_status_and_heartbeat(
 
 
 def test_a_stuck_worker_shows_error_and_the_heartbeat_says_so(
-        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A worker stuck in one device step past its limit makes the status ERROR with an
     action and the heartbeat an error, though the last state it wrote was printing."""
     release = threading.Event()
@@ -352,11 +383,17 @@ def test_a_stuck_worker_shows_error_and_the_heartbeat_says_so(
     try:
         with running_station(config) as station:
             station.stuck_after_s = 0.5
-            wait_for("a card in print", lambda: (station.board.get("state") or {}).get(
-                "category") == "printing")
-            wait_for("a stuck heartbeat", lambda: (
-                (hb := central.server.db.last_heartbeat("t-01")) is not None
-                and hb.printer_state.startswith("error: the printer worker is stuck")))
+            wait_for(
+                "a card in print",
+                lambda: (station.board.get("state") or {}).get("category") == "printing",
+            )
+            wait_for(
+                "a stuck heartbeat",
+                lambda: (
+                    (hb := central.server.db.last_heartbeat("t-01")) is not None
+                    and hb.printer_state.startswith("error: the printer worker is stuck")
+                ),
+            )
             assert station.check_health() is not None  # what the main thread does each tick
             state = _status(config)
             release.set()
@@ -369,16 +406,23 @@ def test_a_stuck_worker_shows_error_and_the_heartbeat_says_so(
 
 def _daemon(config: Path, code: str) -> subprocess.Popen[str]:
     """``station run`` in a child process, after ``code`` (a fault to inject)."""
-    script = (f"import sys\n{code}\nfrom station.cli import main\n"
-              f"sys.exit(main(['--config', {str(config)!r}, 'run']))\n")
-    return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    script = (
+        f"import sys\n{code}\nfrom station.cli.main import main\n"
+        f"sys.exit(main(['--config', {str(config)!r}, 'run']))\n"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """A ``station`` verb in a child process, as a technician runs it."""
-    return subprocess.run([sys.executable, "-m", "station.cli", "--config", str(config),
-                           *args], capture_output=True, text=True, check=True)
+    return subprocess.run(
+        [sys.executable, "-m", "station.cli.main", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
 
 
 def _status(config: Path) -> dict[str, Any]:
@@ -387,15 +431,19 @@ def _status(config: Path) -> dict[str, Any]:
 
 
 def test_station_run_exits_non_zero_at_once_when_the_worker_dies(
-        tmp_path: Path, central: Central) -> None:
+    tmp_path: Path, central: Central
+) -> None:
     """When the worker dies (here: the disk fails under the printing journal), station
     run exits 70 within seconds instead of living on without printing."""
     central.seed(1)
     config = station_config(tmp_path, central)
     receive(config, 5)
-    proc = _daemon(config, "import errno, station.db\n"
-                   "def broken(fd):\n    raise OSError(errno.EIO, 'Input/output error')\n"
-                   "station.db.os.fdatasync = broken")
+    proc = _daemon(
+        config,
+        "import errno, station.store.db\n"
+        "def broken(fd):\n    raise OSError(errno.EIO, 'Input/output error')\n"
+        "station.store.db.os.fdatasync = broken",
+    )
     try:
         started = time.monotonic()
         code = proc.wait(timeout=60)
@@ -417,20 +465,21 @@ def test_status_of_a_killed_daemon_is_an_error(tmp_path: Path, central: Central)
     config = station_config(tmp_path, central)
     proc = _daemon(config, "")
     try:
-        wait_for("the daemon up", lambda: _status(config).get("category") == "paused",
-                 timeout=60)
+        wait_for("the daemon up", lambda: _status(config).get("category") == "paused", timeout=60)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     state = _status(config)
     assert state["category"] == "error"
-    assert state["message"] == (f"the daemon (pid {proc.pid}) is not running: it ended "
-                                "without stopping")
+    assert state["message"] == (
+        f"the daemon (pid {proc.pid}) is not running: it ended without stopping"
+    )
     assert state["action"].startswith("start it: systemctl start ektp-station")
 
 
 def test_the_heartbeat_carries_the_fleet_fields(
-        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """After printing two cards and spoiling two blanks on a record whose chip cannot be
     written, the centre's last heartbeat tells state, printed and spoiled counts by class,
     disk free and version."""
@@ -440,9 +489,14 @@ def test_the_heartbeat_carries_the_fleet_fields(
     config = station_config(tmp_path, central, central={"heartbeat_every_s": 0.1})
     receive(config, 5)
     with running_station(config):
-        wait_for("the fleet heartbeat", lambda: (
-            (hb := central.server.db.last_heartbeat("t-01")) is not None
-            and hb.printed_total == 2 and sum((hb.spoiled_total or {}).values()) == 2))
+        wait_for(
+            "the fleet heartbeat",
+            lambda: (
+                (hb := central.server.db.last_heartbeat("t-01")) is not None
+                and hb.printed_total == 2
+                and sum((hb.spoiled_total or {}).values()) == 2
+            ),
+        )
     hb = central.server.db.last_heartbeat("t-01")
     assert hb is not None
     assert hb.state in ("ready", "printing")

@@ -14,18 +14,18 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from drivers.sim import SimPrinter
+from drivers.sim.printer import SimPrinter
 from station.config import load_config
 from station.daemon import Station
 from station.disk import MB, DiskGuard
-from tests.station.harness import (
+from tests.scenarios.test_end_to_end import receive
+from tests.support.harness import (
     Central,
     db_counts,
     running_central,
     station_config,
     wait_for,
 )
-from tests.station.test_end_to_end import receive
 
 ROOT = Path(__file__).resolve().parents[2]
 RESERVE_MB = 3
@@ -39,8 +39,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     mnt.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
     try:
@@ -69,61 +73,104 @@ def fill(disk: Path, name: str, leave_mb: float) -> Path:
 
 def status(config: Path, *flags: str) -> str:
     """What ``station status`` prints (the text with its lines joined: it wraps at 80)."""
-    proc = subprocess.run([sys.executable, "-m", "station.cli", "--lang", "en", "--config",
-                           str(config), "status", *flags], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "station.cli.main",
+            "--lang",
+            "en",
+            "--config",
+            str(config),
+            "status",
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     return proc.stdout if flags else " ".join(proc.stdout.split())
 
 
 def test_disk_full_holds_printing_and_it_resumes_by_itself(
-        tmp_path: Path, central: Central, small_disk: Path) -> None:
+    tmp_path: Path, central: Central, small_disk: Path
+) -> None:
     """Below the reserve no card starts and status says ERROR disk full with the action;
     with the disk full to the last byte the worker and sync threads live on and status
     still prints; once the files are removed printing resumes by itself and every record
     is printed once, every result reported, the ledger matching the trays."""
     central.seed(RECORDS)
-    timings = {"feed": 0, "encode_apdu": 0, "print": 150, "eject": 0, "reject": 0,
-               "status": 0}
-    config = station_config(tmp_path, central, state_dir=small_disk / "station",
-                            storage={"reserve_mb": RESERVE_MB},
-                            printer={"options": {"timings_ms": timings}})
+    timings = {"feed": 0, "encode_apdu": 0, "print": 150, "eject": 0, "reject": 0, "status": 0}
+    config = station_config(
+        tmp_path,
+        central,
+        state_dir=small_disk / "station",
+        storage={"reserve_mb": RESERVE_MB},
+        printer={"options": {"timings_ms": timings}},
+    )
     receive(config, RECORDS + 10)
     station = Station.build(load_config(config))
     station.start()
     try:
         wait_for("5 printed", lambda: central.server.summary().printed >= 5, timeout=60)
         filler = fill(small_disk, "filler", leave_mb=RESERVE_MB - 1)
-        wait_for("disk full on the board", lambda: "disk full" in str(
-            (station.board.get("state") or {}).get("message")), timeout=30)
+        wait_for(
+            "disk full on the board",
+            lambda: "disk full" in str((station.board.get("state") or {}).get("message")),
+            timeout=30,
+        )
         held = db_counts(load_config(config).db_path)
         state = json.loads(status(config, "--json"))["state"]
         assert (state["category"], state["message"], state["action"]) == (
-            "error", f"disk full: less than {RESERVE_MB} MB free on the filesystem of "
-            f"{small_disk / 'station'}; no card is started", "free space on that disk (old "
-            "files, logs, backups); printing resumes by itself, nothing is lost")
+            "error",
+            f"disk full: less than {RESERVE_MB} MB free on the filesystem of "
+            f"{small_disk / 'station'}; no card is started",
+            "free space on that disk (old "
+            "files, logs, backups); printing resumes by itself, nothing is lost",
+        )
         assert status(config).startswith("station: ERROR — disk full: less than 3 MB free")
         station.stop_event.wait(1.0)
-        assert db_counts(load_config(config).db_path)["used"] == held["used"], \
+        assert db_counts(load_config(config).db_path)["used"] == held["used"], (
             "a card started below the reserve"
+        )
 
         more = fill(small_disk, "filler2", leave_mb=0)
         station.stop_event.wait(1.0)
         assert station.worker.is_alive()
         assert station.sync._thread.is_alive()
         assert status(config).startswith("station: ERROR — disk full")
-        inspect = subprocess.run([sys.executable, "-m", "station.cli", "--lang", "en",
-                                  "--config", str(config), "inspect", "--json"],
-                                 capture_output=True, text=True, timeout=60, cwd=ROOT)
+        inspect = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "station.cli.main",
+                "--lang",
+                "en",
+                "--config",
+                str(config),
+                "inspect",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
         assert (inspect.returncode, inspect.stdout.strip()) == (0, "[]"), inspect.stderr
 
         filler.unlink()
         more.unlink()
-        wait_for("every record printed", lambda: central.server.summary().printed
-                 == RECORDS, timeout=60)
-        wait_for("every result acknowledged",
-                 lambda: db_counts(load_config(config).db_path)["outbox"] == 0, timeout=30)
+        wait_for(
+            "every record printed", lambda: central.server.summary().printed == RECORDS, timeout=60
+        )
+        wait_for(
+            "every result acknowledged",
+            lambda: db_counts(load_config(config).db_path)["outbox"] == 0,
+            timeout=30,
+        )
         assert station.worker.is_alive()
     finally:
         station.stop()
@@ -136,33 +183,44 @@ def test_disk_full_holds_printing_and_it_resumes_by_itself(
 
 
 def test_writes_failing_on_a_full_disk_kill_no_thread(
-        tmp_path: Path, small_disk: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, small_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Writes that find the disk full to the last byte (the guard told the disk has room,
     as when another program fills it between two checks): the records the centre offers
     cannot be stored, yet the sync thread and the printer worker live on, status still
     prints, and once there is room the records are leased again and printed."""
     with running_central(tmp_path, lease_ttl_s=6.0) as central, capture_logs() as logs:
-        config = station_config(tmp_path, central, state_dir=small_disk / "station",
-                                storage={"reserve_mb": 0}, pipeline={"lease_margin_s": 1.0},
-                                central={"renew_every_s": 1.0})
+        config = station_config(
+            tmp_path,
+            central,
+            state_dir=small_disk / "station",
+            storage={"reserve_mb": 0},
+            pipeline={"lease_margin_s": 1.0},
+            central={"renew_every_s": 1.0},
+        )
         receive(config, 20)
         station = Station.build(load_config(config))
         station.start()
         try:
-            wait_for("ready", lambda: (station.board.get("state") or {}).get("category")
-                     == "ready", timeout=30)
+            wait_for(
+                "ready",
+                lambda: (station.board.get("state") or {}).get("category") == "ready",
+                timeout=30,
+            )
             monkeypatch.setattr(station.disk, "free_mb", lambda: float("inf"))
             filler = fill(small_disk, "filler", leave_mb=0)
             central.seed(10)
-            wait_for("a lease the station could not store", lambda: any(
-                e["event"] == "sync_round_failed" for e in logs), timeout=30)
+            wait_for(
+                "a lease the station could not store",
+                lambda: any(e["event"] == "sync_round_failed" for e in logs),
+                timeout=30,
+            )
             station.stop_event.wait(1.0)
             assert station.worker.is_alive()
             assert station.sync._thread.is_alive()
             assert status(config).startswith("station: ERROR — disk full")
             filler.unlink()
-            wait_for("10 printed", lambda: central.server.summary().printed == 10,
-                     timeout=120)
+            wait_for("10 printed", lambda: central.server.summary().printed == 10, timeout=120)
             assert station.worker.is_alive()
             assert station.sync._thread.is_alive()
         finally:

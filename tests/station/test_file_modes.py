@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from station.db import connect
-from tests.station.harness import Central, db_counts, station_config, wait_for
+from station.store.db import connect
+from tests.support.harness import Central, db_counts, station_config, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,9 +22,15 @@ def umask_022() -> None:
 
 
 def station(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "station.cli", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=60, check=True,
-                          preexec_fn=umask_022, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "station.cli.main", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        preexec_fn=umask_022,
+        cwd=ROOT,
+    )
 
 
 def loose(root: Path) -> list[str]:
@@ -37,27 +43,47 @@ def loose(root: Path) -> list[str]:
 
 
 def test_daemon_and_cli_under_umask_022_write_nothing_others_can_read(
-        tmp_path: Path, central: Central) -> None:
+    tmp_path: Path, central: Central
+) -> None:
     """The daemon and the technician's verbs, started with umask 022, leave the database,
     its WAL and shared-memory files, the keys, the printer state and the berita acara
     mode 0600 in a 0700 state dir."""
     central.seed(6)
     state = tmp_path / "station"
-    config = station_config(tmp_path, central, printer={"options": {
-        "state_file": state / "sim-printer.json", "faults": {"print_fail": 0.5}}})
+    config = station_config(
+        tmp_path,
+        central,
+        printer={
+            "options": {"state_file": state / "sim-printer.json", "faults": {"print_fail": 0.5}}
+        },
+    )
     station(config, "blanks", "receive", "20", "--batch", "T-1")
     station(config, "batch", "key")
     log = (tmp_path / "daemon.log").open("wb")
-    daemon = subprocess.Popen([sys.executable, "-m", "station.cli", "--config", str(config),
-                               "run"], stdout=log, stderr=log, preexec_fn=umask_022, cwd=ROOT)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "station.cli.main", "--config", str(config), "run"],
+        stdout=log,
+        stderr=log,
+        preexec_fn=umask_022,
+        cwd=ROOT,
+    )
     try:
-        wait_for("6 records settled", lambda: (s := central.server.summary()).printed
-                 + s.failed == 6, timeout=90)
+        wait_for(
+            "6 records settled",
+            lambda: (s := central.server.summary()).printed + s.failed == 6,
+            timeout=90,
+        )
         assert daemon.poll() is None
         station(config, "status")
         files = {p.name for p in state.iterdir()}
-        assert {"station.db", "station.db-wal", "station.db-shm", "data.key", "station.key",
-                "sim-printer.json"} <= files, files
+        assert {
+            "station.db",
+            "station.db-wal",
+            "station.db-shm",
+            "data.key",
+            "station.key",
+            "sim-printer.json",
+        } <= files, files
         assert loose(state) == []
     finally:
         daemon.send_signal(signal.SIGTERM)
@@ -65,8 +91,9 @@ def test_daemon_and_cli_under_umask_022_write_nothing_others_can_read(
         log.close()
     assert db_counts(state / "station.db")["spoiled"] >= 1
     station(config, "spoiled", "destroy", "--witness", "Siti Rahma", "--witness", "Budi")
-    assert any(p.suffix in (".txt", ".md", ".html", ".pdf") for p in state.rglob("*")), \
-        sorted(p.name for p in state.rglob("*"))
+    assert any(p.suffix in (".txt", ".md", ".html", ".pdf") for p in state.rglob("*")), sorted(
+        p.name for p in state.rglob("*")
+    )
     assert loose(state) == []
 
 

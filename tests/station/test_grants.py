@@ -11,19 +11,19 @@ from pathlib import Path
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from station import store
+from central.seed import load_or_create_key
 from station.batch import import_batch
-from station.central.batchfile import sign_body
-from station.central.protocol import LeasedRecord, LeaseResponse
-from station.central.seed import load_or_create_key
 from station.config import StationConfig, load_config
 from station.crypto import bind_data_key
 from station.daemon import trusted_keys
-from station.db import connect, migrate, transaction
 from station.grants import SignedGrant, sign_grant
-from station.ingest import buffer_signed
-from tests.station.harness import Central, station_config
+from station.link.batchfile import sign_body
+from station.link.protocol import LeasedRecord, LeaseResponse
+from station.store import core as store
+from station.store.db import connect, migrate, transaction
+from station.store.ingest import buffer_signed
 from tests.station.test_batch import issue, opened, seal
+from tests.support.harness import Central, station_config
 
 
 def leased(central: Central, station: str, n: int) -> list[LeasedRecord]:
@@ -47,11 +47,25 @@ def deliver(cfg: StationConfig, item: LeasedRecord, grant: SignedGrant | None) -
     try:
         migrate(conn)
         sealing = transaction(conn, lambda c: bind_data_key(c, cfg.key_path))
-        lease = store.Lease(item.signed.record_id(), item.lease_id, time.time() + item.ttl_s,
-                            time.monotonic() + item.ttl_s, "boot")
-        return transaction(conn, lambda c: buffer_signed(
-            c, item.signed, lease, trusted_keys(cfg), sealing,
-            grant=grant, station_id=cfg.station_id))
+        lease = store.Lease(
+            item.signed.record_id(),
+            item.lease_id,
+            time.time() + item.ttl_s,
+            time.monotonic() + item.ttl_s,
+            "boot",
+        )
+        return transaction(
+            conn,
+            lambda c: buffer_signed(
+                c,
+                item.signed,
+                lease,
+                trusted_keys(cfg),
+                sealing,
+                grant=grant,
+                station_id=cfg.station_id,
+            ),
+        )
     finally:
         conn.close()
 
@@ -59,8 +73,9 @@ def deliver(cfg: StationConfig, item: LeasedRecord, grant: SignedGrant | None) -
 def refusals(cfg: StationConfig) -> list[str]:
     conn = sqlite3.connect(cfg.db_path)
     try:
-        rows = conn.execute("SELECT detail FROM audit WHERE event='delivery_refused' "
-                            "ORDER BY rowid").fetchall()
+        rows = conn.execute(
+            "SELECT detail FROM audit WHERE event='delivery_refused' ORDER BY rowid"
+        ).fetchall()
         held = conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
         outbox = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
     finally:
@@ -70,7 +85,8 @@ def refusals(cfg: StationConfig) -> list[str]:
 
 
 def test_record_leased_to_one_station_is_refused_at_another(
-        tmp_path: Path, central: Central) -> None:
+    tmp_path: Path, central: Central
+) -> None:
     """Station t-01's lease answer replayed to t-02 buffers nothing there, naming both
     stations; the same answer is taken by t-01."""
     central.seed(2)
@@ -82,7 +98,8 @@ def test_record_leased_to_one_station_is_refused_at_another(
 
 
 def test_expired_missing_forged_or_mismatched_grants_are_refused(
-        tmp_path: Path, central: Central) -> None:
+    tmp_path: Path, central: Central
+) -> None:
     """A grant past its expiry (beyond the clock-skew allowance), none at all, one signed
     by an untrusted key, one altered, and one for another record or lease are refused."""
     central.seed(2)
@@ -92,19 +109,28 @@ def test_expired_missing_forged_or_mismatched_grants_are_refused(
     rid = item.signed.record_id()
 
     def grant(**kw: object) -> SignedGrant:
-        args: dict[str, object] = {"record_id": rid, "station_id": "t-01",
-                                   "lease_id": item.lease_id, "expires_at": time.time() + 60}
+        args: dict[str, object] = {
+            "record_id": rid,
+            "station_id": "t-01",
+            "lease_id": item.lease_id,
+            "expires_at": time.time() + 60,
+        }
         args.update(kw)
         return sign_grant(key, key_id, **args)  # type: ignore[arg-type]
 
     assert item.grant is not None
-    altered = item.grant.model_copy(update={"grant": {**item.grant.grant,
-                                                       "station_id": "t-09"}})
+    altered = item.grant.model_copy(update={"grant": {**item.grant.grant, "station_id": "t-09"}})
     cases = [
         grant(expires_at=time.time() - 301),
         None,
-        sign_grant(Ed25519PrivateKey.generate(), "rogue-1", record_id=rid, station_id="t-01",
-                   lease_id=item.lease_id, expires_at=time.time() + 60),
+        sign_grant(
+            Ed25519PrivateKey.generate(),
+            "rogue-1",
+            record_id=rid,
+            station_id="t-01",
+            lease_id=item.lease_id,
+            expires_at=time.time() + 60,
+        ),
         altered,
         grant(record_id=other.signed.record_id()),
         grant(lease_id=other.lease_id),
@@ -131,18 +157,24 @@ def test_batch_record_granted_elsewhere_is_refused(tmp_path: Path, central: Cent
     second = opened(issue(central, tmp_path / "b.json", cfg, count=2), cfg)
     moved = second.records[0].model_copy(update={"grant": first.records[0].grant})
     key_id, key = load_or_create_key(central.key_dir)
-    seal(tmp_path / "c.json", sign_body(
-        second.model_copy(update={"records": [moved, second.records[1]]}), key, key_id), cfg)
+    seal(
+        tmp_path / "c.json",
+        sign_body(second.model_copy(update={"records": [moved, second.records[1]]}), key, key_id),
+        cfg,
+    )
     report = import_batch(cfg, tmp_path / "c.json")
     assert (report.buffered, report.refused) == (1, 1)
     conn = sqlite3.connect(cfg.db_path)
     try:
         [(detail,)] = conn.execute(
-            "SELECT detail FROM audit WHERE event='delivery_refused'").fetchall()
+            "SELECT detail FROM audit WHERE event='delivery_refused'"
+        ).fetchall()
     finally:
         conn.close()
-    assert detail == f"the grant is for record {first.records[0].signed.record_id()!r}, " \
-                     f"not {second.records[0].signed.record_id()!r}"
+    assert (
+        detail == f"the grant is for record {first.records[0].signed.record_id()!r}, "
+        f"not {second.records[0].signed.record_id()!r}"
+    )
 
 
 def test_lease_answer_carries_a_grant_per_record(central: Central) -> None:
@@ -151,4 +183,6 @@ def test_lease_answer_carries_a_grant_per_record(central: Central) -> None:
     for item in leased(central, "t-05", 3):
         assert item.grant is not None
         assert (item.grant.grant["station_id"], item.grant.grant["lease_id"]) == (
-            "t-05", item.lease_id)
+            "t-05",
+            item.lease_id,
+        )

@@ -11,16 +11,16 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from drivers.sim import SimPrinter
+from central.seed import load_or_create_key, make_record
+from drivers.sim.printer import SimPrinter
 from station.batch import import_batch
-from station.central.client import RefusedLease, parse_leased
-from station.central.seed import load_or_create_key, make_record
 from station.config import load_config
-from station.ingest import check
+from station.link.client import RefusedLease, parse_leased
 from station.records import SignedRecord
-from tests.station.harness import Central, db_counts, running_station, station_config, wait_for
+from station.store.ingest import check
+from tests.scenarios.test_end_to_end import receive
 from tests.station.test_batch import issue
-from tests.station.test_end_to_end import receive
+from tests.support.harness import Central, db_counts, running_station, station_config, wait_for
 from tests.support.hostile import Hostile, corpus, good_record, lease_item
 from tests.support.relay import LeaseRewriter
 
@@ -50,7 +50,8 @@ def test_the_corpus_is_large_and_covers_every_field() -> None:
     assert set(record) <= fields
     assert {f"person.{k}" for k in record["person"]} <= {h.field for _, h in CORPUS}
     assert {"lease_id", "ttl_s", "signature", "signed.key_id"} <= fields | {
-        h.field for _, h in CORPUS}
+        h.field for _, h in CORPUS
+    }
 
 
 def test_good_neighbours_pass() -> None:
@@ -79,10 +80,14 @@ def test_every_hostile_record_is_refused_naming_its_field() -> None:
 def sample(count: int, *, layers: tuple[str, ...]) -> list[Hostile]:
     """``count`` mutations spread over the corpus, of the layers a path can carry, none
     of which hides the record id (a refusal is reported under it)."""
-    usable = [h for _, h in CORPUS
-              if h.layer in layers and not h.field.startswith("record_id")
-              and not (h.layer == "lease" and h.field in ("lease_id", "signed"))
-              and not (h.layer == "signed" and h.field.startswith("signed"))]
+    usable = [
+        h
+        for _, h in CORPUS
+        if h.layer in layers
+        and not h.field.startswith("record_id")
+        and not (h.layer == "lease" and h.field in ("lease_id", "signed"))
+        and not (h.layer == "signed" and h.field.startswith("signed"))
+    ]
     step = len(usable) / count
     return [usable[int(i * step)] for i in range(count)]
 
@@ -95,8 +100,9 @@ def add_hostile(central: Central, hostiles: list[Hostile], prefix: str) -> dict[
     signed = []
     for i, hostile in enumerate(hostiles):
         rid = f"{prefix}-{i:03d}"
-        item = lease_item(900 + i, hostile if hostile.layer != "lease" else None, key,
-                          record_id=rid)
+        item = lease_item(
+            900 + i, hostile if hostile.layer != "lease" else None, key, record_id=rid
+        )
         signed.append(SignedRecord.model_validate(item["signed"]))
         by_id[rid] = hostile
     central.server.add_records(signed)
@@ -107,17 +113,22 @@ def run_until_settled(config: Path, central: Central, *, printed: int, failed: i
     """Run the station until the centre counts ``printed`` and ``failed`` results and the
     outbox is empty; its printer worker and sync thread must be alive at the end."""
     with running_station(config) as station:
-        wait_for(f"{printed} printed and {failed} failed at the centre",
-                 lambda: (central.server.summary().printed,
-                          central.server.summary().failed) == (printed, failed), timeout=60)
-        wait_for("an empty outbox",
-                 lambda: db_counts(load_config(config).db_path)["outbox"] == 0)
+        wait_for(
+            f"{printed} printed and {failed} failed at the centre",
+            lambda: (
+                (central.server.summary().printed, central.server.summary().failed)
+                == (printed, failed)
+            ),
+            timeout=60,
+        )
+        wait_for("an empty outbox", lambda: db_counts(load_config(config).db_path)["outbox"] == 0)
         assert station.worker.is_alive()
         assert station.sync._thread.is_alive()
 
 
-def assert_clean_run(root: Path, central: Central, db: Path, good: int,
-                     bad: dict[str, Hostile]) -> None:
+def assert_clean_run(
+    root: Path, central: Central, db: Path, good: int, bad: dict[str, Hostile]
+) -> None:
     """The good printed once each, the bad never; no blank spoiled; the centre holds a
     ``failed`` result naming the field for each bad record."""
     labels = Counter(c.label for c in SimPrinter(root / "printer.json").tray_cards("output"))
@@ -147,8 +158,9 @@ def test_hostile_records_through_the_lease_path(tmp_path: Path, central: Central
             hostile.mutate(item)
 
     with LeaseRewriter(central.server.url, rewrite) as relay:
-        config = station_config(tmp_path, central, url=relay.url,
-                                central={"buffer_target": 16, "lease_batch": 16})
+        config = station_config(
+            tmp_path, central, url=relay.url, central={"buffer_target": 16, "lease_batch": 16}
+        )
         receive(config, 30)
         cfg = load_config(config)
         run_until_settled(config, central, printed=20, failed=40)

@@ -17,9 +17,9 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 from station import i18n
-from station.cli import build_parser, main
-from tests.station.harness import Central, station_config
-from tests.station.test_end_to_end import receive
+from station.cli.main import build_parser, main
+from tests.scenarios.test_end_to_end import receive
+from tests.support.harness import Central, station_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PO = ROOT / "station/locale/id/LC_MESSAGES/station.po"
@@ -35,8 +35,10 @@ def _used_ids() -> set[str]:
     ids: set[str] = set()
     for package in ("station", "drivers"):
         for _file, _line, message, _comments, _ctx in extract_from_dir(
-                ROOT / package, method_map=[("**.py", "python")],
-                keywords={**DEFAULT_KEYWORDS, "Msg": None}):
+            ROOT / package,
+            method_map=[("**.py", "python")],
+            keywords={**DEFAULT_KEYWORDS, "Msg": None},
+        ):
             ids.add(message if isinstance(message, str) else message[0])
     return ids
 
@@ -47,8 +49,9 @@ def test_committed_mo_is_the_compiled_po() -> None:
         catalog = read_po(fh)
     buf = io.BytesIO()
     write_mo(buf, catalog)
-    assert PO.with_suffix(".mo").read_bytes() == buf.getvalue(), \
+    assert PO.with_suffix(".mo").read_bytes() == buf.getvalue(), (
         "run: pybabel compile -d station/locale -D station"
+    )
 
 
 def test_every_message_in_the_code_has_an_indonesian_translation() -> None:
@@ -59,8 +62,11 @@ def test_every_message_in_the_code_has_an_indonesian_translation() -> None:
     assert used, "no marked messages found"
     missing = sorted(m for m in used if not catalog.get(m))
     assert not missing, f"untranslated: {missing}"
-    wrong = sorted(m for m in used if sorted(_PLACEHOLDER.findall(m))
-                   != sorted(_PLACEHOLDER.findall(catalog[m])))
+    wrong = sorted(
+        m
+        for m in used
+        if sorted(_PLACEHOLDER.findall(m)) != sorted(_PLACEHOLDER.findall(catalog[m]))
+    )
     assert not wrong, f"placeholders differ: {wrong}"
 
 
@@ -82,8 +88,11 @@ def _inspect(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 
 
 def test_every_verb_takes_lang_and_the_config_sets_the_default(
-        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path,
+    central: Central,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """A station with no language set speaks Indonesian; language = "en" in the config,
     --lang before or after the verb, and LANG each change it."""
     monkeypatch.delenv("STATION_LANGUAGE")
@@ -93,17 +102,17 @@ def test_every_verb_takes_lang_and_the_config_sets_the_default(
     receive(config, 1)
     c = str(config)
     assert _inspect(capsys, "--config", c, "inspect") == "tidak ada kartu yang perlu diperiksa"
-    assert _inspect(capsys, "--config", c, "inspect", "--lang", "en") == \
-        "nothing needs inspection"
-    assert _inspect(capsys, "--config", c, "--lang", "en", "inspect") == \
-        "nothing needs inspection"
+    assert _inspect(capsys, "--config", c, "inspect", "--lang", "en") == "nothing needs inspection"
+    assert _inspect(capsys, "--config", c, "--lang", "en", "inspect") == "nothing needs inspection"
     monkeypatch.setenv("LANG", "en_US.UTF-8")
     assert _inspect(capsys, "--config", c, "inspect") == "nothing needs inspection"
     english = station_config(tmp_path, central, language="en")
     monkeypatch.setenv("LANG", "id_ID.UTF-8")
     assert _inspect(capsys, "--config", str(english), "inspect") == "nothing needs inspection"
-    assert _inspect(capsys, "--config", str(english), "inspect", "--lang", "id") == \
-        "tidak ada kartu yang perlu diperiksa"
+    assert (
+        _inspect(capsys, "--config", str(english), "inspect", "--lang", "id")
+        == "tidak ada kartu yang perlu diperiksa"
+    )
 
 
 def _verbs(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -125,36 +134,42 @@ def test_a_built_wheel_carries_the_compiled_catalog(tmp_path: Path) -> None:
     """pip install on a fresh machine gets the Indonesian catalog (no build step)."""
     src = tmp_path / "src"
     for part in ("station", "drivers"):
-        shutil.copytree(ROOT / part, src / part,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / part, src / part, ignore=shutil.ignore_patterns("__pycache__"))
     for part in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / part, src / part)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
-                    str(tmp_path), str(src)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(src)],
+        check=True,
+        capture_output=True,
+    )
     wheel = next(tmp_path.glob("ektp_station-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "station/locale/id/LC_MESSAGES/station.mo" in names
     assert "station/locale/id/LC_MESSAGES/station.po" in names
 
 
-def test_a_config_error_reads_in_indonesian(tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_config_error_reads_in_indonesian(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A bad key stops the verb with one line naming the key, in the reader's language
     (the config cannot say which: --lang does), and the exit code stays 78."""
     path = tmp_path / "station.toml"
-    path.write_text('station_id = "t-01"\nlangauge = "id"\n[central]\nurl = "http://x"\n'
-                    'trusted_keys = { k = "k.pub" }\n')
+    path.write_text(
+        'station_id = "t-01"\nlangauge = "id"\n[central]\nurl = "http://x"\n'
+        'trusted_keys = { k = "k.pub" }\n'
+    )
     assert main(["--config", str(path), "status", "--lang", "id"]) == 78
     assert capsys.readouterr().err.strip() == (
         f"kesalahan konfigurasi: kunci langauge di {path} tidak dikenal: hapus atau periksa "
-        "ejaannya")
+        "ejaannya"
+    )
     assert main(["--config", str(path), "status", "--lang", "en"]) == 78
     assert capsys.readouterr().err.strip() == (
-        f"config error: unknown key langauge in {path}: remove it or check its spelling")
+        f"config error: unknown key langauge in {path}: remove it or check its spelling"
+    )
 
 
-def test_help_and_argument_errors_follow_the_language(
-        capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_and_argument_errors_follow_the_language(capsys: pytest.CaptureFixture[str]) -> None:
     """--help and argparse's own errors are in the language asked for."""
     with pytest.raises(SystemExit):
         main(["spoiled", "destroy", "--help", "--lang", "id"])
@@ -166,5 +181,4 @@ def test_help_and_argument_errors_follow_the_language(
     assert "galat: argumen berikut wajib diisi: count, --batch" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["blanks", "receive", "--lang", "en"])
-    assert "error: the following arguments are required: count, --batch" in \
-        capsys.readouterr().err
+    assert "error: the following arguments are required: count, --batch" in capsys.readouterr().err

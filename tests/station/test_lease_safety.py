@@ -7,12 +7,12 @@ import sqlite3
 import time
 from pathlib import Path
 
-from drivers.sim import SimPrinter
+from drivers.sim.printer import SimPrinter
 from station.config import load_config
 from station.daemon import Station
-from tests.station.harness import Central, db_counts, start_central, station_config, wait_for
-from tests.station.test_end_to_end import receive
+from tests.scenarios.test_end_to_end import receive
 from tests.station.test_rationing import release_reasons
+from tests.support.harness import Central, db_counts, start_central, station_config, wait_for
 
 
 def lease_ages_at_start(central: Central) -> list[float]:
@@ -22,13 +22,15 @@ def lease_ages_at_start(central: Central) -> list[float]:
         rows = conn.execute(
             "SELECT json_extract(r.body_json, '$.started_at'), l.granted_ts, l.expires_ts "
             "FROM results r JOIN leases l ON l.lease_id = r.lease_id "
-            "WHERE r.outcome = 'printed'").fetchall()
+            "WHERE r.outcome = 'printed'"
+        ).fetchall()
     finally:
         conn.close()
     import datetime as dt
 
-    return [dt.datetime.fromisoformat(started).timestamp() - granted
-            for started, granted, _ in rows]
+    return [
+        dt.datetime.fromisoformat(started).timestamp() - granted for started, granted, _ in rows
+    ]
 
 
 def test_expired_leases_are_dropped_never_started(tmp_path: Path) -> None:
@@ -37,8 +39,12 @@ def test_expired_leases_are_dropped_never_started(tmp_path: Path) -> None:
     central = start_central(tmp_path, lease_ttl_s=3.0)
     try:
         central.seed(8)
-        config = station_config(tmp_path, central, pipeline={"lease_margin_s": 1.0},
-                                central={"renew_every_s": 600.0, "buffer_target": 8})
+        config = station_config(
+            tmp_path,
+            central,
+            pipeline={"lease_margin_s": 1.0},
+            central={"renew_every_s": 600.0, "buffer_target": 8},
+        )
         receive(config, 20)
         cfg = load_config(config)
         station = Station.build(cfg)
@@ -55,7 +61,8 @@ def test_expired_leases_are_dropped_never_started(tmp_path: Path) -> None:
         conn = sqlite3.connect(cfg.db_path)
         dropped = conn.execute(
             "SELECT COUNT(*) FROM audit WHERE event='dropped' "
-            "AND detail='lease expired before printing'").fetchone()[0]
+            "AND detail='lease expired before printing'"
+        ).fetchone()[0]
         conn.close()
         assert dropped == 8
         ages = lease_ages_at_start(central)

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.station.harness import Central, running_station, station_config, wait_for
-from tests.station.test_end_to_end import receive
+from tests.scenarios.test_end_to_end import receive
+from tests.support.harness import Central, running_station, station_config, wait_for
 from tests.support.promtool import needs_promtool, promtool
 
 
@@ -37,14 +37,16 @@ def scrape_station(tmp_path: Path, central: Central) -> str:
     return text
 
 
-def test_metrics_endpoint_shows_the_stations_own_figures(
-        tmp_path: Path, central: Central) -> None:
+def test_metrics_endpoint_shows_the_stations_own_figures(tmp_path: Path, central: Central) -> None:
     """With `[metrics] listen` set, GET /metrics counts the three cards printed, has a
     card-time histogram of three and sync rounds that ended ok, says the link is up; it
     stops listening when the station stops."""
     text = scrape_station(tmp_path, central)
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for fam in text_string_to_metric_families(text) for s in fam.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
     assert samples[("ektp_cards_printed_total", ())] == 3
     assert samples[("ektp_card_duration_seconds_count", ())] == 3
     assert samples[("ektp_card_duration_seconds_bucket", (("le", "+Inf"),))] == 3

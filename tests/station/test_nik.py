@@ -10,18 +10,18 @@ from typing import Any
 
 import pytest
 
-from station import store
-from station.central.seed import load_or_create_key, make_record
-from station.cli import main
+from central.seed import load_or_create_key, make_record
+from station.cli.main import main
 from station.config import load_config
 from station.crypto import load_data_key
 from station.daemon import trusted_keys
-from station.db import connect, migrate, transaction
 from station.grants import sign_grant
-from station.ingest import buffer_signed
 from station.nik import NikError, mask_nik, nik_warnings, parse_nik
 from station.records import sign_record
-from tests.station.harness import Central, station_config
+from station.store import core as store
+from station.store.db import connect, migrate, transaction
+from station.store.ingest import buffer_signed
+from tests.support.harness import Central, station_config
 
 TODAY = dt.date(2025, 6, 1)
 MAN = "3273011505900001"  # KOTA BANDUNG, born 15 May 1990
@@ -148,20 +148,37 @@ def _buffer(tmp_path: Path, central: Central, record: dict[str, Any]) -> Path:
     conn = connect(cfg.db_path)
     try:
         migrate(conn)
-        lease = store.Lease(record["record_id"], "L-1", time.time() + 600,
-                            time.monotonic() + 600, "boot")
-        grant = sign_grant(key, key_id, record_id=lease.record_id, station_id=cfg.station_id,
-                           lease_id=lease.lease_id, expires_at=lease.deadline)
-        assert transaction(conn, lambda c: buffer_signed(
-            c, sign_record(record, key, key_id), lease, trusted_keys(cfg),
-            load_data_key(cfg.key_path), grant=grant, station_id=cfg.station_id))
+        lease = store.Lease(
+            record["record_id"], "L-1", time.time() + 600, time.monotonic() + 600, "boot"
+        )
+        grant = sign_grant(
+            key,
+            key_id,
+            record_id=lease.record_id,
+            station_id=cfg.station_id,
+            lease_id=lease.lease_id,
+            expires_at=lease.deadline,
+        )
+        assert transaction(
+            conn,
+            lambda c: buffer_signed(
+                c,
+                sign_record(record, key, key_id),
+                lease,
+                trusted_keys(cfg),
+                load_data_key(cfg.key_path),
+                grant=grant,
+                station_id=cfg.station_id,
+            ),
+        )
     finally:
         conn.close()
     return config
 
 
 def test_a_nik_disagreeing_with_the_record_is_buffered_with_a_warning_shown_by_inspect(
-        tmp_path: Path, central: Central, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, central: Central, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A record whose NIK says another birth day and sex is buffered to print, an audit
     row 'nik_warning' names both mismatches without the NIK, and `station inspect` shows
     the record id with the warning."""
@@ -170,19 +187,26 @@ def test_a_nik_disagreeing_with_the_record_is_buffered_with_a_warning_shown_by_i
     birth = dt.date.fromisoformat(record["person"]["birth_date"])
     other_day = birth - dt.timedelta(days=1) if birth.day > 1 else birth + dt.timedelta(days=1)
     record["person"]["birth_date"] = other_day.isoformat()
-    record["person"]["sex"] = "LAKI-LAKI" if record["person"]["sex"] == "PEREMPUAN" else (
-        "PEREMPUAN")
+    record["person"]["sex"] = (
+        "LAKI-LAKI" if record["person"]["sex"] == "PEREMPUAN" else ("PEREMPUAN")
+    )
     config = _buffer(tmp_path, central, record)
     conn = sqlite3.connect(load_config(config).db_path)
     try:
-        rows = conn.execute("SELECT record_id, detail FROM audit WHERE event='nik_warning'"
-                            ).fetchall()
+        rows = conn.execute(
+            "SELECT record_id, detail FROM audit WHERE event='nik_warning'"
+        ).fetchall()
         status = conn.execute("SELECT status FROM records").fetchall()
     finally:
         conn.close()
     assert status == [("queued",)]
-    assert rows == [("PRR-000005", "NIK birth date differs from the record's birth date; "
-                                   "NIK sex (day + 40) differs from the record's sex")]
+    assert rows == [
+        (
+            "PRR-000005",
+            "NIK birth date differs from the record's birth date; "
+            "NIK sex (day + 40) differs from the record's sex",
+        )
+    ]
     assert nik not in rows[0][1]
     capsys.readouterr()
     assert main(["--config", str(config), "inspect"]) == 0
@@ -194,7 +218,8 @@ def test_a_nik_disagreeing_with_the_record_is_buffered_with_a_warning_shown_by_i
 
 
 def test_a_nik_agreeing_with_the_record_gives_no_warning(
-        tmp_path: Path, central: Central, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, central: Central, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A seeded record (NIK consistent with birth date and sex) leaves no warning."""
     config = _buffer(tmp_path, central, make_record(6))
     capsys.readouterr()

@@ -7,19 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from drivers.sim import SimPrinter
-from station import store
-from station.central.seed import load_or_create_key, signed_records
+from central.seed import load_or_create_key, signed_records
+from drivers.sim.printer import SimPrinter
 from station.config import load_config
 from station.records import SignedRecord
-from tests.station.harness import Central, running_station, station_config, wait_for
-from tests.station.test_end_to_end import receive
+from station.store import core as store
+from tests.scenarios.test_end_to_end import receive
+from tests.support.harness import Central, running_station, station_config, wait_for
 
 
 def run_until(config: Path, central: Central, done: int) -> dict[str, int]:
     with running_station(config) as station:
-        wait_for(f"{done} records closed at the server",
-                 lambda: (s := central.server.summary()).printed + s.failed >= done)
+        wait_for(
+            f"{done} records closed at the server",
+            lambda: (s := central.server.summary()).printed + s.failed >= done,
+        )
         wait_for("an empty outbox", lambda: station.db.run(store.counts)["outbox"] == 0)
     conn = sqlite3.connect(load_config(config).db_path)
     try:
@@ -32,9 +34,18 @@ def test_faults_spoil_blanks_and_records_are_retried(tmp_path: Path, central: Ce
     """Jams, print failures and dead chips send cards to the reject tray, count the blank
     spoiled, report it, and the record still ends as one good card."""
     central.seed(40)
-    config = station_config(tmp_path, central, pipeline={"max_attempts": 10}, printer={
-        "options": {"hopper": 120, "seed": 3,
-                    "faults": {"feed_jam": 0.08, "print_fail": 0.08, "chip_dead": 0.08}}})
+    config = station_config(
+        tmp_path,
+        central,
+        pipeline={"max_attempts": 10},
+        printer={
+            "options": {
+                "hopper": 120,
+                "seed": 3,
+                "faults": {"feed_jam": 0.08, "print_fail": 0.08, "chip_dead": 0.08},
+            }
+        },
+    )
     receive(config, 120)
     totals = run_until(config, central, 40)
     printer = SimPrinter(tmp_path / "printer.json")
@@ -46,8 +57,9 @@ def test_faults_spoil_blanks_and_records_are_retried(tmp_path: Path, central: Ce
     assert central.server.summary().results == 40 + totals["spoiled"]
 
 
-def test_forged_record_is_reported_failed_and_never_printed(tmp_path: Path,
-                                                            central: Central) -> None:
+def test_forged_record_is_reported_failed_and_never_printed(
+    tmp_path: Path, central: Central
+) -> None:
     """A record whose signature does not verify is reported failed with the reason."""
     _, key = load_or_create_key(central.key_dir)
     good = next(signed_records(1, key, seed=9, start_index=500))
@@ -69,8 +81,10 @@ def test_no_blanks_in_the_ledger_pauses_with_the_fix(tmp_path: Path, central: Ce
     """With no blanks received, nothing is printed and the status says what to run."""
     central.seed(3)
     with running_station(station_config(tmp_path, central)) as station:
-        wait_for("the paused state", lambda: (station.board.get("state") or {}).get(
-            "category") == "paused")
+        wait_for(
+            "the paused state",
+            lambda: (station.board.get("state") or {}).get("category") == "paused",
+        )
         state = station.board.get("state")
     assert state["message"] == "no blanks in stock per the ledger"
     assert state["action"] == "receive blanks: station blanks receive COUNT --batch ID"
@@ -79,7 +93,8 @@ def test_no_blanks_in_the_ledger_pauses_with_the_fix(tmp_path: Path, central: Ce
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_printed_card_stays_inside_until_printing_is_on_disk(
-        tmp_path: Path, central: Central, failing_disk: None) -> None:
+    tmp_path: Path, central: Central, failing_disk: None
+) -> None:
     """When the WAL cannot be fsync'd, the printed card is never ejected to the output
     tray: the printer worker stops with it inside, for recovery to move to the reject
     tray at the next start."""

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from station import inventory, policy
-from station.db import migrate
+from station import policy
 from station.policy import RationingConfig
+from station.store import ledger as inventory
+from station.store.db import migrate
 
 WIB = policy.ZONES["WIB"]
 
@@ -27,8 +28,11 @@ def conn(tmp_path) -> Iterator[sqlite3.Connection]:
 
 def printed(conn: sqlite3.Connection, kind: str, at: float, n: int = 1) -> None:
     for _ in range(n):
-        conn.execute("INSERT INTO attempts(record_id, state, started_at, updated_at, kind) "
-                     "VALUES ('r', 'done', ?, ?, ?)", (at, at, kind))
+        conn.execute(
+            "INSERT INTO attempts(record_id, state, started_at, updated_at, kind) "
+            "VALUES ('r', 'done', ?, ?, ?)",
+            (at, at, kind),
+        )
 
 
 def at_wib(hour: int, minute: int = 0, day: int = 23) -> float:
@@ -41,8 +45,9 @@ def test_daily_quota_holds_until_the_next_local_day(conn) -> None:
     printed(conn, "first", at_wib(9), 50)
     late = policy.allowance(conn, rules, in_stock=500, now=at_wib(23, 59))
     assert late.stop == "quota"
-    assert late.detail == ("daily quota reached (50 of 50 today); printing resumes after "
-                           "midnight WIB")
+    assert late.detail == (
+        "daily quota reached (50 of 50 today); printing resumes after midnight WIB"
+    )
     next_day = policy.allowance(conn, rules, in_stock=500, now=at_wib(0, 1, day=24))
     assert next_day.stop is None
     assert next_day.capacity == 50
@@ -51,10 +56,12 @@ def test_daily_quota_holds_until_the_next_local_day(conn) -> None:
 def test_the_same_instant_is_another_day_in_wit(conn) -> None:
     """At 23:30 WIB it is already 01:30 the next day in WIT: the quota there is fresh."""
     printed(conn, "first", at_wib(10), 5)
-    wib = policy.allowance(conn, RationingConfig(daily_quota=5, timezone="WIB"), 100,
-                           now=at_wib(23, 30))
-    wit = policy.allowance(conn, RationingConfig(daily_quota=5, timezone="WIT"), 100,
-                           now=at_wib(23, 30))
+    wib = policy.allowance(
+        conn, RationingConfig(daily_quota=5, timezone="WIB"), 100, now=at_wib(23, 30)
+    )
+    wit = policy.allowance(
+        conn, RationingConfig(daily_quota=5, timezone="WIT"), 100, now=at_wib(23, 30)
+    )
     assert (wib.stop, wit.stop) == ("quota", None)
 
 
@@ -84,8 +91,11 @@ def test_burn_rate_and_days_left(conn) -> None:
     inventory.receive(conn, 1000, "B1")
     now = time.time()
     for day in range(7):
-        conn.execute("INSERT INTO ledger(kind, count, at) VALUES ('used', 40, ?)",
-                     (now - day * 86400 - 60,))
-        conn.execute("INSERT INTO ledger(kind, count, at) VALUES ('spoiled', 2, ?)",
-                     (now - day * 86400 - 60,))
+        conn.execute(
+            "INSERT INTO ledger(kind, count, at) VALUES ('used', 40, ?)", (now - day * 86400 - 60,)
+        )
+        conn.execute(
+            "INSERT INTO ledger(kind, count, at) VALUES ('spoiled', 2, ?)",
+            (now - day * 86400 - 60,),
+        )
     assert policy.burn_rate(conn, 7, now) == pytest.approx(42.0)

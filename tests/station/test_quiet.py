@@ -7,10 +7,10 @@ import json
 import sqlite3
 from pathlib import Path
 
-from station.cli import main
+from station.cli.main import main
 from station.config import load_config
 from station.daemon import Station
-from tests.station.harness import Central, station_config, wait_for
+from tests.support.harness import Central, station_config, wait_for
 
 FEED_S = 1.5
 
@@ -19,16 +19,22 @@ def delays(tmp_path: Path, central: Central, *, max_wait_s: float | None) -> lis
     """Print two cards with a slow feed; seconds from each result's writing (its
     ``finished_at``) to its arrival at the centre, in printing order."""
     central.seed(2)
-    config = station_config(tmp_path, central, printer={"options": {"timings_ms": {
-        "feed": FEED_S * 1000, "print": 300, "eject": 50}}})
+    config = station_config(
+        tmp_path,
+        central,
+        printer={"options": {"timings_ms": {"feed": FEED_S * 1000, "print": 300, "eject": 50}}},
+    )
     assert main(["--config", str(config), "blanks", "receive", "5", "--batch", "Q"]) == 0
     station = Station.build(load_config(config))
     if max_wait_s is not None:
         station.pipeline.quiet.max_wait_s = max_wait_s
     station.start()
     try:
-        wait_for("2 printed results at the server",
-                 lambda: central.server.summary().printed == 2, timeout=30)
+        wait_for(
+            "2 printed results at the server",
+            lambda: central.server.summary().printed == 2,
+            timeout=30,
+        )
     finally:
         station.stop()
     conn = sqlite3.connect(central.db)
@@ -36,8 +42,10 @@ def delays(tmp_path: Path, central: Central, *, max_wait_s: float | None) -> lis
         rows = conn.execute("SELECT body_json, received_ts FROM results").fetchall()
     finally:
         conn.close()
-    out = [(dt.datetime.fromisoformat(json.loads(body)["finished_at"]).timestamp(), received)
-           for body, received in rows]
+    out = [
+        (dt.datetime.fromisoformat(json.loads(body)["finished_at"]).timestamp(), received)
+        for body, received in rows
+    ]
     return [received - finished for finished, received in sorted(out)]
 
 
@@ -49,8 +57,7 @@ def test_a_result_goes_out_while_the_next_face_prints(tmp_path: Path, central: C
     assert last < 0.5
 
 
-def test_a_stuck_step_holds_results_back_only_so_long(tmp_path: Path,
-                                                      central: Central) -> None:
+def test_a_stuck_step_holds_results_back_only_so_long(tmp_path: Path, central: Central) -> None:
     """When a printer step lasts longer than the window's wait, results go out anyway."""
     first, _ = delays(tmp_path, central, max_wait_s=0.3)
     assert first < FEED_S - 0.5

@@ -10,20 +10,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-from drivers.sim import SimPrinter
-from station.central.seed import load_or_create_key, make_record
+from central.seed import load_or_create_key, make_record
+from drivers.sim.printer import SimPrinter
 from station.config import load_config
 from station.daemon import Station
 from station.records import parse_record, sign_record
-from tests.station.harness import Central, db_counts, station_config, wait_for
-from tests.station.test_end_to_end import receive
+from tests.scenarios.test_end_to_end import receive
+from tests.support.harness import Central, db_counts, station_config, wait_for
 
 
 def release_reasons(central: Central) -> list[str]:
     conn = sqlite3.connect(central.db)
     try:
-        return [r[0] for r in conn.execute(
-            "SELECT close_reason FROM leases WHERE close_reason LIKE 'released:%'")]
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT close_reason FROM leases WHERE close_reason LIKE 'released:%'"
+            )
+        ]
     finally:
         conn.close()
 
@@ -31,8 +35,10 @@ def release_reasons(central: Central) -> list[str]:
 def policy_order(central: Central) -> list[str]:
     conn = sqlite3.connect(central.db)
     try:
-        records = [parse_record(json.loads(r[0])["record"])
-                   for r in conn.execute("SELECT signed_json FROM records")]
+        records = [
+            parse_record(json.loads(r[0])["record"])
+            for r in conn.execute("SELECT signed_json FROM records")
+        ]
     finally:
         conn.close()
     records.sort(key=lambda r: (r.urgent is None, r.kind == "reprint", r.enrolled_at))
@@ -43,25 +49,33 @@ def printed_labels(tmp_path: Path) -> list[str]:
     return [c.label for c in SimPrinter(tmp_path / "printer.json").tray_cards("output")]
 
 
-def test_quota_stops_printing_and_releases_leases_with_reason(tmp_path: Path,
-                                                              central: Central) -> None:
+def test_quota_stops_printing_and_releases_leases_with_reason(
+    tmp_path: Path, central: Central
+) -> None:
     """A quota of 6 a day set while 20 records are buffered: six cards come out in policy
     order, the station pauses with the reason, and the other leases go back to the centre
     as 'quota'."""
     central.seed(20)
-    config = station_config(tmp_path, central,
-                            printer={"options": {"timings_ms": {"print": 100}}})
+    config = station_config(tmp_path, central, printer={"options": {"timings_ms": {"print": 100}}})
     receive(config, 50)
     station = Station.build(load_config(config))
     station.start()
     try:
-        wait_for("20 records leased", lambda: db_counts(load_config(config).db_path)[
-            "buffered"] + central.server.summary().printed >= 19)
+        wait_for(
+            "20 records leased",
+            lambda: (
+                db_counts(load_config(config).db_path)["buffered"]
+                + central.server.summary().printed
+                >= 19
+            ),
+        )
         config.write_text(config.read_text() + "\n[rationing]\ndaily_quota = 6\n")
         assert station.reload(config)
         wait_for("6 printed", lambda: central.server.summary().printed == 6)
-        wait_for("the quota pause", lambda: "daily quota reached" in (
-            station.board.get("state") or {}).get("message", ""))
+        wait_for(
+            "the quota pause",
+            lambda: "daily quota reached" in (station.board.get("state") or {}).get("message", ""),
+        )
         wait_for("leases released", lambda: len(release_reasons(central)) == 14)
     finally:
         station.stop()
@@ -80,10 +94,13 @@ def test_reserve_is_kept_for_urgent_records(tmp_path: Path, central: Central) ->
     station = Station.build(load_config(config))
     station.start()
     try:
-        wait_for("the reserve pause", lambda: "only urgent records" in (
-            station.board.get("state") or {}).get("message", ""))
-        wait_for("ordinary leases released", lambda: "released:no_blanks" in
-                 release_reasons(central))
+        wait_for(
+            "the reserve pause",
+            lambda: "only urgent records" in (station.board.get("state") or {}).get("message", ""),
+        )
+        wait_for(
+            "ordinary leases released", lambda: "released:no_blanks" in release_reasons(central)
+        )
         first = printed_labels(tmp_path)
         _, key = load_or_create_key(central.key_dir)
         urgent = []
@@ -121,8 +138,10 @@ def test_feeder_empty_against_the_ledger_warns(tmp_path: Path, central: Central)
         wait_for("3 results at the centre", lambda: central.server.summary().printed == 3)
     finally:
         station.stop()
-    assert warning == ("the printer's hopper is empty but the ledger has 7 blanks in stock: "
-                       "load them, or count the stock (station blanks count N)")
+    assert warning == (
+        "the printer's hopper is empty but the ledger has 7 blanks in stock: "
+        "load them, or count the stock (station blanks count N)"
+    )
     assert central.server.summary().printed == 3
 
 
@@ -132,14 +151,21 @@ def test_reload_changes_the_quota_without_restart(tmp_path: Path, central: Centr
     config = station_config(tmp_path, central, rationing={"daily_quota": 2})
     receive(config, 20)
     with (tmp_path / "daemon.log").open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "station.cli", "--config", str(config),
-                                 "run"], stderr=log, stdout=log)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "station.cli.main", "--config", str(config), "run"],
+            stderr=log,
+            stdout=log,
+        )
     try:
         wait_for("2 printed", lambda: central.server.summary().printed == 2)
         text = config.read_text().replace("daily_quota = 2", "daily_quota = 5")
         config.write_text(text)
-        reload = subprocess.run([sys.executable, "-m", "station.cli", "--config", str(config),
-                                 "reload"], capture_output=True, text=True, timeout=30)
+        reload = subprocess.run(
+            [sys.executable, "-m", "station.cli.main", "--config", str(config), "reload"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert reload.returncode == 0, reload.stderr
         assert reload.stdout.startswith(f"reload requested (pid {proc.pid})")
         wait_for("5 printed", lambda: central.server.summary().printed == 5)

@@ -11,18 +11,18 @@ import pytest
 
 from drivers.base import PrinterStatus
 from drivers.errors import CoverOpen, DeviceOffline
-from drivers.sim import SimPrinter
-from station import inventory, store
+from drivers.sim.printer import SimPrinter
 from station.config import load_config
 from station.daemon import Station
-from station.papers_destruction import serial_label
-from tests.station.harness import Central, db_counts, running_station, station_config, wait_for
-from tests.station.test_end_to_end import receive
+from station.papers.destruction import serial_label
+from station.store import core as store
+from station.store import ledger as inventory
+from tests.scenarios.test_end_to_end import receive
+from tests.support.harness import Central, db_counts, running_station, station_config, wait_for
 
 HOPPER = 10
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::pytest.PytestUnhandledThreadExceptionWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 
 
 class Killed(BaseException):
@@ -30,8 +30,12 @@ class Killed(BaseException):
 
 
 def config_for(tmp_path: Path, central: Central, **faults: float) -> Path:
-    return station_config(tmp_path, central, pipeline={"max_attempts": 5}, printer={
-        "options": {"hopper": HOPPER, "seed": 1, "faults": faults}})
+    return station_config(
+        tmp_path,
+        central,
+        pipeline={"max_attempts": 5},
+        printer={"options": {"hopper": HOPPER, "seed": 1, "faults": faults}},
+    )
 
 
 def cut_at(config: Path, method: str, *, after: bool, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,10 +70,15 @@ def attempts(config: Path) -> list[dict[str, Any]]:
     conn = sqlite3.connect(load_config(config).db_path)
     conn.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in conn.execute(
-            "SELECT a.attempt_id, a.state, a.reason, a.blank_serial, l.serial AS ledger_serial, "
-            "l.class, l.serial_note FROM attempts a LEFT JOIN ledger l "
-            "ON l.attempt_id = a.attempt_id AND l.kind = 'spoiled' ORDER BY a.attempt_id")]
+        return [
+            dict(r)
+            for r in conn.execute(
+                "SELECT a.attempt_id, a.state, a.reason, a.blank_serial, "
+                "l.serial AS ledger_serial, l.class, l.serial_note "
+                "FROM attempts a LEFT JOIN ledger l "
+                "ON l.attempt_id = a.attempt_id AND l.kind = 'spoiled' ORDER BY a.attempt_id"
+            )
+        ]
     finally:
         conn.close()
 
@@ -81,7 +90,10 @@ def assert_ledger_is_the_printer(config: Path, tmp_path: Path) -> dict[str, int]
     trays = printer.trays()
     assert printer.card_in_path() is None
     assert (totals["in_stock"], totals["used"], totals["spoiled"]) == (
-        len(trays["hopper"]), len(trays["output"]), len(trays["reject"]))
+        len(trays["hopper"]),
+        len(trays["output"]),
+        len(trays["reject"]),
+    )
     assert totals["inspection"] == totals["in_printer"] == 0
     return totals
 
@@ -92,7 +104,8 @@ def finish(config: Path, central: Central, printed: int = 1) -> None:
 
 
 def test_feed_jam_rejected_then_cut_before_the_commit_is_spoiled_not_restocked(
-        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A jammed blank moved to the reject tray just before a power cut is counted spoiled
     (with its serial) after the restart, never back in stock."""
     central.seed(1)
@@ -103,12 +116,16 @@ def test_feed_jam_rejected_then_cut_before_the_commit_is_spoiled_not_restocked(
     finish(config_for(tmp_path, central), central)
     first = attempts(config)[0]
     assert (first["state"], first["class"], first["ledger_serial"]) == (
-        "rejected", "failed encode", jammed)
+        "rejected",
+        "failed encode",
+        jammed,
+    )
     assert_ledger_is_the_printer(config, tmp_path)
 
 
 def test_cover_open_with_a_card_inside_comes_up_paused_and_finishes_when_closed(
-        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With the cover open and a card in the printer, start-up does not fail: the station
     is PAUSED saying to close the cover; once closed, the card goes to the reject tray,
     counted spoiled without asking a person, and the record prints."""
@@ -136,7 +153,8 @@ def test_cover_open_with_a_card_inside_comes_up_paused_and_finishes_when_closed(
 
 
 def test_printed_card_still_inside_is_spoiled_without_a_person(
-        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A card printed but still in the printer at the power cut cannot be in the output
     tray: recovery rejects it and settles it spoiled, no inspection."""
     central.seed(1)
@@ -149,7 +167,8 @@ def test_printed_card_still_inside_is_spoiled_without_a_person(
 
 
 def test_print_failure_rejected_then_cut_is_spoiled_without_a_person(
-        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A failed print sent to the reject tray just before a power cut is known to be in
     the reject tray (the mark journaled before the move): spoiled, no inspection."""
     central.seed(1)
@@ -163,7 +182,8 @@ def test_print_failure_rejected_then_cut_is_spoiled_without_a_person(
 
 
 def test_ejected_card_cut_before_its_result_needs_a_person(
-        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A card that may be good in the output tray is never decided by the station: the
     attempt waits for a person, the record is not printed again."""
     central.seed(1)
@@ -191,7 +211,8 @@ def open_cover_at_print(printer: SimPrinter, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_card_left_after_a_failed_reject_is_charged_once_and_not_to_the_next(
-        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The cover opens mid-card, so the card cannot be rejected and stays inside; when the
     cover is closed the card goes to the reject tray, its own attempt is spoiled once
     (no person needed) and the next attempt feeds its own blank."""
@@ -204,8 +225,13 @@ def test_card_left_after_a_failed_reject_is_charged_once_and_not_to_the_next(
     open_cover_at_print(printer, monkeypatch)
     station.start()
     try:
-        wait_for("the paused state", lambda: "a card is in the printer (reject: cover open)"
-                 in station.board.get("state")["message"])
+        wait_for(
+            "the paused state",
+            lambda: (
+                "a card is in the printer (reject: cover open)"
+                in station.board.get("state")["message"]
+            ),
+        )
         assert printer.card_in_path() is not None
         printer.close_cover()
         wait_for("the record printed", lambda: printed_at_server(central, 1))
@@ -217,7 +243,8 @@ def test_card_left_after_a_failed_reject_is_charged_once_and_not_to_the_next(
 
 
 def test_card_left_in_the_printer_after_a_spoiled_verdict_adds_no_second_row(
-        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A technician resolves the attempt spoiled but leaves its card inside: the next
     start moves it to the reject tray without a second spoiled row."""
     central.seed(1)
@@ -247,7 +274,8 @@ def test_card_left_in_the_printer_after_a_spoiled_verdict_adds_no_second_row(
 
 
 def test_unreachable_printer_at_start_waits_and_recovers_when_back(
-        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A printer that does not answer at start-up leaves the station up with an ERROR
     state naming the printer; recovery finishes when it answers again."""
     central.seed(1)
@@ -280,7 +308,8 @@ def test_unreachable_printer_at_start_waits_and_recovers_when_back(
 
 
 def test_feed_jam_on_a_printer_without_serials_says_why_the_serial_is_unknown(
-        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A jammed blank whose serial no device could read is listed in the berita acara
     with the reason, not as "(unknown)"."""
     central.seed(1)
@@ -289,8 +318,7 @@ def test_feed_jam_on_a_printer_without_serials_says_why_the_serial_is_unknown(
     station = Station.build(load_config(config))
     printer = station.pipeline.printer
     real = printer.status
-    monkeypatch.setattr(printer, "status",
-                        lambda: dataclasses.replace(real(), card_serial=None))
+    monkeypatch.setattr(printer, "status", lambda: dataclasses.replace(real(), card_serial=None))
     station.start()
     try:
         wait_for("a spoiled blank", lambda: db_counts(station.cfg.db_path)["spoiled"] >= 1)
@@ -307,7 +335,8 @@ def test_feed_jam_on_a_printer_without_serials_says_why_the_serial_is_unknown(
 
 
 def test_unreachable_printer_with_nothing_to_recover_is_the_printer_s_own_error(
-        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With no attempt left open, a printer that does not answer shows as the printer's
     error, not as recovery waiting."""
     config = config_for(tmp_path, central)
@@ -321,14 +350,19 @@ def test_unreachable_printer_with_nothing_to_recover_is_the_printer_s_own_error(
     station.start()
     try:
         assert station.pipeline.recovery.pending is None
-        wait_for("the printer's error", lambda: str(
-            (station.board.get("state") or {}).get("message", "")).startswith("printer:"))
+        wait_for(
+            "the printer's error",
+            lambda: str((station.board.get("state") or {}).get("message", "")).startswith(
+                "printer:"
+            ),
+        )
     finally:
         station.stop()
 
 
 def test_card_taken_out_by_hand_before_printing_is_settled_without_a_person(
-        tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, central: Central, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A blank whose chip failed and that the printer could not reject waits for no
     verdict: once a technician has taken it out, it is spoiled (it never printed)."""
     central.seed(1)

@@ -5,8 +5,13 @@ from __future__ import annotations
 from station.config import CentralConfig
 from station.sync import buffer_target
 
-CFG = CentralConfig(url="http://127.0.0.1:1", trusted_keys={"k": "/dev/null"},
-                    buffer_target=50, buffer_hours=8, max_records_at_rest=1000)
+CFG = CentralConfig(
+    url="http://127.0.0.1:1",
+    trusted_keys={"k": "/dev/null"},
+    buffer_target=50,
+    buffer_hours=8,
+    max_records_at_rest=1000,
+)
 
 
 def test_before_the_rate_is_known_the_configured_target_holds() -> None:

@@ -13,18 +13,18 @@ from typing import Any
 import httpx
 import pytest
 
-from drivers.sim import SimPrinter
-from station.central.client import LinkDown, QueueClient, TlsFailure, TlsSettings
-from station.central.protocol import Heartbeat
-from station.central.seed import load_or_create_key
-from station.central.server import CentralServer
-from station.central.tls import ServerTls
+from central.seed import load_or_create_key
+from central.server import CentralServer
+from central.tls import ServerTls
+from drivers.sim.printer import SimPrinter
 from station.config import load_config
 from station.daemon import Station
-from tests.station.central.pki import Pki, make_pki
-from tests.station.harness import Central, db_counts, station_config, wait_for
-from tests.station.test_end_to_end import receive
-from tests.station.test_outage import status
+from station.link.client import LinkDown, QueueClient, TlsFailure, TlsSettings
+from station.link.protocol import Heartbeat
+from tests.scenarios.test_end_to_end import receive
+from tests.scenarios.test_outage import status
+from tests.support.harness import Central, db_counts, station_config, wait_for
+from tests.support.pki import Pki, make_pki
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +65,14 @@ def labels(tmp_path: Path) -> Counter[str]:
 
 
 def beat() -> Heartbeat:
-    return Heartbeat(station_id="t-01", version="test", printer_state="ready", blanks=1,
-                     buffer=0, outbox=0)
+    return Heartbeat(
+        station_id="t-01", version="test", printer_state="ready", blanks=1, buffer=0, outbox=0
+    )
 
 
 def test_station_prints_and_reports_over_https(
-        tmp_path: Path, pki: Pki, tls_central: Callable[..., Central]) -> None:
+    tmp_path: Path, pki: Pki, tls_central: Callable[..., Central]
+) -> None:
     """With the centre's CA as central.ca_file, records come over HTTPS and every result
     is acknowledged there."""
     central = tls_central(pki)
@@ -79,8 +81,11 @@ def test_station_prints_and_reports_over_https(
     config = station_config(tmp_path, central, central={"ca_file": pki.ca})
     receive(config, 20)
     cfg = load_config(config)
-    run_station(config, lambda: central.server.summary().printed == 12
-                and db_counts(cfg.db_path)["outbox"] == 0, "12 results over HTTPS")
+    run_station(
+        config,
+        lambda: central.server.summary().printed == 12 and db_counts(cfg.db_path)["outbox"] == 0,
+        "12 results over HTTPS",
+    )
     summary = central.server.summary()
     assert summary.printed_twice == []
     assert summary.heartbeats >= 1
@@ -89,25 +94,40 @@ def test_station_prints_and_reports_over_https(
 
 
 def test_untrusted_centre_is_link_down_and_sends_nothing_new(
-        tmp_path: Path, pki: Pki, tls_central: Callable[..., Central]) -> None:
+    tmp_path: Path, pki: Pki, tls_central: Callable[..., Central]
+) -> None:
     """With the wrong CA bundle the station shows the link down with a TLS reason, keeps
     printing what it already buffered, and receives no new record."""
     central = tls_central(pki)
     central.seed(30)
     slow = {"options": {"timings_ms": {"print": 300}}}
-    good = station_config(tmp_path, central, central={"ca_file": pki.ca, "buffer_target": 8,
-                                                      "lease_batch": 8}, printer=slow)
+    good = station_config(
+        tmp_path,
+        central,
+        central={"ca_file": pki.ca, "buffer_target": 8, "lease_batch": 8},
+        printer=slow,
+    )
     receive(good, 40)
     cfg = load_config(good)
     run_station(good, lambda: db_counts(cfg.db_path)["buffered"] >= 6, "records buffered")
     leased_before = central.server.summary().leased + central.server.summary().printed
     in_buffer = db_counts(cfg.db_path)["buffered"]
 
-    station_config(tmp_path, central, central={"ca_file": pki.other_ca, "buffer_target": 8,
-                                               "lease_batch": 8}, printer=slow)
-    run_station(good, lambda: db_counts(cfg.db_path)["buffered"] == 0
-                and (status(cfg.db_path).get("link") or {}).get("up") is False,
-                "the buffer printed out with the link down", timeout=60)
+    station_config(
+        tmp_path,
+        central,
+        central={"ca_file": pki.other_ca, "buffer_target": 8, "lease_batch": 8},
+        printer=slow,
+    )
+    run_station(
+        good,
+        lambda: (
+            db_counts(cfg.db_path)["buffered"] == 0
+            and (status(cfg.db_path).get("link") or {}).get("up") is False
+        ),
+        "the buffer printed out with the link down",
+        timeout=60,
+    )
     link = status(cfg.db_path)["link"]
     summary = central.server.summary()
     assert "not trusted" in link["detail"]
@@ -117,30 +137,41 @@ def test_untrusted_centre_is_link_down_and_sends_nothing_new(
 
 
 def test_mutual_tls_station_with_client_certificate_prints(
-        tmp_path: Path, pki: Pki, tls_central: Callable[..., Central]) -> None:
+    tmp_path: Path, pki: Pki, tls_central: Callable[..., Central]
+) -> None:
     """Under mutual TLS a station presenting its client certificate leases, prints and
     reports every record."""
     central = tls_central(pki, client_ca=pki.ca)
     central.seed(8)
-    config = station_config(tmp_path, central, central={
-        "ca_file": pki.ca, "client_cert": pki.client_cert, "client_key": pki.client_key})
+    config = station_config(
+        tmp_path,
+        central,
+        central={"ca_file": pki.ca, "client_cert": pki.client_cert, "client_key": pki.client_key},
+    )
     receive(config, 10)
     cfg = load_config(config)
-    run_station(config, lambda: central.server.summary().printed == 8
-                and db_counts(cfg.db_path)["outbox"] == 0, "8 results over mutual TLS")
+    run_station(
+        config,
+        lambda: central.server.summary().printed == 8 and db_counts(cfg.db_path)["outbox"] == 0,
+        "8 results over mutual TLS",
+    )
     assert len(labels(tmp_path)) == 8
     assert central.server.summary().printed_twice == []
 
 
 @pytest.mark.parametrize("who", ["no certificate", "certificate from another CA"])
 def test_mutual_tls_refuses_clients_without_a_valid_certificate(
-        who: str, pki: Pki, tls_central: Callable[..., Central]) -> None:
+    who: str, pki: Pki, tls_central: Callable[..., Central]
+) -> None:
     """Under mutual TLS a client without a certificate, or with one the centre's CA did not
     sign, is refused as a link failure and nothing reaches the queue."""
     central = tls_central(pki, client_ca=pki.ca)
     central.seed(3)
-    tls = (TlsSettings(pki.ca) if who == "no certificate"
-           else TlsSettings(pki.ca, pki.stranger_cert, pki.stranger_key))
+    tls = (
+        TlsSettings(pki.ca)
+        if who == "no certificate"
+        else TlsSettings(pki.ca, pki.stranger_cert, pki.stranger_key)
+    )
     client = QueueClient(central.server.url, "t-01", timeout_s=5.0, tls=tls, attempts=1)
     try:
         with pytest.raises(LinkDown):
@@ -154,7 +185,8 @@ def test_mutual_tls_refuses_clients_without_a_valid_certificate(
 
 
 def test_wrong_ca_is_a_tls_failure_naming_the_setting(
-        pki: Pki, tls_central: Callable[..., Central]) -> None:
+    pki: Pki, tls_central: Callable[..., Central]
+) -> None:
     """A centre certificate the CA bundle does not vouch for fails as TlsFailure (a kind
     of LinkDown) whose message points at central.ca_file."""
     central = tls_central(pki)
@@ -168,7 +200,8 @@ def test_wrong_ca_is_a_tls_failure_naming_the_setting(
 
 
 def test_plain_http_to_the_https_port_is_refused(
-        pki: Pki, tls_central: Callable[..., Central]) -> None:
+    pki: Pki, tls_central: Callable[..., Central]
+) -> None:
     """A client speaking plain HTTP to the HTTPS port gets no answer from the queue."""
     central = tls_central(pki)
     plain = central.server.url.replace("https://", "http://")
@@ -179,7 +212,7 @@ def test_plain_http_to_the_https_port_is_refused(
 
 SERVE = """
 import argparse, sys
-from station.central.cli import add_central_commands
+from central.cli import add_central_commands
 parser = argparse.ArgumentParser()
 add_central_commands(parser.add_subparsers(dest="command"))
 args = parser.parse_args(sys.argv[1:])
@@ -190,11 +223,21 @@ sys.exit(args.func(args))
 def test_cli_serve_with_client_ca_serves_mutual_tls(tmp_path: Path, pki: Pki) -> None:
     """`central serve --tls-cert --tls-key --client-ca` listens on https and answers only
     clients with a certificate from that CA."""
-    argv = ["central", "serve", "--db", str(tmp_path / "c.db"), "--port", "0",
-            "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key),
-            "--client-ca", str(pki.ca)]
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, *argv], stdout=subprocess.PIPE,
-                            text=True)
+    argv = [
+        "central",
+        "serve",
+        "--db",
+        str(tmp_path / "c.db"),
+        "--port",
+        "0",
+        "--tls-cert",
+        str(pki.server_cert),
+        "--tls-key",
+        str(pki.server_key),
+        "--client-ca",
+        str(pki.ca),
+    ]
+    proc = subprocess.Popen([sys.executable, "-c", SERVE, *argv], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline().strip()
@@ -210,4 +253,3 @@ def test_cli_serve_with_client_ca_serves_mutual_tls(tmp_path: Path, pki: Pki) ->
         assert proc.wait(timeout=10) == 0
         if proc.stdout is not None:
             proc.stdout.close()
-

@@ -23,7 +23,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 
-from station.central.seed import KEY_ID, make_photo, make_record, make_signature
+from central.seed import KEY_ID, make_photo, make_record, make_signature
 from station.records import signature_of
 
 Layer = str  # "record" | "signed" | "lease"
@@ -57,22 +57,103 @@ class Hostile:
 
 #: Characters no card carries: controls, bidi, invisible, private-use, tags, look-alikes.
 EVIL_CHARS: tuple[str, ...] = (
-    "\x00", "\x01", "\x07", "\x08", "\t", "\n", "\r", "\x0b", "\x0c", "\x1b", "\x1f", "\x7f",
-    "\x85", "\x9b", "\xa0", "\u00ad", "\u034f", "\u061c", "\u180e", "\u200b", "\u200c",
-    "\u200d", "\u200e", "\u200f", "\u2028", "\u2029", "\u202a", "\u202b", "\u202c", "\u202d",
-    "\u202e", "\u2060", "\u2066", "\u2067", "\u2068", "\u2069", "\ufeff", "\ue000", "\uf8ff",
-    "\U000f0000", "\U00100000", "\U000e0001", "\U000e0041", "\U000e007f", "\u0301" * 40,
-    "e\u0301\u0301", "\ufffd", "\u0663", "\uff13", "\u0410", "\u03a9", "\u4e2d",
-    "\U0001f600", "\u00df", "<", ">", '"', "\\", "@", "#", "$", "%", "&", "*", "+", "=", "_",
-    ";", ":", "!", "?", "`", "~", "|", "{", "}", "[", "]", "^", "\u3000", "\u2003",
-    "\u2212", "\u2019", "\u00d7",
+    "\x00",
+    "\x01",
+    "\x07",
+    "\x08",
+    "\t",
+    "\n",
+    "\r",
+    "\x0b",
+    "\x0c",
+    "\x1b",
+    "\x1f",
+    "\x7f",
+    "\x85",
+    "\x9b",
+    "\xa0",
+    "\u00ad",
+    "\u034f",
+    "\u061c",
+    "\u180e",
+    "\u200b",
+    "\u200c",
+    "\u200d",
+    "\u200e",
+    "\u200f",
+    "\u2028",
+    "\u2029",
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",
+    "\u2060",
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",
+    "\ufeff",
+    "\ue000",
+    "\uf8ff",
+    "\U000f0000",
+    "\U00100000",
+    "\U000e0001",
+    "\U000e0041",
+    "\U000e007f",
+    "\u0301" * 40,
+    "e\u0301\u0301",
+    "\ufffd",
+    "\u0663",
+    "\uff13",
+    "\u0410",
+    "\u03a9",
+    "\u4e2d",
+    "\U0001f600",
+    "\u00df",
+    "<",
+    ">",
+    '"',
+    "\\",
+    "@",
+    "#",
+    "$",
+    "%",
+    "&",
+    "*",
+    "+",
+    "=",
+    "_",
+    ";",
+    ":",
+    "!",
+    "?",
+    "`",
+    "~",
+    "|",
+    "{",
+    "}",
+    "[",
+    "]",
+    "^",
+    "\u3000",
+    "\u2003",
+    "\u2212",
+    "\u2019",
+    "\u00d7",
 )
 WRONG_TYPES: tuple[Any, ...] = (None, 5, 1.5, True, ["A"], {"a": "b"})
 
 TEXT_FIELDS: dict[str, int] = {  # field path -> most characters the card takes
-    "person.name": 120, "person.birth_place": 60, "person.address": 200,
-    "person.kel_desa": 60, "person.kecamatan": 60, "person.occupation": 60,
-    "person.nationality": 40, "region.regency": 60, "issue_place": 40,
+    "person.name": 120,
+    "person.birth_place": 60,
+    "person.address": 200,
+    "person.kel_desa": 60,
+    "person.kecamatan": 60,
+    "person.occupation": 60,
+    "person.nationality": 40,
+    "region.regency": 60,
+    "issue_place": 40,
 }
 
 
@@ -145,28 +226,38 @@ def _b64(data: bytes) -> str:
 def image_values(rng: random.Random) -> dict[str, list[tuple[str, Any]]]:
     photo, sig = make_photo(rng), make_signature(rng)
     photo_bad = [
-        ("a PNG", _b64(sig)), ("a GIF", _jpeg((160, 200), "GIF", "P")),
-        ("a BMP", _jpeg((160, 200), "BMP")), ("a WebP", _jpeg((160, 200), "WEBP")),
+        ("a PNG", _b64(sig)),
+        ("a GIF", _jpeg((160, 200), "GIF", "P")),
+        ("a BMP", _jpeg((160, 200), "BMP")),
+        ("a WebP", _jpeg((160, 200), "WEBP")),
         ("a bomb header 20000x25000", _b64(_patched_jpeg_size(photo, 20000, 25000))),
         ("a header of 0x0", _b64(_patched_jpeg_size(photo, 0, 0))),
         ("a header of 1600x2000", _b64(_patched_jpeg_size(photo, 1600, 2000))),
-        ("truncated", _b64(photo[: len(photo) // 2])), ("only the SOI", _b64(photo[:2])),
-        ("not base64", "!!!!"), ("base64 with a newline", _b64(photo)[:40] + "\n" +
-                                 _b64(photo)[40:]),
+        ("truncated", _b64(photo[: len(photo) // 2])),
+        ("only the SOI", _b64(photo[:2])),
+        ("not base64", "!!!!"),
+        ("base64 with a newline", _b64(photo)[:40] + "\n" + _b64(photo)[40:]),
         ("a data URI", "data:image/jpeg;base64," + _b64(photo)),
-        ("too many bytes", _b64(photo + bytes(300 * 1024))), ("50x60", _jpeg((50, 60))),
-        ("landscape", _jpeg((200, 160))), ("square", _jpeg((200, 200))),
-        ("very tall", _jpeg((100, 1000))), ("empty", ""),
+        ("too many bytes", _b64(photo + bytes(300 * 1024))),
+        ("50x60", _jpeg((50, 60))),
+        ("landscape", _jpeg((200, 160))),
+        ("square", _jpeg((200, 200))),
+        ("very tall", _jpeg((100, 1000))),
+        ("empty", ""),
         ("random bytes", _b64(rng.randbytes(900))),
         ("non-ASCII", _b64(photo)[:20] + "\u00e9" + _b64(photo)[21:]),
     ]
     sig_bad = [
-        ("a JPEG", _b64(photo)), ("10x5", _jpeg((10, 5), "PNG", "1")),
+        ("a JPEG", _b64(photo)),
+        ("10x5", _jpeg((10, 5), "PNG", "1")),
         ("2000x100", _b64(_patched_png_size(sig, 2000, 100))),
         ("a bomb header", _b64(_patched_png_size(sig, 100000, 100000))),
-        ("tall", _jpeg((60, 160), "PNG", "1")), ("truncated", _b64(sig[: len(sig) // 2])),
-        ("damaged data", _b64(sig[:40] + bytes(20) + sig[60:])), ("not base64", "@@@@"),
-        ("empty", ""), ("too many bytes", _b64(sig + bytes(70 * 1024))),
+        ("tall", _jpeg((60, 160), "PNG", "1")),
+        ("truncated", _b64(sig[: len(sig) // 2])),
+        ("damaged data", _b64(sig[:40] + bytes(20) + sig[60:])),
+        ("not base64", "@@@@"),
+        ("empty", ""),
+        ("too many bytes", _b64(sig + bytes(70 * 1024))),
         ("a GIF", _jpeg((160, 60), "GIF", "P")),
     ]
     return {"photo_jpeg": photo_bad, "signature_png": sig_bad}
@@ -195,76 +286,179 @@ def _text_mutations(good: dict[str, Any]) -> Iterator[tuple[str, str, Mutate]]:
 def _date_mutations() -> Iterator[tuple[str, str, Mutate]]:
     today = _today()
     later = Relative((today + dt.timedelta(days=3)).isoformat(), "3 days ahead")
-    formats = ["20000101", "01-01-2000", "2000-1-1", "2000-01-01T00:00:00", "2000-01-01 ",
-               "\u0662\u0660\u0660\u0660-\u0660\u0661-\u0660\u0661", "2000-02-30",
-               "2000-13-01", "", "yesterday", 946684800]
+    formats = [
+        "20000101",
+        "01-01-2000",
+        "2000-1-1",
+        "2000-01-01T00:00:00",
+        "2000-01-01 ",
+        "\u0662\u0660\u0660\u0660-\u0660\u0661-\u0660\u0661",
+        "2000-02-30",
+        "2000-13-01",
+        "",
+        "yesterday",
+        946684800,
+    ]
     for path, bad in (
-        ("person.birth_date", ["2999-01-01", later, "1899-12-31", "0001-01-01", "1800-05-05",
-                               *formats, None]),
-        ("issue_date", ["2099-01-01", later, "1900-01-01", "2008-12-31", "0001-01-01",
-                        *formats, None]),
+        (
+            "person.birth_date",
+            ["2999-01-01", later, "1899-12-31", "0001-01-01", "1800-05-05", *formats, None],
+        ),
+        (
+            "issue_date",
+            ["2099-01-01", later, "1900-01-01", "2008-12-31", "0001-01-01", *formats, None],
+        ),
     ):
         for value in bad:
             yield path, f"{value!r}", _setter(path, value)
     now = dt.datetime.now(dt.UTC)
-    for value in ["2099-01-01T00:00:00+00:00",
-                  Relative((now + dt.timedelta(days=3)).isoformat(), "3 days ahead"),
-                  "2024-01-01T00:00:00", "2024-01-01", "2008-12-31T23:00:00+00:00",
-                  "1970-01-01T00:00:00Z", "0001-01-01T00:00:00+00:00", "now", "",
-                  "2024-01-01T00:00:00+25:00", 0, 1e12, None, "2024-01-01T00:00:00+07:00 ",
-                  "\u0662\u0660\u0662\u0664-01-01T00:00:00Z"]:
+    for value in [
+        "2099-01-01T00:00:00+00:00",
+        Relative((now + dt.timedelta(days=3)).isoformat(), "3 days ahead"),
+        "2024-01-01T00:00:00",
+        "2024-01-01",
+        "2008-12-31T23:00:00+00:00",
+        "1970-01-01T00:00:00Z",
+        "0001-01-01T00:00:00+00:00",
+        "now",
+        "",
+        "2024-01-01T00:00:00+25:00",
+        0,
+        1e12,
+        None,
+        "2024-01-01T00:00:00+07:00 ",
+        "\u0662\u0660\u0662\u0664-01-01T00:00:00Z",
+    ]:
         yield "enrolled_at", f"{value!r}", _setter("enrolled_at", value)
     # Rules across fields: named by the later field.
-    yield "issue_date", "issued before birth", _each([
-        _setter("person.birth_date", today.isoformat()),
-        _setter("issue_date", (today - dt.timedelta(days=30)).isoformat())])
-    yield "enrolled_at", "enrolled before birth", _each([
-        _setter("person.birth_date", today.isoformat()),
-        _setter("enrolled_at", (now - dt.timedelta(days=400)).isoformat())])
+    yield (
+        "issue_date",
+        "issued before birth",
+        _each(
+            [
+                _setter("person.birth_date", today.isoformat()),
+                _setter("issue_date", (today - dt.timedelta(days=30)).isoformat()),
+            ]
+        ),
+    )
+    yield (
+        "enrolled_at",
+        "enrolled before birth",
+        _each(
+            [
+                _setter("person.birth_date", today.isoformat()),
+                _setter("enrolled_at", (now - dt.timedelta(days=400)).isoformat()),
+            ]
+        ),
+    )
 
 
 def _vocabulary_mutations() -> Iterator[tuple[str, str, Mutate]]:
     closed: dict[str, list[Any]] = {
         "person.sex": ["L", "laki-laki", "MALE", "", "PEREMPUAN ", "WANITA"],
         "person.blood_type": ["C", "a", "AB+", "", "O\u200b", 0],
-        "person.religion": ["islam", "ATHEIS", "", "ISLAM ", "ISLAM\u200b", "KRISTEN PROTESTAN",
-                            "I\u0300SLAM"],
+        "person.religion": [
+            "islam",
+            "ATHEIS",
+            "",
+            "ISLAM ",
+            "ISLAM\u200b",
+            "KRISTEN PROTESTAN",
+            "I\u0300SLAM",
+        ],
         "person.marital_status": ["MENIKAH", "kawin", "", "JANDA", "KAWIN\n"],
-        "region.province": ["jawa barat", "JAWA BARAT ", "ATLANTIS", "", "JAWA\u00a0BARAT",
-                            "JAWA BARAT\u202e"],
+        "region.province": [
+            "jawa barat",
+            "JAWA BARAT ",
+            "ATLANTIS",
+            "",
+            "JAWA\u00a0BARAT",
+            "JAWA BARAT\u202e",
+        ],
         "kind": ["second", "", "FIRST", "first "],
         "urgent": ["vip", "", 1, "Pilgrimage"],
-        "record_id": ["", "A" * 65, "PRR 1", "PRR/1", "PRR-1\n", "PRR-\u0661", "../etc",
-                      "PRR-\u202e1", "PRR-\u00e91"],
-        "person.rt_rw": ["\u0660\u0660\u0661/\u0660\u0660\u0662", "\uff11\uff12\uff13/456",
-                         "1/2", "0001/002", "001-002", "001/002\n", "", "abc/def",
-                         "001/002/003", "\u06f0\u06f0\u06f1/\u06f0\u06f0\u06f2",
-                         "\u0966\u0966\u0967/\u0966\u0966\u0968"],
-        "person.valid_until": ["SELAMANYA", "", "31-12-2099", "seumur hidup", "2030-01-01",
-                               "SEUMUR HIDUP\u200b"],
+        "record_id": [
+            "",
+            "A" * 65,
+            "PRR 1",
+            "PRR/1",
+            "PRR-1\n",
+            "PRR-\u0661",
+            "../etc",
+            "PRR-\u202e1",
+            "PRR-\u00e91",
+        ],
+        "person.rt_rw": [
+            "\u0660\u0660\u0661/\u0660\u0660\u0662",
+            "\uff11\uff12\uff13/456",
+            "1/2",
+            "0001/002",
+            "001-002",
+            "001/002\n",
+            "",
+            "abc/def",
+            "001/002/003",
+            "\u06f0\u06f0\u06f1/\u06f0\u06f0\u06f2",
+            "\u0966\u0966\u0967/\u0966\u0966\u0968",
+        ],
+        "person.valid_until": [
+            "SELAMANYA",
+            "",
+            "31-12-2099",
+            "seumur hidup",
+            "2030-01-01",
+            "SEUMUR HIDUP\u200b",
+        ],
     }
     for path, values in closed.items():
-        for value in [*values, *WRONG_TYPES[int(path == "urgent"):3]]:  # urgent may be null
+        for value in [*values, *WRONG_TYPES[int(path == "urgent") : 3]]:  # urgent may be null
             yield path, f"{value!r}", _setter(path, value)
     issue = _today()
-    for until, what in (("SEUMUR HIDUP", "for life"),
-                        ((issue - dt.timedelta(days=1)).strftime("%d-%m-%Y"), "before issue"),
-                        ((issue + dt.timedelta(days=365 * 50)).strftime("%d-%m-%Y"), "50 years"),
-                        ("31-02-2030", "31 February")):
-        yield "person.valid_until", f"foreigner, {what}", _each([
-            _setter("person.nationality", "WNA"), _setter("person.valid_until", until),
-            _setter("issue_date", issue.isoformat())])
+    for until, what in (
+        ("SEUMUR HIDUP", "for life"),
+        ((issue - dt.timedelta(days=1)).strftime("%d-%m-%Y"), "before issue"),
+        ((issue + dt.timedelta(days=365 * 50)).strftime("%d-%m-%Y"), "50 years"),
+        ("31-02-2030", "31 February"),
+    ):
+        yield (
+            "person.valid_until",
+            f"foreigner, {what}",
+            _each(
+                [
+                    _setter("person.nationality", "WNA"),
+                    _setter("person.valid_until", until),
+                    _setter("issue_date", issue.isoformat()),
+                ]
+            ),
+        )
 
 
 def _nik_mutations(good: dict[str, Any]) -> Iterator[tuple[str, str, Mutate]]:
     nik: str = good["person"]["nik"]
     arabic = "".join(chr(0x0660 + int(c)) for c in nik)
-    bad = [nik[:15], nik + "1", nik[:6] + "A" + nik[7:], arabic, "\uff13" + nik[1:],
-           "99" + nik[2:], nik[:2] + "00" + nik[4:], nik[:4] + "00" + nik[6:],
-           nik[:6] + "32" + nik[8:], nik[:6] + "72" + nik[8:], nik[:6] + "00" + nik[8:],
-           nik[:8] + "13" + nik[10:], nik[:8] + "00" + nik[10:], nik[:12] + "0000",
-           nik[:6] + "290201" + nik[12:], "", " " * 16, nik[:8] + " " + nik[9:],
-           nik + "\u200b", "-" + nik[1:], "1" * 40]
+    bad = [
+        nik[:15],
+        nik + "1",
+        nik[:6] + "A" + nik[7:],
+        arabic,
+        "\uff13" + nik[1:],
+        "99" + nik[2:],
+        nik[:2] + "00" + nik[4:],
+        nik[:4] + "00" + nik[6:],
+        nik[:6] + "32" + nik[8:],
+        nik[:6] + "72" + nik[8:],
+        nik[:6] + "00" + nik[8:],
+        nik[:8] + "13" + nik[10:],
+        nik[:8] + "00" + nik[10:],
+        nik[:12] + "0000",
+        nik[:6] + "290201" + nik[12:],
+        "",
+        " " * 16,
+        nik[:8] + " " + nik[9:],
+        nik + "\u200b",
+        "-" + nik[1:],
+        "1" * 40,
+    ]
     for value in [*bad, int(nik), None]:
         yield "person.nik", f"{value!r}"[:30], _setter("person.nik", value)
 
@@ -286,12 +480,18 @@ def _structure_mutations(good: dict[str, Any]) -> Iterator[tuple[str, str, Mutat
             yield path, f"a {type(shape).__name__}", _setter(path, shape)
     step = good["chip_script"][0]
     scripts: tuple[tuple[Any, str], ...] = (
-        ([], "empty"), ("x", "a string"), (None, "null"), ([{}], "an empty step"),
-        ([{"apdu": "ZZ"}], "non-hex APDU"), ([{"apdu": "00A4000C0501"}], "a malformed APDU"),
-        ([{**step, "extra": 1}], "an unknown key"), ([step] * 1025, "1,025 steps"),
+        ([], "empty"),
+        ("x", "a string"),
+        (None, "null"),
+        ([{}], "an empty step"),
+        ([{"apdu": "ZZ"}], "non-hex APDU"),
+        ([{"apdu": "00A4000C0501"}], "a malformed APDU"),
+        ([{**step, "extra": 1}], "an unknown key"),
+        ([step] * 1025, "1,025 steps"),
         ([{**step, "target": "both"}], "an unknown target"),
         ([{**step, "expect_sw": ["90"]}], "a short SW pattern"),
-        ([{**step, "apdu": "\u0660\u0660A4"}], "Arabic-Indic hex"))
+        ([{**step, "apdu": "\u0660\u0660A4"}], "Arabic-Indic hex"),
+    )
     for value, what in scripts:
         yield "chip_script", what, _setter("chip_script", value)
 
@@ -310,6 +510,7 @@ def record_mutations(good: dict[str, Any], rng: random.Random) -> Iterator[Hosti
 
 def envelope_mutations() -> Iterator[Hostile]:
     """Mutations of the signed envelope and of the lease item around it."""
+
     def flip(item: dict[str, Any]) -> None:
         sig = item["signed"]["signature"]
         item["signed"]["signature"] = ("B" if sig[0] == "A" else "A") + sig[1:]
@@ -334,21 +535,41 @@ def envelope_mutations() -> Iterator[Hostile]:
         ("signed", "null", _setter("signed", None)),
         ("signed", "a string", _setter("signed", "X")),
     ]
-    lease: list[tuple[str, str, Mutate]] = [
-        ("ttl_s", f"{value!r}", _setter("ttl_s", value))
-        for value in (float("inf"), float("-inf"), float("nan"), -1.0, 0, 1e12, 10 * 86400,
-                      None, "soon", [600])
-    ] + [
-        ("lease_id", what, _setter("lease_id", value))
-        for what, value in (("empty", ""), ("1,000 characters", "L" * 1000),
-                            ("a control character", "L-1\x00"), ("null", None), ("a number", 7),
-                            ("RLO", "L-\u202e1"), ("a space", "L 1"))
-    ] + [
-        ("lease_id", "missing", _deleter("lease_id")),
-        ("ttl_s", "missing", _deleter("ttl_s")),
-        ("signed", "missing", _deleter("signed")),
-        ("priority", "an unknown field", _setter("priority", 1)),
-    ]
+    lease: list[tuple[str, str, Mutate]] = (
+        [
+            ("ttl_s", f"{value!r}", _setter("ttl_s", value))
+            for value in (
+                float("inf"),
+                float("-inf"),
+                float("nan"),
+                -1.0,
+                0,
+                1e12,
+                10 * 86400,
+                None,
+                "soon",
+                [600],
+            )
+        ]
+        + [
+            ("lease_id", what, _setter("lease_id", value))
+            for what, value in (
+                ("empty", ""),
+                ("1,000 characters", "L" * 1000),
+                ("a control character", "L-1\x00"),
+                ("null", None),
+                ("a number", 7),
+                ("RLO", "L-\u202e1"),
+                ("a space", "L 1"),
+            )
+        ]
+        + [
+            ("lease_id", "missing", _deleter("lease_id")),
+            ("ttl_s", "missing", _deleter("ttl_s")),
+            ("signed", "missing", _deleter("signed")),
+            ("priority", "an unknown field", _setter("priority", 1)),
+        ]
+    )
     yield from (Hostile(f, w, "signed", m) for f, w, m in signed)
     yield from (Hostile(f, w, "lease", m) for f, w, m in lease)
 
@@ -369,9 +590,16 @@ def good_record(index: int, seed: int = 0) -> dict[str, Any]:
     return make_record(index, seed)
 
 
-def lease_item(index: int, hostile: Hostile | None, key: Ed25519PrivateKey, *, seed: int = 0,
-               lease_id: str | None = None, ttl_s: float = 600.0,
-               record_id: str | None = None) -> dict[str, Any]:
+def lease_item(
+    index: int,
+    hostile: Hostile | None,
+    key: Ed25519PrivateKey,
+    *,
+    seed: int = 0,
+    lease_id: str | None = None,
+    ttl_s: float = 600.0,
+    record_id: str | None = None,
+) -> dict[str, Any]:
     """The lease answer item (JSON-ready) for record ``index`` with ``hostile`` applied;
     a record-layer mutation is signed after it is applied (a valid signature)."""
     record = copy.deepcopy(good_record(index, seed))

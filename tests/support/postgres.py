@@ -81,15 +81,51 @@ def start_cluster() -> PgCluster:
         entry = pwd.getpwnam(PG_USER)
         os.chown(root, entry.pw_uid, entry.pw_gid)
     data = root / "data"
-    subprocess.run(_as_user([pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                             "-E", "UTF8", "--no-sync", "--locale=C"]),
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        _as_user(
+            [
+                pg_bin("initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     port = _free_port()
-    options = (f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off"
-               " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-    subprocess.run(_as_user([pg_bin("pg_ctl"), "-D", str(data), "-o", options,
-                             "-l", str(root / "log"), "-w", "-t", "60", "start"]),
-                   check=True, capture_output=True, timeout=120)
+    options = (
+        f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off"
+        " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    subprocess.run(
+        _as_user(
+            [
+                pg_bin("pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(root / "log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     pid = int((data / "postmaster.pid").read_text().split()[0])
     return PgCluster(root, port, pid)
 

@@ -34,8 +34,12 @@ class LeaseRewriter:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                answer = httpx.post(relay.target + self.path, content=body, timeout=10.0,
-                                    headers={"content-type": "application/json"})
+                answer = httpx.post(
+                    relay.target + self.path,
+                    content=body,
+                    timeout=10.0,
+                    headers={"content-type": "application/json"},
+                )
                 data = answer.content
                 if self.path == "/v1/leases" and answer.status_code == 200:
                     doc = json.loads(data)
@@ -60,8 +64,9 @@ class LeaseRewriter:
         self._thread.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()

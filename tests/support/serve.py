@@ -11,7 +11,7 @@ from contextlib import contextmanager
 #: Runs only the ``central`` commands (no station config needed).
 SERVE = """
 import argparse, sys
-from station.central.cli import add_central_commands
+from central.cli import add_central_commands
 parser = argparse.ArgumentParser()
 add_central_commands(parser.add_subparsers(dest="command"))
 args = parser.parse_args(sys.argv[1:])
@@ -22,8 +22,9 @@ sys.exit(args.func(args))
 @contextmanager
 def serve_cli(argv: list[str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``central serve`` with ``argv`` (after ``central serve``): the process and its URL."""
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, "central", "serve", *argv],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVE, "central", "serve", *argv], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline().strip()

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from station.central.cli import add_central_commands, cmd_serve
-from station.central.engines import is_dsn
+from central.cli import add_central_commands, cmd_serve
+from central.engines import is_dsn
 
 UNIT = Path(__file__).resolve().parents[2] / "systemd" / "ektp-central.service"
 #: The exposure figure quoted in the README (systemd 252 on Debian 12).
@@ -30,10 +30,16 @@ def test_systemd_rates_the_central_unit_ok() -> None:
     """`systemd-analyze security` rates the centre's sandbox at most 1.5."""
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
-    proc = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(UNIT)],
-                          capture_output=True, text=True, timeout=60, check=False)
-    found = re.search(r"Overall exposure level for ektp-central\.service: ([\d.]+) (\w+)",
-                      proc.stdout)
+    proc = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(UNIT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    found = re.search(
+        r"Overall exposure level for ektp-central\.service: ([\d.]+) (\w+)", proc.stdout
+    )
     assert found, proc.stdout + proc.stderr
     assert float(found[1]) <= TARGET, proc.stdout
 
@@ -50,5 +56,7 @@ def test_the_units_command_is_one_the_centre_accepts() -> None:
     assert is_dsn(args.db)
     assert (args.workers, args.server) == (4, "asgi")
     assert str(args.key_dir).startswith("/var/lib/ektp-central/")
-    assert all(str(p).startswith("/etc/ektp-central/")
-               for p in (args.tls_cert, args.tls_key, args.client_ca))
+    assert all(
+        str(p).startswith("/etc/ektp-central/")
+        for p in (args.tls_cert, args.tls_key, args.client_ca)
+    )

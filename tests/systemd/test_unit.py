@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.station.harness import Central, station_config, wait_for
+from tests.support.harness import Central, station_config, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "ektp-station.service"
@@ -22,8 +22,11 @@ TARGET = 2.5
 
 def directives(name: str) -> list[str]:
     """Every value of ``name=`` in the unit (directives may repeat)."""
-    return [line.split("=", 1)[1].strip() for line in UNIT.read_text().splitlines()
-            if line.startswith(f"{name}=")]
+    return [
+        line.split("=", 1)[1].strip()
+        for line in UNIT.read_text().splitlines()
+        if line.startswith(f"{name}=")
+    ]
 
 
 def test_systemd_rates_the_unit_ok() -> None:
@@ -31,10 +34,15 @@ def test_systemd_rates_the_unit_ok() -> None:
     EXPOSED); the figure is printed for the README."""
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
-    proc = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(UNIT)],
-                          capture_output=True, text=True, timeout=60)
-    found = re.search(r"Overall exposure level for ektp-station\.service: ([\d.]+) (\w+)",
-                      proc.stdout)
+    proc = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(UNIT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    found = re.search(
+        r"Overall exposure level for ektp-station\.service: ([\d.]+) (\w+)", proc.stdout
+    )
     assert found, proc.stdout + proc.stderr
     print(f"systemd-analyze security: {found[1]} {found[2]}")
     assert float(found[1]) <= TARGET, proc.stdout
@@ -55,8 +63,9 @@ def test_the_sandbox_leaves_the_devices_and_sockets_the_station_uses() -> None:
     assert directives("ProtectSystem") == ["strict"]
     assert directives("UMask") == ["0077"]
     assert any("@system-service" in v for v in directives("SystemCallFilter"))
-    assert not any("@resources" in v for v in directives("SystemCallFilter")), \
+    assert not any("@resources" in v for v in directives("SystemCallFilter")), (
         "the face helper sets SCHED_IDLE (@resources)"
+    )
 
 
 PR_SET_MDWE = 65
@@ -72,13 +81,18 @@ def deny_write_execute() -> None:
 
 
 def mdwe_supported() -> bool:
-    probe = subprocess.run([sys.executable, "-c", "pass"], preexec_fn=deny_write_execute,
-                           capture_output=True, check=False)
+    probe = subprocess.run(
+        [sys.executable, "-c", "pass"],
+        preexec_fn=deny_write_execute,
+        capture_output=True,
+        check=False,
+    )
     return probe.returncode == 0
 
 
 def test_the_station_prints_without_writable_executable_memory(
-        tmp_path: Path, central: Central) -> None:
+    tmp_path: Path, central: Central
+) -> None:
     """MemoryDenyWriteExecute=yes breaks nothing: under the kernel's W^X switch the daemon
     (Python, cryptography, Pillow in the face helper, the HTTP client) prints every card,
     with its faces drawn by the helper."""
@@ -90,14 +104,32 @@ def test_the_station_prints_without_writable_executable_memory(
         pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3+)")
     central.seed(5)
     config = station_config(tmp_path, central)
-    subprocess.run([sys.executable, "-m", "station.cli", "--config", str(config), "blanks",
-                    "receive", "10", "--batch", "T-1"], check=True, capture_output=True,
-                   cwd=ROOT)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "station.cli.main",
+            "--config",
+            str(config),
+            "blanks",
+            "receive",
+            "10",
+            "--batch",
+            "T-1",
+        ],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
     log = tmp_path / "daemon.log"
     with log.open("wb") as fh:
-        daemon = subprocess.Popen([sys.executable, "-m", "station.cli", "--config",
-                                   str(config), "run"], stdout=fh, stderr=fh,
-                                  preexec_fn=deny_write_execute, cwd=ROOT)
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "station.cli.main", "--config", str(config), "run"],
+            stdout=fh,
+            stderr=fh,
+            preexec_fn=deny_write_execute,
+            cwd=ROOT,
+        )
     try:
         wait_for("5 printed", lambda: central.server.summary().printed == 5, timeout=90)
     finally:

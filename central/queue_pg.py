@@ -1,0 +1,207 @@
+"""The queue on PostgreSQL: the same operations as :class:`~central.queue_db.QueueDB`
+(SQLite), for a centre serving many stations from several worker processes.
+
+psycopg 3 with a connection pool; every protocol operation is one transaction on a
+pooled connection (no process-wide lock). Leases are granted with ``FOR UPDATE SKIP
+LOCKED``, so concurrent workers never hand one record out twice; a result is stored once
+by its unique ``result_id``. The schema is versioned in ``schema_version`` and migrated
+under an advisory lock (workers starting together migrate once). The SQL of the shared
+operations is the SQLite engine's (``?`` placeholders translated by :class:`_PgConn`);
+only the dialect differs (:attr:`_LOCK_ROWS`, :attr:`_GREATEST`, :meth:`next_index`).
+
+A PostgreSQL error is raised as ``sqlite3.OperationalError`` naming its class (the
+servers answer 503 "database unavailable" for either engine; the client retries).
+Needs the ``central`` extra.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, cast
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from central.queue_db import DEFAULT_LEASE_HOLD_S, QueueDB, SchemaError
+from station.records import SignedRecord
+
+#: An advisory lock key only the queue's migrations take.
+_MIGRATION_LOCK = 0x6B7470  # "ktp"
+
+#: PostgreSQL migrations; index + 1 is the version. Never edit a shipped one: append.
+PG_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE records (
+        seq          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        record_id    TEXT NOT NULL UNIQUE,
+        kind_rank    INTEGER NOT NULL,
+        urgent       INTEGER NOT NULL,
+        enrolled_ts  DOUBLE PRECISION NOT NULL,
+        signed_json  TEXT NOT NULL,
+        state        TEXT NOT NULL DEFAULT 'ready' CHECK (state IN ('ready','printed','failed')),
+        lease_id     TEXT,
+        lease_station TEXT,
+        lease_expires DOUBLE PRECISION,
+        added_ts     DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX records_queue ON records (state, urgent DESC, kind_rank, enrolled_ts, seq);
+    CREATE INDEX records_lease ON records (lease_id);
+    CREATE INDEX records_station ON records (lease_station);
+    CREATE TABLE leases (
+        lease_id     TEXT PRIMARY KEY,
+        record_id    TEXT NOT NULL,
+        station_id   TEXT NOT NULL,
+        granted_ts   DOUBLE PRECISION NOT NULL,
+        expires_ts   DOUBLE PRECISION NOT NULL,
+        closed_ts    DOUBLE PRECISION,
+        close_reason TEXT,
+        batch_id     TEXT
+    );
+    CREATE INDEX leases_record ON leases (record_id);
+    CREATE TABLE results (
+        seq          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        result_id    TEXT NOT NULL UNIQUE,
+        station_id   TEXT NOT NULL,
+        record_id    TEXT NOT NULL,
+        lease_id     TEXT NOT NULL,
+        outcome      TEXT NOT NULL,
+        body_json    TEXT NOT NULL,
+        received_ts  DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX results_record ON results (record_id, outcome);
+    CREATE TABLE heartbeats (
+        station_id   TEXT PRIMARY KEY,
+        body_json    TEXT NOT NULL,
+        received_ts  DOUBLE PRECISION NOT NULL,
+        count        INTEGER NOT NULL
+    );
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+    INSERT INTO counters VALUES ('duplicate_results', 0);
+    CREATE TABLE audit (
+        seq          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at           DOUBLE PRECISION NOT NULL,
+        station_id   TEXT NOT NULL,
+        peer         TEXT,
+        endpoint     TEXT NOT NULL,
+        event        TEXT NOT NULL,
+        reason       TEXT NOT NULL
+    );
+    CREATE INDEX audit_station ON audit (station_id, at);
+    """,
+)
+
+
+class _PgConn:
+    """A psycopg connection speaking the sqlite3 subset the queue's SQL uses: ``execute``
+    and ``executemany`` with ``?`` placeholders, cursors with ``fetchone``, ``fetchall``
+    and ``rowcount``."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("%", "%%").replace("?", "%s")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        return self._conn.execute(self._sql(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> psycopg.Cursor[Any]:
+        cur = self._conn.cursor()
+        cur.executemany(self._sql(sql), [tuple(r) for r in rows])
+        return cur
+
+
+class PgQueueDB(QueueDB):
+    """The queue in a PostgreSQL database (``postgresql://user@host:port/db``)."""
+
+    _LOCK_ROWS = " FOR UPDATE SKIP LOCKED"
+    _GREATEST = "GREATEST"
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        lease_hold_s: float = DEFAULT_LEASE_HOLD_S,
+        pool_size: int = 8,
+    ) -> None:
+        self.path = Path("postgresql")  # no file: batches and seeding stay on SQLite
+        self.clock = clock
+        self.lease_hold_s = lease_hold_s
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            timeout=30.0,
+            kwargs={"connect_timeout": 10},
+        )
+        try:
+            self._pool.open(wait=True, timeout=30.0)  # PoolTimeout is a psycopg.Error
+            self._migrate()
+        except (psycopg.Error, sqlite3.Error, SchemaError) as exc:
+            self._pool.close()
+            if isinstance(exc, psycopg.Error):
+                raise sqlite3.OperationalError(
+                    f"cannot open the PostgreSQL queue: {type(exc).__name__}"
+                ) from exc
+            raise
+
+    def _migrate(self) -> None:
+        with self._tx() as c:
+            c.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+            c.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = c.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            version = int(row[0] or 0)
+            if version > len(PG_MIGRATIONS):
+                raise SchemaError(
+                    f"queue DB schema version {version} is newer than this "
+                    f"server's ({len(PG_MIGRATIONS)})"
+                )
+            for number, script in enumerate(PG_MIGRATIONS[version:], start=version + 1):
+                c.execute(script)
+                c.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+
+    @property
+    def schema_version(self) -> int:
+        with self._read() as c:
+            return int(c.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
+
+    def close(self) -> None:
+        self._pool.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._tx() as c:
+            yield c
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                # _PgConn speaks the part of sqlite3.Connection the queue's SQL uses.
+                yield cast(sqlite3.Connection, _PgConn(conn))
+        except psycopg.Error as exc:
+            raise sqlite3.OperationalError(f"postgresql: {type(exc).__name__}") from exc
+
+    def add_records(self, records: Iterable[SignedRecord]) -> list[str]:
+        """As SQLite's, then ANALYZE: the planner's row counts for a freshly filled queue
+        are guesses (autovacuum analyses only every minute or so) and a lease then sorted
+        every ready record instead of walking the queue index (39 ms a lease, now 4 ms)."""
+        added = super().add_records(records)
+        with self._tx() as c:
+            c.execute("ANALYZE records")
+        return added
+
+    def next_index(self) -> int:
+        with self._read() as c:
+            row = c.execute(
+                "SELECT GREATEST(COALESCE(MAX(seq), 0), COALESCE(MAX(CAST(SUBSTR(record_id, 5)"
+                " AS BIGINT)) FILTER (WHERE record_id ~ '^PRR-[0-9]+$'), 0)) FROM records"
+            ).fetchone()
+        return int(row[0]) + 1

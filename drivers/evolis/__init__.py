@@ -1,0 +1,1 @@
+"""The Evolis card printer: the driver, its pure command protocol, its transports."""

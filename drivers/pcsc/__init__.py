@@ -1,0 +1,1 @@
+"""The chip encoder over PC/SC (pyscard): the channel and its deadline-bound sessions."""

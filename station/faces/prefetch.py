@@ -1,0 +1,108 @@
+"""Card faces prepared one record ahead in a helper process, so the printer never waits
+for Pillow and the daemon's threads never wait behind it.
+
+A face takes ~20 ms of CPU (text, photo, PNG), much of it in Pillow C calls that hold the
+interpreter lock for milliseconds; in a thread of the daemon that stalled the printer
+worker's device I/O and durable commits by up to ~6 ms each time. So the record is
+decrypted here, and parsed and rendered by :mod:`station.faces.helper`, a long-lived child
+process at the lowest CPU priority. If the helper dies or hangs, the face is prepared in
+this process instead (slower, never wrong) and a new helper is started.
+
+The worker asks for the record it just started; if that is the one prepared ahead, the
+work is already done (or finishing), otherwise it is done now. It names the record likely
+to come next while the current card prints, and that one is prepared meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+from pydantic import ValidationError
+
+from drivers.base import PrintJob
+from station.crypto import DataKey
+from station.faces.helper import FaceHelper, HelperGone
+from station.faces.template import FaceError, to_print_job
+from station.records import PrintReadyRecord, RecordError, SignedRecord, parse_record
+from station.store import core as store
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    record: PrintReadyRecord
+    job: PrintJob
+
+
+def prepare_plain(plain: bytes) -> Prepared:
+    """Parse and render one decrypted SignedRecord. The signature was verified when the
+    record was leased and the sealed payload is authenticated (AES-GCM), so only its
+    content is checked again. RecordError: the record cannot be printed."""
+    try:
+        signed = SignedRecord.model_validate_json(plain)
+    except ValidationError as exc:
+        raise RecordError("the buffered payload is not a signed record") from exc
+    record = parse_record(signed.record)
+    try:
+        job = to_print_job(record)
+    except FaceError as exc:
+        raise RecordError(f"card face: {exc}") from exc
+    return Prepared(record, job)
+
+
+class FacePrefetcher:
+    def __init__(self, data_key: DataKey) -> None:
+        self._data_key = data_key
+        self._helper = FaceHelper()
+        self._ahead: tuple[str, bytes] | None = None  # record sent to the helper ahead
+
+    @property
+    def helper_pid(self) -> int | None:
+        """The face helper's process id while it runs (for the technician and tests)."""
+        return self._helper.pid
+
+    def start(self) -> None:
+        """Start the helper process before the first card (it loads in the background)."""
+        self._helper.start()
+
+    def _plain(self, buffered: store.BufferedRecord) -> bytes:
+        return self._data_key.open(buffered.payload, buffered.record_id.encode())
+
+    def get(self, buffered: store.BufferedRecord) -> Prepared:
+        """The prepared record (RecordError if it cannot be printed)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == buffered.record_id:
+            plain = ahead[1]
+        else:
+            plain = self._plain(buffered)
+            try:
+                self._helper.send(plain)
+            except HelperGone as exc:
+                return self._here(plain, exc)
+        try:
+            prepared: Prepared = self._helper.receive()
+        except HelperGone as exc:
+            return self._here(plain, exc)
+        return prepared
+
+    def ahead(self, buffered: store.BufferedRecord | None) -> None:
+        """Start preparing the record expected next (errors surface when it is taken)."""
+        if buffered is None:
+            return
+        plain = self._plain(buffered)
+        try:
+            self._helper.send(plain)
+        except HelperGone:
+            return
+        self._ahead = (buffered.record_id, plain)
+
+    @staticmethod
+    def _here(plain: bytes, exc: HelperGone) -> Prepared:
+        log.warning("face_helper_gone", detail=str(exc))
+        return prepare_plain(plain)
+
+    def close(self) -> None:
+        self._ahead = None
+        self._helper.stop()

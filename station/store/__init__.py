@@ -1,0 +1,2 @@
+"""The station's database: the owner thread, the schema and its migrations, and one module
+per table group."""

@@ -1,0 +1,137 @@
+"""No English-only line reaches an Indonesian operator: every technician verb, run with
+--lang id on a station that has printed, spoiled and held cards, prints only words of the
+Indonesian catalog, the values the operator gave, and the devices' own technical details
+(English by design, as the logs)."""
+
+from __future__ import annotations
+
+import getpass
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+
+from station.cli.main import main
+from tests.support.harness import Central, running_station, station_config, wait_for
+
+ROOT = Path(__file__).resolve().parents[3]
+PO = ROOT / "station/locale/id/LC_MESSAGES/station.po"
+#: What the operator typed in this test (names, reasons, batch numbers, places).
+GIVEN = "Siti Rahma Operator SIAK Budi Santoso lent Kec Ciomas BAST KTP Halaman Kantor"
+#: Command words and units that read the same in both languages.
+SHARED = "station systemctl ektp journalctl WIB WITA WIT NIK NIP PDF PNG pid min"
+#: The simulated printer's identity and driver name (as a real printer reports its own).
+DEVICE = "ektp-station simulator sim"
+
+
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[\w+ *\] ")
+
+
+def _vocabulary() -> set[str]:
+    with PO.open("rb") as fh:
+        texts = [str(m.string) for m in read_po(fh) if m.id]
+    words = " ".join([*texts, GIVEN, SHARED, DEVICE, getpass.getuser()])
+    return {w.lower() for w in re.findall(r"[A-Za-z]{3,}", words)}
+
+
+def _device_details(db: Path) -> set[str]:
+    """Words of the devices' own failure details the ledger and attempts keep."""
+    conn = sqlite3.connect(db)
+    try:
+        rows = [
+            r[0] or ""
+            for r in conn.execute("SELECT detail FROM ledger UNION ALL SELECT reason FROM attempts")
+        ]
+    finally:
+        conn.close()
+    return {w.lower() for w in re.findall(r"[A-Za-z]{3,}", " ".join(rows))}
+
+
+def _words(line: str) -> list[str]:
+    line = re.sub(r"\S*[/\\]\S*", " ", line)  # paths and URLs
+    line = re.sub(r"\b[\w.-]*\d[\w.-]*\b", " ", line)  # ids, serials, numbers, dates
+    line = re.sub(r"\b[A-Za-z0-9+/=]{40,}\b", " ", line)  # keys
+    return [w.lower() for w in re.findall(r"[A-Za-z]{3,}", line)]
+
+
+def test_every_verb_speaks_indonesian(
+    tmp_path: Path,
+    central: Central,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each output line of every technician verb under --lang id is made of catalog words,
+    given values and device details only; a new untranslated message fails here."""
+    central.seed(20)
+    config = station_config(
+        tmp_path,
+        central,
+        pipeline={"max_attempts": 10},
+        rationing={"daily_quota": 12, "urgent_reserve": 1},
+        printer={
+            "options": {"hopper": 60, "seed": 11, "faults": {"print_fail": 0.15, "chip_dead": 0.1}}
+        },
+    )
+    outputs: list[tuple[str, str]] = []
+
+    def verb(*argv: str, ok: bool = True) -> None:
+        capsys.readouterr()
+        code = main(["--config", str(config), *argv, "--lang", "id"])
+        assert (code == 0) is ok, (argv, code)
+        got = capsys.readouterr()
+        outputs.append((" ".join(argv), got.out + got.err))
+
+    verb("blanks", "receive", "40", "--batch", "BAST-7", "--first-serial", "KTP0001001")
+    verb("blanks", "receive", "10", "--batch", "BAST-8", "--first-serial", "KTP0001005", ok=False)
+    verb("blanks", "adjust", "-2", "--reason", "lent to Kec. Ciomas")
+    verb("blanks", "adjust", "0", "--reason", "x", ok=False)
+    with running_station(config) as station:
+        wait_for(
+            "the daily quota",
+            lambda: (station.board.get("state") or {}).get("category") == "paused",
+        )
+        verb("status")
+    verb("status")
+    verb("inspect")
+    verb("resolve", "999", "--good", ok=False)
+    verb("reload", ok=False)
+    verb("blanks", "count", "7", ok=False)
+    verb("blanks", "history")
+    verb("spoiled", "list")
+    verb(
+        "spoiled",
+        "destroy",
+        "--witness",
+        "Siti Rahma;198701012010012001;Operator SIAK",
+        "--witness",
+        "Budi Santoso",
+        "--place",
+        "Halaman Kantor",
+        "--pdf",
+        str(tmp_path / "ba.pdf"),
+    )
+    verb("spoiled", "list")
+    verb("spoiled", "destroy", "--witness", "Budi Santoso", ok=False)
+    verb("report", "daily")
+    verb("report", "monthly", "--month", "2026-11")
+    verb("report", "daily", "--pdf", str(tmp_path / "d.pdf"))
+    verb("doctor")
+    verb("preview", str(tmp_path / "missing.json"), "--out", str(tmp_path / "x.png"), ok=False)
+    verb("batch", "key")
+    verb("batch", "export", str(tmp_path / "results.json"))
+    verb("batch", "import", str(tmp_path / "missing.json"), ok=False)
+
+    allowed = _vocabulary() | _device_details(tmp_path / "station/station.db")
+    english = []
+    for argv, text in outputs:
+        assert text.strip(), argv
+        for line in text.splitlines():
+            if LOG_LINE.match(line):
+                continue  # the log: English and structured by design
+            stray = [w for w in _words(line) if w not in allowed]
+            if stray:
+                english.append(f"{argv}: {line!r} {stray}")
+    assert not english, "\n".join(english)
+    monkeypatch.delenv("STATION_LANGUAGE")

@@ -1,0 +1,156 @@
+"""Helpers for tests that run a whole station: config files, a seeded centre, waiting."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from central.seed import PUB_FILE, load_or_create_key, seed
+from central.server import CentralServer
+from station.config import load_config
+from station.daemon import Station
+from station.store import core as store
+
+INLINE_TABLES = ("trusted_keys", "timings_ms", "faults")
+FAST_TIMINGS = {"feed": 0, "encode_apdu": 0, "print": 0, "eject": 0, "reject": 0, "status": 0}
+
+
+def toml_dumps(data: dict[str, Any], prefix: str = "") -> str:
+    """Just enough TOML for station configs: scalars, lists, inline and nested tables."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{json.dumps(k)} = {value(x)}" for k, x in v.items()) + " }"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, Path):
+            return json.dumps(str(v))
+        return json.dumps(v)
+
+    def section(k: str, v: Any) -> bool:
+        return isinstance(v, dict) and k not in INLINE_TABLES
+
+    out = "".join(f"{k} = {value(v)}\n" for k, v in data.items() if not section(k, v))
+    for k, v in data.items():
+        if section(k, v):
+            out += f"\n[{prefix}{k}]\n" + toml_dumps(v, f"{prefix}{k}.")
+    return out
+
+
+@dataclass
+class Central:
+    server: CentralServer
+    db: Path
+    key_dir: Path
+
+    @property
+    def pub(self) -> Path:
+        return self.key_dir / PUB_FILE
+
+    def seed(self, n: int, *, seed_value: int = 0) -> None:
+        seed(self.db, n, seed=seed_value, key_dir=self.key_dir)
+
+
+def start_central(root: Path, *, lease_ttl_s: float = 600.0, port: int = 0) -> Central:
+    db = root / "central" / "queue.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    key_dir = root / "central" / "keys"
+    load_or_create_key(key_dir)
+    server = CentralServer(db, port=port, lease_ttl_s=lease_ttl_s).start()
+    return Central(server, db, key_dir)
+
+
+@contextmanager
+def running_central(root: Path, **kwargs: Any) -> Iterator[Central]:
+    """A reference queue server for the length of a ``with`` block (fixtures use it)."""
+    c = start_central(root, **kwargs)
+    try:
+        yield c
+    finally:
+        c.server.stop()
+
+
+def station_config(
+    root: Path, centre: Central, /, *, url: str | None = None, **overrides: Any
+) -> Path:
+    """Write a station config under ``root`` for the simulated printer; returns its path."""
+    state = root / "station"
+    cfg: dict[str, Any] = {
+        "station_id": "t-01",
+        "state_dir": state,
+        "log_level": "info",
+        "central": {
+            "url": url or centre.server.url,
+            "trusted_keys": {"central-1": centre.pub},
+            "sync_interval_s": 0.05,
+            "retry_max_s": 0.5,
+            "timeout_s": 2.0,
+            "buffer_target": 20,
+            "lease_batch": 20,
+        },
+        "printer": {
+            "driver": "sim",
+            "options": {
+                "state_file": root / "printer.json",
+                "hopper": 100,
+                "seed": 1,
+                "timings_ms": dict(FAST_TIMINGS),
+            },
+        },
+        "chip": {"driver": "sim", "connect_timeout_s": 0.2},
+        "pipeline": {"device_retry_s": 0.05},
+    }
+    for key, val in overrides.items():
+        if key in ("printer", "chip") and val.get("driver", "sim") != "sim":
+            cfg[key] = val  # another driver: none of the simulator's options apply
+        elif isinstance(val, dict) and isinstance(cfg.get(key), dict):
+            _merge(cfg[key], val)
+        else:
+            cfg[key] = val
+    path = root / "station.toml"
+    path.write_text(toml_dumps(cfg))
+    return path
+
+
+@contextmanager
+def running_station(config: Path) -> Iterator[Station]:
+    """The daemon's threads on ``config``, started, and stopped when the block ends."""
+    station = Station.build(load_config(config))
+    station.start()
+    try:
+        yield station
+    finally:
+        station.stop()
+
+
+def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        else:
+            into[k] = v
+
+
+def wait_for(
+    what: str, check: Callable[[], bool], timeout: float = 60.0, every: float = 0.05
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+def db_counts(db: Path) -> dict[str, int]:
+    """The station's counts (ledger, buffer, outbox) read from its database file."""
+    conn = sqlite3.connect(db)
+    try:
+        return store.counts(conn)
+    finally:
+        conn.close()
