@@ -30,8 +30,7 @@ from station.config import load_config
 from station.daemon import Station
 from station.link.protocol import CardResult
 from station.store.db import Database
-from tests.scenarios.test_outage import status
-from tests.support.harness import db_counts, station_config, wait_for
+from tests.support.harness import db_counts, station_config, status, wait_for
 from tests.support.netfaults import FaultProxy, Mode
 
 

@@ -12,14 +12,8 @@ import httpx
 import pytest
 
 from central.server import CentralServer
-from tests.central.test_server import (
-    FakeClock,
-    lease,
-    post_results,
-    result,
-    signed,
-)
 from tests.support.postgres import PgCluster, running_cluster
+from tests.support.queue import FakeClock, lease, post_results, result, signed
 
 TTL = 60.0
 HOLD = 3600.0

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from central.queue_db import QueueDB
 from station.link import protocol as p
-from tests.central.test_server import KEY, signed
 from tests.support.postgres import running_cluster
+from tests.support.queue import KEY, signed
 
 KEY_PAIR = ("central-1", KEY)
 

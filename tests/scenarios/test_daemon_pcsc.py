@@ -14,8 +14,7 @@ import pytest
 from drivers.sim.printer import SimPrinter
 from station.config import load_config
 from station.daemon import Station
-from tests.scenarios.test_end_to_end import receive
-from tests.support.harness import Central, db_counts, station_config, wait_for
+from tests.support.harness import Central, db_counts, receive, station_config, wait_for
 from tests.support.pcscd import PcscEnv, pcsc_environment, wait_card
 from tests.support.vcard import StrictCard, strict_card
 

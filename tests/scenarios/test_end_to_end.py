@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from drivers.sim.printer import SimPrinter
-from station.cli.main import main
 from station.config import load_config
 from station.daemon import Station
-from tests.support.harness import Central, db_counts, station_config, wait_for
-
-
-def receive(config: Path, count: int) -> None:
-    """Record a delivery of blanks as a technician does."""
-    assert main(["--config", str(config), "blanks", "receive", str(count), "--batch", "T-1"]) == 0
-
-
-def personal_values(central: Central) -> list[bytes]:
-    """The NIKs and names of every seeded record, as bytes to look for."""
-    conn = sqlite3.connect(central.db)
-    try:
-        people = [
-            json.loads(r[0])["record"]["person"]
-            for r in conn.execute("SELECT signed_json FROM records")
-        ]
-    finally:
-        conn.close()
-    return [p[k].encode() for p in people for k in ("nik", "name")]
+from tests.support.harness import (
+    Central,
+    db_counts,
+    personal_values,
+    receive,
+    station_config,
+    wait_for,
+)
 
 
 def test_200_records_become_200_good_cards(

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from drivers.base import CHIP_DRIVERS
-from tests.scenarios.test_end_to_end import receive
 from tests.support.evolis_chip import EmulatorChip
 from tests.support.evolis_emulator import EmulatorOnPty, EvolisEmulator
-from tests.support.harness import Central, running_station, station_config, wait_for
+from tests.support.harness import Central, receive, running_station, station_config, wait_for
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ import structlog
 from central.queue_pg import PgQueueDB
 from central.seed import PUB_FILE, load_or_create_key, signed_records
 from station.link.protocol import ServerSummary
-from tests.scenarios.test_many_stations import (
+from tests.support.fleet import (
     LEASE_TTL_S,
     RECORDS,
     STATIONS,

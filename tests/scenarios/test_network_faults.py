@@ -15,8 +15,14 @@ import pytest
 from drivers.sim.printer import SimPrinter
 from station.config import load_config
 from station.daemon import Station
-from tests.scenarios.test_end_to_end import receive
-from tests.support.harness import Central, db_counts, running_central, station_config, wait_for
+from tests.support.harness import (
+    Central,
+    db_counts,
+    receive,
+    running_central,
+    station_config,
+    wait_for,
+)
 from tests.support.netfaults import FaultProxy, Mode
 
 RECORDS = 30

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
-from typing import Any
 
 from central.server import CentralServer
 from drivers.sim.printer import SimPrinter
-from station.cli.main import status_snapshot
 from station.config import load_config
 from station.daemon import Station
-from tests.scenarios.test_end_to_end import receive
-from tests.support.harness import Central, station_config, wait_for
+from tests.support.harness import Central, receive, station_config, status, wait_for
 
 
 def printed_in_tray(path: Path) -> int:
     return len(SimPrinter(path).tray_cards("output"))
-
-
-def status(db: Path) -> dict[str, Any]:
-    conn = sqlite3.connect(db)
-    try:
-        return status_snapshot(conn)
-    finally:
-        conn.close()
 
 
 def test_printing_continues_while_the_server_is_down(tmp_path: Path, central: Central) -> None:

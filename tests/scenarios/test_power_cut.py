@@ -23,6 +23,7 @@ from tests.support.harness import (
     Central,
     db_counts,
     running_central,
+    start_daemon,
     station_config,
     wait_for,
 )
@@ -49,15 +50,6 @@ def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=True,
     )
-
-
-def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as fh:
-        return subprocess.Popen(
-            [sys.executable, "-m", "station.cli.main", "--config", str(config), "run"],
-            stdout=fh,
-            stderr=fh,
-        )
 
 
 def status_of(config: Path) -> dict[str, object]:

@@ -14,9 +14,7 @@ from drivers.sim.printer import SimPrinter
 from station.config import load_config
 from station.daemon import Station
 from station.policy import ZONES
-from tests.scenarios.test_end_to_end import receive
-from tests.station.cli.test_blanks import run
-from tests.support.harness import Central, db_counts, station_config, wait_for
+from tests.support.harness import Central, db_counts, receive, run, station_config, wait_for
 
 CARDS = int(os.environ.get("STATION_TEST_LONG_RUN", "10000"))
 

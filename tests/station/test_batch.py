@@ -29,23 +29,27 @@ from station.batch import (
     station_key_path,
     station_public_key,
 )
-from station.batchkeys import batch_public_key, load_or_create_batch_key
+from station.batchkeys import batch_public_key
 from station.config import StationConfig, load_config
 from station.daemon import Station
 from station.link.batchfile import (
     BatchBody,
     BatchFileError,
     SignedFile,
-    load_box_key,
-    read_sealed,
     read_signed,
     sign_body,
-    write_sealed,
     write_signed,
 )
 from station.records import sign_record
-from tests.scenarios.test_end_to_end import personal_values, receive
-from tests.support.harness import Central, db_counts, station_config, wait_for
+from tests.support.batches import issue, opened, seal
+from tests.support.harness import (
+    Central,
+    db_counts,
+    personal_values,
+    receive,
+    station_config,
+    wait_for,
+)
 from tests.support.netfaults import FaultProxy, Mode
 
 
@@ -55,42 +59,6 @@ def offline(central: Central) -> Iterator[FaultProxy]:
     with FaultProxy(central.server.url) as proxy:
         proxy.set_mode(Mode.REFUSE)
         yield proxy
-
-
-def seal(path: Path, signed: SignedFile, to: StationConfig) -> Path:
-    """Write ``signed`` sealed to ``to``'s batch key, as the centre's create verb does."""
-    write_sealed(path, signed, to.station_id, load_box_key(batch_public_key(to)))
-    return path
-
-
-def issue(
-    central: Central,
-    path: Path,
-    to: StationConfig,
-    *,
-    station: str | None = None,
-    count: int = 10,
-    days: float = 3.0,
-) -> Path:
-    """A batch of ``count`` records for ``station`` (default ``to``'s), sealed to ``to``."""
-    key_id, key = load_or_create_key(central.key_dir)
-    return seal(
-        path,
-        create_batch(
-            central.server.db,
-            key,
-            key_id,
-            station_id=station or to.station_id,
-            count=count,
-            days=days,
-        ),
-        to,
-    )
-
-
-def opened(path: Path, cfg: StationConfig) -> BatchBody:
-    """The batch inside a sealed file, opened with ``cfg``'s batch key."""
-    return BatchBody.model_validate(read_sealed(path, load_or_create_batch_key(cfg)).body)
 
 
 def buffered(cfg: StationConfig) -> int:

@@ -13,9 +13,8 @@ from station.cli.main import main
 from station.config import load_config
 from station.crypto import KeyFileError
 from station.daemon import Station
-from tests.scenarios.test_end_to_end import receive
-from tests.station.test_batch import issue
-from tests.support.harness import Central, db_counts, station_config
+from tests.support.batches import issue
+from tests.support.harness import Central, db_counts, receive, station_config
 
 
 def test_import_with_another_key_is_refused_and_creates_none(

@@ -27,8 +27,7 @@ from station.faces.prefetch import FacePrefetcher, Prepared
 from station.pipeline import Pipeline
 from station.records import PrintReadyRecord, sign_record
 from station.store import core as store
-from tests.scenarios.test_end_to_end import receive
-from tests.support.harness import Central, running_station, station_config, wait_for
+from tests.support.harness import Central, receive, running_station, station_config, wait_for
 
 
 def add_signed(central: Central, start_index: int, n: int = 1, change: Any = None) -> list[str]:

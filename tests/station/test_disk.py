@@ -18,10 +18,10 @@ from drivers.sim.printer import SimPrinter
 from station.config import load_config
 from station.daemon import Station
 from station.disk import MB, DiskGuard
-from tests.scenarios.test_end_to_end import receive
 from tests.support.harness import (
     Central,
     db_counts,
+    receive,
     running_central,
     station_config,
     wait_for,

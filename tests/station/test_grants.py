@@ -22,7 +22,7 @@ from station.link.protocol import LeasedRecord, LeaseResponse
 from station.store import core as store
 from station.store.db import connect, migrate, transaction
 from station.store.ingest import buffer_signed
-from tests.station.test_batch import issue, opened, seal
+from tests.support.batches import issue, opened, seal
 from tests.support.harness import Central, station_config
 
 

@@ -18,9 +18,15 @@ from station.config import load_config
 from station.link.client import RefusedLease, parse_leased
 from station.records import SignedRecord
 from station.store.ingest import check
-from tests.scenarios.test_end_to_end import receive
-from tests.station.test_batch import issue
-from tests.support.harness import Central, db_counts, running_station, station_config, wait_for
+from tests.support.batches import issue
+from tests.support.harness import (
+    Central,
+    db_counts,
+    receive,
+    running_station,
+    station_config,
+    wait_for,
+)
 from tests.support.hostile import Hostile, corpus, good_record, lease_item
 from tests.support.relay import LeaseRewriter
 

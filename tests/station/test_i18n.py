@@ -18,8 +18,7 @@ from babel.messages.pofile import read_po
 
 from station import i18n
 from station.cli.main import build_parser, main
-from tests.scenarios.test_end_to_end import receive
-from tests.support.harness import Central, station_config
+from tests.support.harness import Central, receive, station_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PO = ROOT / "station/locale/id/LC_MESSAGES/station.po"

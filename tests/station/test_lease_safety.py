@@ -10,9 +10,15 @@ from pathlib import Path
 from drivers.sim.printer import SimPrinter
 from station.config import load_config
 from station.daemon import Station
-from tests.scenarios.test_end_to_end import receive
-from tests.station.test_rationing import release_reasons
-from tests.support.harness import Central, db_counts, start_central, station_config, wait_for
+from tests.support.harness import (
+    Central,
+    db_counts,
+    receive,
+    release_reasons,
+    start_central,
+    station_config,
+    wait_for,
+)
 
 
 def lease_ages_at_start(central: Central) -> list[float]:

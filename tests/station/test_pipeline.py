@@ -12,8 +12,7 @@ from drivers.sim.printer import SimPrinter
 from station.config import load_config
 from station.records import SignedRecord
 from station.store import core as store
-from tests.scenarios.test_end_to_end import receive
-from tests.support.harness import Central, running_station, station_config, wait_for
+from tests.support.harness import Central, receive, running_station, station_config, wait_for
 
 
 def run_until(config: Path, central: Central, done: int) -> dict[str, int]:

@@ -15,21 +15,14 @@ from drivers.sim.printer import SimPrinter
 from station.config import load_config
 from station.daemon import Station
 from station.records import parse_record, sign_record
-from tests.scenarios.test_end_to_end import receive
-from tests.support.harness import Central, db_counts, station_config, wait_for
-
-
-def release_reasons(central: Central) -> list[str]:
-    conn = sqlite3.connect(central.db)
-    try:
-        return [
-            r[0]
-            for r in conn.execute(
-                "SELECT close_reason FROM leases WHERE close_reason LIKE 'released:%'"
-            )
-        ]
-    finally:
-        conn.close()
+from tests.support.harness import (
+    Central,
+    db_counts,
+    receive,
+    release_reasons,
+    station_config,
+    wait_for,
+)
 
 
 def policy_order(central: Central) -> list[str]:

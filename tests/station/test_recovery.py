@@ -17,8 +17,14 @@ from station.daemon import Station
 from station.papers.destruction import serial_label
 from station.store import core as store
 from station.store import ledger as inventory
-from tests.scenarios.test_end_to_end import receive
-from tests.support.harness import Central, db_counts, running_station, station_config, wait_for
+from tests.support.harness import (
+    Central,
+    db_counts,
+    receive,
+    running_station,
+    station_config,
+    wait_for,
+)
 
 HOPPER = 10
 

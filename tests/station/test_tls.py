@@ -21,9 +21,7 @@ from station.config import load_config
 from station.daemon import Station
 from station.link.client import LinkDown, QueueClient, TlsFailure, TlsSettings
 from station.link.protocol import Heartbeat
-from tests.scenarios.test_end_to_end import receive
-from tests.scenarios.test_outage import status
-from tests.support.harness import Central, db_counts, station_config, wait_for
+from tests.support.harness import Central, db_counts, receive, station_config, status, wait_for
 from tests.support.pki import Pki, make_pki
 
 

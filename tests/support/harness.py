@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,8 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from central.seed import PUB_FILE, load_or_create_key, seed
 from central.server import CentralServer
+from station.cli.main import main, status_snapshot
 from station.config import load_config
 from station.daemon import Station
 from station.store import core as store
@@ -154,3 +159,62 @@ def db_counts(db: Path) -> dict[str, int]:
         return store.counts(conn)
     finally:
         conn.close()
+
+
+def receive(config: Path, count: int) -> None:
+    """Record a delivery of blanks as a technician does."""
+    assert main(["--config", str(config), "blanks", "receive", str(count), "--batch", "T-1"]) == 0
+
+
+def personal_values(central: Central) -> list[bytes]:
+    """The NIKs and names of every seeded record, as bytes to look for."""
+    conn = sqlite3.connect(central.db)
+    try:
+        people = [
+            json.loads(r[0])["record"]["person"]
+            for r in conn.execute("SELECT signed_json FROM records")
+        ]
+    finally:
+        conn.close()
+    return [p[k].encode() for p in people for k in ("nik", "name")]
+
+
+def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``station run`` on ``config`` as its own process, its output appended to ``log``."""
+    with log.open("ab") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "station.cli.main", "--config", str(config), "run"],
+            stdout=fh,
+            stderr=fh,
+        )
+
+
+def status(db: Path) -> dict[str, Any]:
+    """What ``station status --json`` shows, read from the station's database file."""
+    conn = sqlite3.connect(db)
+    try:
+        return status_snapshot(conn)
+    finally:
+        conn.close()
+
+
+def release_reasons(central: Central) -> list[str]:
+    """The reasons the centre recorded for every lease a station released early."""
+    conn = sqlite3.connect(central.db)
+    try:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT close_reason FROM leases WHERE close_reason LIKE 'released:%'"
+            )
+        ]
+    finally:
+        conn.close()
+
+
+def run(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process: (exit code, stdout, stderr), each stripped."""
+    capsys.readouterr()
+    code = main(["--config", str(config), *args])
+    out = capsys.readouterr()
+    return code, out.out.strip(), out.err.strip()

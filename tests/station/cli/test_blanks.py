@@ -9,20 +9,12 @@ from pathlib import Path
 import pytest
 
 from drivers.sim.printer import SimPrinter
-from station.cli.main import main
 from station.config import load_config
 from station.daemon import Station
-from tests.station.papers.test_papers import pdf_text, squeeze
-from tests.support.harness import Central, db_counts, station_config, wait_for
+from tests.support.harness import Central, db_counts, run, station_config, wait_for
+from tests.support.pdf import pdf_text, squeeze
 
 Capsys = pytest.CaptureFixture[str]
-
-
-def run(capsys: Capsys, config: Path, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(["--config", str(config), *args])
-    out = capsys.readouterr()
-    return code, out.out.strip(), out.err.strip()
 
 
 def test_overlapping_serial_range_is_refused(

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from station.cli.main import main
-from tests.scenarios.test_end_to_end import receive
-from tests.support.harness import Central, running_station, station_config, wait_for
+from tests.support.harness import Central, receive, running_station, station_config, wait_for
 
 
 def test_status_after_printing(

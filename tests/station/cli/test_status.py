@@ -10,8 +10,7 @@ import pytest
 
 from station import i18n
 from station.cli.status import render_status
-from tests.scenarios.test_end_to_end import receive
-from tests.support.harness import Central, running_station, station_config, wait_for
+from tests.support.harness import Central, receive, running_station, station_config, wait_for
 
 
 def _status(config: Path, lang: str) -> list[str]:

@@ -22,6 +22,7 @@ from station.papers.common import Signer
 from station.papers.destruction import Destruction, write_berita_acara
 from station.policy import ZONES
 from tests.support.harness import Central, running_station, station_config, wait_for
+from tests.support.pdf import pdf_text, squeeze
 
 Capsys = pytest.CaptureFixture[str]
 ROOT = Path(__file__).resolve().parents[3]
@@ -54,22 +55,9 @@ CLASSES = ("failed encode", "failed print", "physically damaged", "chip dead/inv
 CLASSES_ID = ("gagal encode", "gagal cetak", "rusak fisik", "chip mati/tidak valid")
 
 
-def pdf_text(path: Path, page: int | None = None) -> str:
-    """The text of ``path`` (or of one page) as pdftotext lays it out."""
-    pages = ["-f", str(page), "-l", str(page)] if page else []
-    return subprocess.run(
-        ["pdftotext", "-layout", *pages, str(path), "-"], check=True, capture_output=True, text=True
-    ).stdout
-
-
 def pdf_pages(path: Path) -> int:
     info = subprocess.run(["pdfinfo", str(path)], check=True, capture_output=True, text=True).stdout
     return int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))  # type: ignore[union-attr]
-
-
-def squeeze(text: str) -> str:
-    """Runs of spaces made one (pdftotext pads columns)."""
-    return re.sub(r"[ \t]+", " ", text)
 
 
 def sample(n: int) -> Destruction:

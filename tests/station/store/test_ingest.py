@@ -19,9 +19,15 @@ from station.records import SignedRecord, sign_record
 from station.store import core as store
 from station.store.db import connect, migrate, transaction
 from station.store.ingest import buffer_signed
-from tests.scenarios.test_end_to_end import receive
-from tests.station.test_batch import issue, opened
-from tests.support.harness import Central, db_counts, running_station, station_config, wait_for
+from tests.support.batches import issue, opened
+from tests.support.harness import (
+    Central,
+    db_counts,
+    receive,
+    running_station,
+    station_config,
+    wait_for,
+)
 
 
 def twin(central: Central, record_id: str) -> SignedRecord:

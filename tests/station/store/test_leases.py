@@ -12,8 +12,7 @@ from drivers.sim.printer import SimPrinter
 from station import sync
 from station.config import load_config
 from station.daemon import Station
-from tests.scenarios.test_end_to_end import receive
-from tests.support.harness import Central, db_counts, station_config, wait_for
+from tests.support.harness import Central, db_counts, receive, station_config, wait_for
 
 
 def expiries(central: Central) -> dict[str, float]:
