@@ -68,26 +68,3 @@ def certificate_names(cert: dict[str, Any] | None) -> frozenset[str]:
         str(value) for kind, value in cert.get("subjectAltName", ()) if kind in ("DNS", "URI")
     }
     return frozenset(names)
-
-
-def describe_tls_failure(exc: BaseException) -> str | None:
-    """A short operator-facing reason when ``exc`` (or what caused it) is a TLS failure."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, ssl.SSLCertVerificationError):
-            return (
-                f"TLS: the centre's certificate is not trusted ({cur.verify_message}): "
-                "check central.ca_file"
-            )
-        if isinstance(cur, ssl.SSLError):
-            reason = (cur.reason or "").lower()
-            if "certificate" in reason or "alert" in reason:
-                return (
-                    f"TLS: the centre refused the handshake ({cur.reason}): "
-                    "check central.client_cert and central.client_key"
-                )
-            return f"TLS: {cur.reason or type(cur).__name__}"
-        cur = cur.__cause__ or cur.__context__
-    return None

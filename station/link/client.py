@@ -34,7 +34,6 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from central.tls import describe_tls_failure
 from station.grants import SignedGrant
 from station.link.protocol import (
     CardResult,
@@ -277,3 +276,26 @@ class QueueClient:
 
     def heartbeat(self, beat: Heartbeat) -> HeartbeatAck:
         return self._post("/v1/heartbeat", beat, HeartbeatAck)
+
+
+def describe_tls_failure(exc: BaseException) -> str | None:
+    """A short operator-facing reason when ``exc`` (or what caused it) is a TLS failure."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLCertVerificationError):
+            return (
+                f"TLS: the centre's certificate is not trusted ({cur.verify_message}): "
+                "check central.ca_file"
+            )
+        if isinstance(cur, ssl.SSLError):
+            reason = (cur.reason or "").lower()
+            if "certificate" in reason or "alert" in reason:
+                return (
+                    f"TLS: the centre refused the handshake ({cur.reason}): "
+                    "check central.client_cert and central.client_key"
+                )
+            return f"TLS: {cur.reason or type(cur).__name__}"
+        cur = cur.__cause__ or cur.__context__
+    return None
