@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central import trust
 from central.queue_schema import MIGRATIONS
-from central.results import close_lease, record_results
+from central.results import chunks, close_lease, marks, record_results
 from station.grants import sign_grant
 from station.link import protocol as p
 from station.records import SignedRecord
@@ -246,29 +246,37 @@ class QueueDB:
         return granted
 
     def renew(self, req: p.RenewRequest, ttl_s: float) -> p.RenewResponse:
+        """Renew the station's leases: one update for all of them (on PostgreSQL a round
+        trip a statement, not a lease), one for their lease rows."""
         now = self.clock()
         renewed: dict[str, float] = {}
-        lost: list[str] = []
         with self._tx() as c:
-            for lease_id in req.lease_ids:
+            for part in chunks(req.lease_ids):
                 # Revives an expired lease nobody else took; never shortens one (an offline
                 # batch's leases last days).
                 rows = c.execute(
                     f"UPDATE records SET lease_expires = {self._GREATEST}(lease_expires, ?)"
-                    " WHERE lease_id = ?"
-                    " AND lease_station = ? AND state = 'ready' RETURNING lease_expires",
-                    (now + ttl_s, lease_id, req.station_id),
+                    f" WHERE lease_id IN ({marks(len(part))})"
+                    " AND lease_station = ? AND state = 'ready' RETURNING lease_id, lease_expires",
+                    (now + ttl_s, *part, req.station_id),
                 ).fetchall()
-                if rows:
-                    expires = float(rows[0][0])
-                    c.execute(
-                        "UPDATE leases SET expires_ts = ? WHERE lease_id = ?", (expires, lease_id)
-                    )
-                    renewed[lease_id] = expires - now
-                else:
-                    lost.append(lease_id)
-                    trust.refuse_foreign_lease(c, now, req.station_id, lease_id, "/v1/leases/renew")
-        return p.RenewResponse(renewed=renewed, lost=lost)
+                renewed.update({str(lease_id): float(expires) for lease_id, expires in rows})
+            if renewed:
+                c.executemany(
+                    "UPDATE leases SET expires_ts = ? WHERE lease_id = ?",
+                    [(expires, lease_id) for lease_id, expires in renewed.items()],
+                )
+            lost = [lease_id for lease_id in req.lease_ids if lease_id not in renewed]
+            for lease_id in lost:
+                trust.refuse_foreign_lease(c, now, req.station_id, lease_id, "/v1/leases/renew")
+        return p.RenewResponse(
+            renewed={
+                lease_id: renewed[lease_id] - now
+                for lease_id in req.lease_ids
+                if lease_id in renewed
+            },
+            lost=lost,
+        )
 
     def release(self, req: p.ReleaseRequest) -> p.ReleaseResponse:
         now = self.clock()

@@ -51,16 +51,9 @@ def audit_rows(c: sqlite3.Connection, station_id: str | None = None) -> list[Aud
     return [AuditRow(float(r[0]), str(r[1]), r[2], str(r[3]), str(r[4]), str(r[5])) for r in rows]
 
 
-def result_fault(c: sqlite3.Connection, station_id: str, res: p.CardResult) -> str | None:
-    """Why ``station_id`` may not report ``res``, or None when it may.
-
-    The lease must be one the centre granted to this station for this record (an expired
-    one still counts: the card may exist). A ``failed`` or ``deferred`` result may not
-    contradict a card already printed, nor touch a record leased to another station now.
-    """
-    lease = c.execute(
-        "SELECT record_id, station_id FROM leases WHERE lease_id = ?", (res.lease_id,)
-    ).fetchone()
+def lease_fault(lease: tuple[str, str] | None, station_id: str, res: p.CardResult) -> str | None:
+    """Why ``res`` may not be reported on its lease (``lease``: the lease's record id and
+    station id, None when never granted), or None when it may."""
     lease_name = f"lease {res.lease_id[:64]!r}"
     if lease is None:
         return f"{lease_name} was never granted: record {res.record_id[:64]!r} not leased"
@@ -68,6 +61,11 @@ def result_fault(c: sqlite3.Connection, station_id: str, res: p.CardResult) -> s
         return f"{lease_name} was granted for another record, not {res.record_id[:64]!r}"
     if lease[1] != station_id:
         return f"{lease_name} is held by another station, not {station_id[:64]!r}"
+    return None
+
+
+def record_fault(c: sqlite3.Connection, station_id: str, res: p.CardResult) -> str | None:
+    """Why a ``failed`` or ``deferred`` result may not touch its record now, or None."""
     if res.outcome in ("failed", "deferred"):
         row = c.execute(
             "SELECT state, lease_id, lease_station FROM records WHERE record_id = ?",

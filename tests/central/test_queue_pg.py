@@ -1,14 +1,14 @@
 """The queue on PostgreSQL: concurrent leases from several connections never hand one
-record out twice (FOR UPDATE SKIP LOCKED), concurrent duplicate results count once,
-migrations are versioned, and `station central serve --db postgresql://… --workers 2`
-serves the queue from two processes."""
+record out twice (FOR UPDATE SKIP LOCKED), concurrent duplicate results count once and
+are all acknowledged, migrations are versioned, and `station central serve --db
+postgresql://… --workers 2` serves the queue from two processes."""
 
 from __future__ import annotations
 
 import datetime as dt
 import signal
-import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from central.asgi_server import AsgiServer
 from central.queue_db import SchemaError
 from central.queue_pg import PG_MIGRATIONS, PgQueueDB
 from central.seed import load_or_create_key, signed_records
@@ -98,20 +99,80 @@ def test_a_result_sent_twice_at_once_counts_once(queue: PgQueueDB, tmp_path: Pat
     acked: list[list[str]] = []
 
     def send(_i: int) -> None:
-        # A racing duplicate may lose on the unique key: that is a retryable database
-        # error (503 to the station), never a second count. Retry as a station would.
-        for _ in range(5):
-            try:
-                acked.append(queue.results(p.ResultsRequest(station_id="s1", results=[res])).acked)
-                return
-            except sqlite3.OperationalError as exc:
-                assert str(exc).startswith("postgresql: ")  # noqa: PT017
+        acked.append(queue.results(p.ResultsRequest(station_id="s1", results=[res])).acked)
 
     assert run_threads(4, send) == []
     assert acked == [[res.result_id]] * 4
     summary = queue.summary()
     assert (summary.results, summary.printed, summary.printed_twice) == (1, 1, [])
     assert summary.duplicate_results == 3
+
+
+def _waiting_backends(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _wait_for_backends(dsn: str, n: int) -> None:
+    deadline = time.monotonic() + 20
+    while _waiting_backends(dsn) < n:
+        assert time.monotonic() < deadline, f"never {n} requests waiting on a lock"
+        time.sleep(0.02)
+
+
+def test_the_same_results_posted_twice_at_once_are_both_acknowledged(
+    pg: PgCluster, tmp_path: Path
+) -> None:
+    """Two posts of the same three results racing (the second inserting while the first
+    has inserted and not committed) both answer 200 with all three acknowledged, never
+    503; each is stored once and the second post counts three duplicates."""
+    dsn = pg.new_database()
+    with AsgiServer(dsn, key_dir=tmp_path / "keys", lease_hold_s=0.0) as server:
+        server.db.add_records(signed_records(3, KEY, seed=3, now=NOW))
+        with httpx.Client(base_url=server.url, timeout=30.0) as http:
+            leased = http.post("/v1/leases", json={"station_id": "s1", "max": 3}).json()
+        body = {
+            "station_id": "s1",
+            "results": [
+                {
+                    "result_id": uuid.uuid4().hex,
+                    "record_id": r["signed"]["record"]["record_id"],
+                    "lease_id": r["lease_id"],
+                    "outcome": "printed",
+                    "started_at": NOW.isoformat(),
+                    "finished_at": NOW.isoformat(),
+                }
+                for r in leased["records"]
+            ],
+        }
+        answers: list[httpx.Response] = []
+
+        def post(_i: int) -> None:
+            with httpx.Client(base_url=server.url, timeout=30.0) as http:
+                answers.append(http.post("/v1/results", json=body))
+
+        # Hold the row every results transaction updates last, so the first post waits
+        # with its results inserted and uncommitted while the second inserts the same ids.
+        with psycopg.connect(dsn) as gate:
+            gate.execute("SELECT value FROM counters WHERE name = 'duplicate_results' FOR UPDATE")
+            first = threading.Thread(target=post, args=(0,))
+            first.start()
+            _wait_for_backends(dsn, 1)
+            second = threading.Thread(target=post, args=(1,))
+            second.start()
+            _wait_for_backends(dsn, 2)
+            gate.rollback()
+        first.join(30)
+        second.join(30)
+        ids = [r["result_id"] for r in body["results"]]
+        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+        assert [sorted(a.json()["acked"]) for a in answers] == [sorted(ids)] * 2
+        summary = server.db.summary()
+        assert (summary.results, summary.printed, summary.duplicate_results) == (3, 3, 3)
 
 
 def test_migrations_are_versioned_and_a_newer_schema_is_refused(pg: PgCluster) -> None:
