@@ -166,7 +166,7 @@ class FaceHelper:
 
 def serve(inp: IO[bytes], out: IO[bytes]) -> None:
     """The child's loop: answer frames until stdin closes."""
-    from station.faces.prefetch import prepare_plain  # Pillow and the layout, child side only
+    from station.faces.prepare import prepare_plain  # Pillow and the layout, child side only
 
     while (frame := _read_frame(inp)) is not None:
         try:

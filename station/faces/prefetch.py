@@ -15,41 +15,14 @@ to come next while the current card prints, and that one is prepared meanwhile.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import structlog
-from pydantic import ValidationError
 
-from drivers.base import PrintJob
 from station.crypto import DataKey
 from station.faces.helper import FaceHelper, HelperGone
-from station.faces.template import FaceError, to_print_job
-from station.records import PrintReadyRecord, RecordError, SignedRecord, parse_record
+from station.faces.prepare import Prepared, prepare_plain
 from station.store import core as store
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    record: PrintReadyRecord
-    job: PrintJob
-
-
-def prepare_plain(plain: bytes) -> Prepared:
-    """Parse and render one decrypted SignedRecord. The signature was verified when the
-    record was leased and the sealed payload is authenticated (AES-GCM), so only its
-    content is checked again. RecordError: the record cannot be printed."""
-    try:
-        signed = SignedRecord.model_validate_json(plain)
-    except ValidationError as exc:
-        raise RecordError("the buffered payload is not a signed record") from exc
-    record = parse_record(signed.record)
-    try:
-        job = to_print_job(record)
-    except FaceError as exc:
-        raise RecordError(f"card face: {exc}") from exc
-    return Prepared(record, job)
 
 
 class FacePrefetcher:

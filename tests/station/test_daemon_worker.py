@@ -23,7 +23,8 @@ from drivers.sim.printer import SimPrinter
 from station import faults
 from station.cli.main import main
 from station.config import load_config
-from station.faces.prefetch import FacePrefetcher, Prepared
+from station.faces.prefetch import FacePrefetcher
+from station.faces.prepare import Prepared
 from station.pipeline import Pipeline
 from station.records import PrintReadyRecord, sign_record
 from station.store import core as store

@@ -14,7 +14,7 @@ import pytest
 
 from central.seed import make_record
 from station.faces.helper import FaceHelper, helper_command
-from station.faces.prefetch import prepare_plain
+from station.faces.prepare import prepare_plain
 from station.records import RecordError
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -9,7 +9,8 @@ from structlog.testing import capture_logs
 
 from central.seed import make_record
 from station.crypto import DataKey
-from station.faces.prefetch import FacePrefetcher, prepare_plain
+from station.faces.prefetch import FacePrefetcher
+from station.faces.prepare import prepare_plain
 from station.store import core as store
 
 
