@@ -1,6 +1,7 @@
 """bench/centre: the centre under a national day's load, on each storage engine.
 
-Simulated stations speak the real protocol (async httpx) to `station central serve
+Simulated stations speak the real protocol (bench/_http.py: light keep-alive
+connections on asyncio) to `station central serve
 --workers N` on loopback, first on SQLite, then on PostgreSQL (a throwaway cluster):
 
 1. the mix, open loop at ``--rate`` requests/s from ``--stations`` stations for
@@ -14,7 +15,7 @@ the centre but not counted) must be 0. Records are copies of a few seeded ones u
 ids (the centre does not check their signatures; stations are not involved).
 
     python bench/centre.py [--stations 5000] [--rate 200] [--seconds 20] [--workers 4]
-                           [--load-procs 2]
+                           [--load-procs 1]
 
 One JSON line per engine, then the last line: {"bench": "centre", "engines": [{"engine",
 "stations", "requests_per_s", "p99_ms": {endpoint: ms}, "leases_per_s", "double_leases",
@@ -47,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
+from bench._http import Connection, HttpError
 from central.engines import open_queue
 from central.seed import load_or_create_key, signed_records
 from station.records import SignedRecord
@@ -125,7 +127,7 @@ class Load:
 
     async def call(
         self,
-        http: httpx.AsyncClient,
+        http: Connection,
         endpoint: str,
         body: dict[str, Any],
         since: float | None = None,
@@ -133,19 +135,19 @@ class Load:
         """POST ``body``; its latency counts from ``since`` (when it was due) if given."""
         t = time.perf_counter() if since is None else since
         try:
-            resp = await http.post(endpoint, json=body)
-        except httpx.TransportError:  # a timeout counts as an error, at its full latency
+            status, answer = await http.post(endpoint, body)
+        except HttpError:  # a timeout counts as an error, at its full latency
             self.latency[endpoint].append((time.perf_counter() - t) * 1000)
             self.errors += 1
             return None
         self.latency[endpoint].append((time.perf_counter() - t) * 1000)
-        if resp.status_code != 200:
+        if status != 200:
             self.errors += 1
             return None
-        return resp.json()
+        return answer
 
     async def lease(
-        self, http: httpx.AsyncClient, station: str, n: int, since: float | None = None
+        self, http: Connection, station: str, n: int, since: float | None = None
     ) -> int:
         answer = await self.call(http, "/v1/leases", {"station_id": station, "max": n}, since)
         for r in (answer or {}).get("records", []):
@@ -154,7 +156,7 @@ class Load:
             self.held[station].append((rid, r["lease_id"]))
         return len((answer or {}).get("records", []))
 
-    async def one(self, http: httpx.AsyncClient, rng: random.Random, due: float) -> None:
+    async def one(self, http: Connection, rng: random.Random, due: float) -> None:
         station = rng.choice(self.stations)
         roll = rng.random()
         held = self.held[station]
@@ -202,18 +204,18 @@ class Load:
 
 async def mix(url: str, load: Load, rate: float, seconds: float, connections: int = 32) -> float:
     """Open loop: a request falls due every 1/``rate`` s and waits for the first free one
-    of ``connections`` keep-alive connections (each its own client: httpcore's pool costs
-    O(waiting x connections) per request, and with thousands of requests waiting in one
-    pool the load generator, not the centre, was what the figures measured). A request's
-    latency counts from when it fell due, so time queued here is not hidden."""
+    of ``connections`` keep-alive connections (each its own: a shared pool's bookkeeping
+    grew with the requests waiting, and the load generator, not the centre, was what the
+    figures measured). A request's latency counts from when it fell due, so time queued
+    here is not hidden."""
     rng = random.Random(load.stations[0])
     due_q: asyncio.Queue[float | None] = asyncio.Queue()
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
 
     async def connection() -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as http:
-            while (due := await due_q.get()) is not None:
-                await load.one(http, rng, due)
+        http = Connection(url)
+        while (due := await due_q.get()) is not None:
+            await load.one(http, rng, due)
+        http.close()
 
     workers = [asyncio.create_task(connection()) for _ in range(connections)]
     began = time.perf_counter()
@@ -222,7 +224,7 @@ async def mix(url: str, load: Load, rate: float, seconds: float, connections: in
         while n < int(elapsed * rate):
             due_q.put_nowait(began + n / rate)
             n += 1
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(max(0.0, began + n / rate - time.perf_counter()))
     for _ in workers:
         due_q.put_nowait(None)
     await asyncio.gather(*workers)
@@ -237,20 +239,21 @@ def mix_share(url: str, stations: list[str], rate: float, seconds: float) -> tup
 
 
 async def saturate(url: str, load: Load, clients: int, seconds: float) -> float:
-    async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
-        leased = 0
-        began = time.perf_counter()
+    leased = 0
+    began = time.perf_counter()
 
-        async def station(i: int) -> None:
-            nonlocal leased
-            while time.perf_counter() - began < seconds:
-                got = await load.lease(http, f"sat-{i:03d}", 50)
-                if not got:
-                    return
-                leased += got
+    async def station(i: int) -> None:
+        nonlocal leased
+        http = Connection(url)
+        while time.perf_counter() - began < seconds:
+            got = await load.lease(http, f"sat-{i:03d}", 50)
+            if not got:
+                break
+            leased += got
+        http.close()
 
-        await asyncio.gather(*(station(i) for i in range(clients)))
-        return leased / (time.perf_counter() - began)
+    await asyncio.gather(*(station(i) for i in range(clients)))
+    return leased / (time.perf_counter() - began)
 
 
 def tree_cpu_s(roots: list[int]) -> float:
@@ -292,8 +295,8 @@ def run_engine(
     queue.close()
     proc, url = start_centre(db, key_dir, args.workers, work / f"centre-{engine}.log")
     try:
-        # Several load processes: one Python process's HTTP client tops out near 100
-        # requests/s on this machine, below the load the centre is asked to carry.
+        # Load processes (--load-procs): with httpx one process topped out near 100
+        # requests/s; with bench/_http.py one carries the mix at ~1.9 ms of CPU a request.
         names = [f"st-{i:05d}" for i in range(args.stations)]
         n = args.load_procs
         servers = [proc.pid] + ([postmaster] if postmaster else [])
@@ -345,7 +348,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=200.0, help="requests/s of the mix")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--workers", type=int, default=4)
-    ap.add_argument("--load-procs", type=int, default=2, help="load generator processes")
+    ap.add_argument("--load-procs", type=int, default=1, help="load generator processes")
     ap.add_argument("--clients", type=int, default=8, help="stations leasing at saturation")
     ap.add_argument("--saturate-s", type=float, default=5.0)
     ap.add_argument("--records", type=int, default=12000)
