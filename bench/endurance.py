@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.utilization import instrument, overheads_ms, start_server_process, timings
 from station import logs
+from station.boot import boot_id
 from station.config import load_config
 from station.crypto import bind_data_key, load_data_key
 from station.daemon import Station
-from station.pipeline import boot_id
 from station.store.db import connect, migrate, transaction
 
 YEAR_S = 365 * 86400

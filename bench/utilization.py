@@ -182,7 +182,7 @@ def instrument(station: Station) -> CycleMarks:
     """Time a built (not started) station's card cycles and its device calls."""
     marks = CycleMarks(DeviceClock(), [], [])
     clock = marks.clock
-    clock.wrap(station.pipeline.printer, PRINTER_CALLS)
+    clock.wrap(station.printer, PRINTER_CALLS)
     # The chip encoding (drivers/script.py's runner over the channel) is driver-layer
     # work the bare loop does too: counted as device time, not station overhead.
     clock.wrap(station.pipeline, ("_encode",))

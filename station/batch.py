@@ -88,8 +88,8 @@ def import_batch(
     cfg: StationConfig, path: Path, *, data_key: DataKey | None = None, now: float | None = None
 ) -> ImportReport:
     """Verify a batch file and buffer its records with their leases, in one transaction."""
+    from station.boot import boot_id
     from station.daemon import trusted_keys
-    from station.pipeline import boot_id
 
     keys = trusted_keys(cfg)
     body = verify_body(read_sealed(path, load_or_create_batch_key(cfg)), keys, BatchBody)

@@ -9,6 +9,7 @@ config/station.example.toml documents every key.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -308,3 +309,12 @@ def _one_line(exc: ValidationError, path: Path) -> str:
         path=path,
         env=env,
     )
+
+
+def buffer_target(cfg: CentralConfig, rate_per_hour: float | None) -> int:
+    """Records to hold: ``buffer_hours`` of work at the measured print rate (before it is
+    measured, ``buffer_target``), never more than ``max_records_at_rest`` personal
+    records on this PC. Blanks in stock and the quota cap it further."""
+    if rate_per_hour is None:
+        return min(cfg.buffer_target, cfg.max_records_at_rest)
+    return min(cfg.max_records_at_rest, max(1, math.ceil(cfg.buffer_hours * rate_per_hour)))

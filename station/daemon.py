@@ -8,7 +8,6 @@ worker is alive. SIGTERM or SIGINT: the worker finishes the card in hand, then a
 from __future__ import annotations
 
 import contextlib
-import functools
 import signal
 import sqlite3
 import ssl
@@ -28,17 +27,20 @@ from drivers.errors import DeviceError
 from station import faults, systemd
 from station import metrics as station_metrics
 from station.batchkeys import load_or_create_batch_key
+from station.boot import boot_id
 from station.config import ConfigError, StationConfig, load_config
 from station.crypto import DataKey, KeyFileError, bind_data_key
 from station.disk import DiskGuard
+from station.faces.prefetch import FacePrefetcher
 from station.i18n import Msg, os_error, stored
 from station.link.client import QueueClient, TlsSettings
-from station.pipeline import GoodCard, Hold, Pipeline, Started, boot_id
+from station.pipeline import GoodCard, Hold, Pipeline, PipelineDeps, Started
+from station.quiet import QuietWindow
 from station.records import load_public_key
 from station.status import Category, StatusBoard
 from station.store import core as store
 from station.store.db import Database
-from station.sync import SyncLoop
+from station.sync import SyncDeps, SyncLoop
 
 log = structlog.get_logger("station.daemon")
 
@@ -123,11 +125,18 @@ def _nothing() -> None:
 
 @dataclass
 class Station:
-    """Everything ``station run`` starts, so tests can run a station in-process too."""
+    """Everything ``station run`` starts, so tests can run a station in-process too. The
+    station owns the devices, the face helper, the quiet window and the disk guard; the
+    pipeline and the sync loop are handed them (:class:`PipelineDeps`, :class:`SyncDeps`)."""
 
     cfg: StationConfig
     db: Database
     board: StatusBoard
+    printer: CardPrinter
+    chip: ChipChannel
+    faces: FacePrefetcher
+    quiet: QuietWindow
+    disk: DiskGuard
     pipeline: Pipeline
     sync: SyncLoop
     client: QueueClient
@@ -152,39 +161,56 @@ class Station:
             db.close()
             raise
         board = StatusBoard(db)
+        faces, quiet = FacePrefetcher(data_key), QuietWindow()
+        disk = DiskGuard(cfg.state_dir, cfg.storage.reserve_mb, trip_s=cfg.pipeline.device_retry_s)
         pipeline = Pipeline(
-            db,
-            printer,
-            chip,
-            keys=keys,
-            data_key=data_key,
-            cfg=cfg.pipeline,
-            chip_timeout_s=cfg.chip.connect_timeout_s,
-            board=board,
-            rationing=cfg.rationing,
+            PipelineDeps(
+                db,
+                printer,
+                chip,
+                cfg=cfg.pipeline,
+                chip_timeout_s=cfg.chip.connect_timeout_s,
+                board=board,
+                faces=faces,
+                quiet=quiet,
+                rationing=cfg.rationing,
+            )
         )
         client = client or make_client(cfg)
-        stop_event = threading.Event()
         wake = threading.Event()
+        station: Station | None = None
+
+        def worker_problem() -> str | None:
+            return None if station is None else station.worker_problem()
+
         sync = SyncLoop(
-            db,
-            client,
-            cfg=cfg.central,
-            keys=keys,
-            data_key=data_key,
-            board=board,
-            on_records=wake.set,
-            rationing=cfg.rationing,
-            quiet=pipeline.quiet,
+            SyncDeps(
+                db,
+                client,
+                cfg=cfg.central,
+                keys=keys,
+                data_key=data_key,
+                board=board,
+                quiet=quiet,
+                rationing=cfg.rationing,
+                on_records=wake.set,
+                worker_problem=worker_problem,
+                disk=disk,
+            )
         )
         station = cls(
             cfg,
             db,
             board,
+            printer,
+            chip,
+            faces,
+            quiet,
+            disk,
             pipeline,
             sync,
             client,
-            stop_event,
+            threading.Event(),
             threading.Thread(name="printer-worker", daemon=True),
         )
         station.worker = threading.Thread(
@@ -199,7 +225,7 @@ class Station:
         self.board.set(pid=_pid(), started_at=time.time())
         model = "unknown"
         try:
-            info = self.pipeline.printer.open()
+            info = self.printer.open()
         except DeviceError as exc:
             log.warning("printer_open_failed", error=type(exc).__name__, detail=str(exc))
         else:
@@ -213,10 +239,7 @@ class Station:
             log.error("record_quarantined", record_id=rid, reason="poison")
         if self.pipeline.recovery.pending:
             self.board.state(*self.pipeline.recovery.pending)
-        self.pipeline.faces.start()
-        self.sync.worker_problem = self.worker_problem
-        self.sync.disk_low = self.disk.low
-        self.sync.disk_free_mb = self.disk.free_mb
+        self.faces.start()
         self.sync.start()
         self.metrics_stop = station_metrics.start(
             self.cfg.metrics,
@@ -252,12 +275,12 @@ class Station:
                 self.board.state(Category.ERROR, WORKER_DIED, WORKER_DIED_ACTION)
             raise
         finally:
-            self.pipeline.quiet.open()
+            self.quiet.open()
             self.on_worker_exit()
 
     def _print_while_running(self, wake: threading.Event) -> None:
         retry = self.cfg.pipeline.device_retry_s
-        quiet = self.pipeline.quiet
+        quiet = self.quiet
         pending: GoodCard | None = None
         check_printer = True
         while not self.stop_event.is_set():
@@ -314,12 +337,6 @@ class Station:
     #: Stops the local /metrics endpoint ([metrics] listen); None while it is off.
     metrics_stop: Callable[[], None] | None = None
 
-    @functools.cached_property
-    def disk(self) -> DiskGuard:
-        return DiskGuard(
-            self.cfg.state_dir, self.cfg.storage.reserve_mb, trip_s=self.cfg.pipeline.device_retry_s
-        )
-
     def _wait_for_disk(self, pending: GoodCard | None) -> GoodCard | None:
         """The disk is nearly full: the previous card's result is committed (the reserve
         is kept for it) unless the disk is full outright, then it is kept for later; no
@@ -331,7 +348,7 @@ class Station:
             except sqlite3.OperationalError as exc:
                 self.disk.trip(exc)
         self.board.state(*self.disk.state())
-        self.pipeline.quiet.open()
+        self.quiet.open()
         self.stop_event.wait(self.cfg.pipeline.device_retry_s)
         return pending
 
@@ -379,7 +396,7 @@ class Station:
         self.sync.stop()
         if self.metrics_stop is not None:
             self.metrics_stop()
-        self.pipeline.faces.close()
+        self.faces.close()
         if not died:  # else the ERROR stays: the status says why the daemon went
             self.board.state(Category.STOPPED, Msg("stopped"))
         self._close_devices()
@@ -410,7 +427,7 @@ class Station:
         return True
 
     def _close_devices(self) -> None:
-        for close in (self.pipeline.chip.disconnect, self.pipeline.printer.close):
+        for close in (self.chip.disconnect, self.printer.close):
             try:
                 close()
             except DeviceError as exc:

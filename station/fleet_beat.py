@@ -59,3 +59,11 @@ def fleet_fields(
             else None
         ),
     }
+
+
+def heartbeat_state(worker_problem: str | None, board: StatusBoard) -> str:
+    """The printer state the centre is told: the worker's trouble first (a station that
+    cannot print must not look well), else the printer's own state."""
+    if worker_problem is not None:
+        return f"error: {worker_problem}"
+    return str(board.get("printer_state") or "unknown")

@@ -21,7 +21,7 @@ from station.records import first_error, signature_of, signature_refusal
 
 #: A grant still counts this long after its time, for the station's clock running ahead
 #: of the centre's (PCs in the field drift; the lease itself is timed by the monotonic
-#: clock from the moment it arrived, see ``pipeline.lease_check``).
+#: clock from the moment it arrived, see ``station.boot.lease_check``).
 CLOCK_SKEW_S = 300.0
 
 

@@ -19,15 +19,12 @@ WAL checkpointed after the ``printing`` commit's fsync (station/store/db.py).
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from drivers.base import (
     CardPosition,
@@ -49,9 +46,8 @@ from drivers.errors import (
 )
 from drivers.script import ScriptRunner, read_chip_serial
 from station import faults, policy
-from station.cli.status import PRINTER_WORDS
+from station.boot import lease_check
 from station.config import PipelineConfig
-from station.crypto import DataKey
 from station.faces.prefetch import FacePrefetcher
 from station.faults import ScriptRefused
 from station.i18n import Msg, stored
@@ -61,33 +57,11 @@ from station.records import (
     RecordError,
 )
 from station.recovery import Recovery
-from station.status import Category, StatusBoard
+from station.status import PRINTER_WORDS, Category, StatusBoard
 from station.store import core as store
 from station.store.db import Database
 
 log = structlog.get_logger("station.pipeline")
-
-_BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
-
-
-def boot_id() -> str:
-    try:
-        return _BOOT_ID_FILE.read_text().strip()
-    except OSError:
-        return "unknown"
-
-
-def lease_check(margin_s: float) -> Callable[[store.Lease], bool]:
-    """Whether a lease may still be started: by the monotonic clock on this boot, else by
-    the wall clock; ``margin_s`` before the end counts as expired already."""
-    this_boot = boot_id()
-
-    def usable(lease: store.Lease) -> bool:
-        if lease.boot_id == this_boot:
-            return lease.mono - margin_s > time.monotonic()
-        return lease.deadline - margin_s > time.time()
-
-    return usable
 
 
 @dataclass(frozen=True)
@@ -160,36 +134,47 @@ def spoil_class(stage: str, exc: Exception) -> str:
     return "failed print"
 
 
+@dataclass
+class PipelineDeps:
+    """What the printer's card state machine works with, owned by the daemon
+    (station/daemon.py): the database, the devices, the faces and the quiet window."""
+
+    db: Database
+    printer: CardPrinter
+    chip: ChipChannel
+    cfg: PipelineConfig
+    chip_timeout_s: float
+    board: StatusBoard
+    #: Faces rendered ahead on the helper process (the daemon starts and closes it).
+    faces: FacePrefetcher
+    #: Open while a face prints: the sync thread's moment (station/quiet.py).
+    quiet: QuietWindow = field(default_factory=QuietWindow)
+    #: The office's rules; replaced as a whole on reload (SIGHUP).
+    rationing: policy.RationingConfig = field(default_factory=policy.RationingConfig)
+
+
 class Pipeline:
-    def __init__(
-        self,
-        db: Database,
-        printer: CardPrinter,
-        chip: ChipChannel,
-        *,
-        keys: dict[str, Ed25519PublicKey],
-        data_key: DataKey,
-        cfg: PipelineConfig,
-        chip_timeout_s: float,
-        board: StatusBoard,
-        rationing: policy.RationingConfig | None = None,
-    ) -> None:
-        self.db = db
-        self.printer = printer
-        self.chip = chip
-        self.keys = keys
-        self.data_key = data_key
-        self.cfg = cfg
-        self.chip_timeout_s = chip_timeout_s
-        self.board = board
-        self._usable = lease_check(cfg.lease_margin_s)
-        #: The office's rules; replaced as a whole on reload (SIGHUP).
-        self.rationing = rationing or policy.RationingConfig()
-        self.faces = FacePrefetcher(data_key)
-        #: Open while a face prints: the sync thread's moment (station/quiet.py).
-        self.quiet = QuietWindow()
+    def __init__(self, deps: PipelineDeps) -> None:
+        self.deps = deps
+        self.db = deps.db
+        self.printer = deps.printer
+        self.chip = deps.chip
+        self.cfg = deps.cfg
+        self.board = deps.board
+        self.faces = deps.faces
+        self.quiet = deps.quiet
+        self._usable = lease_check(deps.cfg.lease_margin_s)
         #: The step the card in hand is at (for an exception no device contract names).
         self._stage = "preparing"
+
+    @property
+    def rationing(self) -> policy.RationingConfig:
+        """The office's rules in force (replaced as a whole on reload)."""
+        return self.deps.rationing
+
+    @rationing.setter
+    def rationing(self, rules: policy.RationingConfig) -> None:
+        self.deps.rationing = rules
 
     # ------------------------------------------------------------------ one card
     def card_boundary(
@@ -306,7 +291,7 @@ class Pipeline:
         return Outcome(rid, "printed", good=GoodCard(rid, attempt, uid or serial))
 
     def _encode(self, record: PrintReadyRecord) -> str:
-        self.chip.connect(self.chip_timeout_s)
+        self.chip.connect(self.deps.chip_timeout_s)
         try:
             runner = ScriptRunner(self.chip, self.chip.sam_channel())
             try:

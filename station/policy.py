@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from station.i18n import Msg
+from station.store import core as store
 
 ZONES: dict[str, dt.timezone] = {
     "WIB": dt.timezone(dt.timedelta(hours=7), "WIB"),
@@ -145,3 +147,13 @@ def burn_rate(conn: sqlite3.Connection, window_days: int, now: float) -> float:
         (since,),
     ).fetchone()
     return float(row[0]) / window_days
+
+
+def stock_outlook(conn: sqlite3.Connection, rationing: RationingConfig) -> dict[str, Any]:
+    """The counts plus the burn rate and days of stock left (heartbeat and status)."""
+    out: dict[str, Any] = store.counts(conn, local_midnight(rationing.tz))
+    rate = burn_rate(conn, rationing.burn_window_days, time.time())
+    out["burn_rate_per_day"] = round(rate, 2) if rate else None
+    out["days_left"] = round(out["in_stock"] / rate, 1) if rate else None
+    out["low_stock"] = bool(rate) and out["in_stock"] / rate < rationing.low_stock_days
+    return out

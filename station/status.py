@@ -15,11 +15,23 @@ from typing import Any
 
 import structlog
 
-from station.i18n import Msg, stored
+from station.i18n import N_, Msg, stored
 from station.store import core as store
 from station.store.db import Database
 
 log = structlog.get_logger("station.status")
+
+#: The printer's states as the status shows them.
+PRINTER_WORDS = {
+    "ready": N_("ready"),
+    "busy": N_("busy"),
+    "feeder_empty": N_("feeder empty"),
+    "ribbon_out": N_("ribbon out"),
+    "jam": N_("card jam"),
+    "cover_open": N_("cover open"),
+    "offline": N_("offline"),
+    "unknown": N_("unknown"),
+}
 
 
 class Category(enum.StrEnum):

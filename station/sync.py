@@ -10,21 +10,22 @@ or while no card is under way.
 
 from __future__ import annotations
 
-import math
 import random
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from station import __version__, policy
-from station.config import CentralConfig
+from station.boot import boot_id
+from station.config import CentralConfig, buffer_target
 from station.crypto import DataKey
-from station.fleet_beat import fleet_fields
+from station.disk import DiskGuard
+from station.fleet_beat import fleet_fields, heartbeat_state
 from station.i18n import Msg
 from station.link.client import CentralRefused, LinkDown, QueueClient, RefusedLease
 from station.link.protocol import (
@@ -35,7 +36,6 @@ from station.link.protocol import (
     LeasedRecord,
 )
 from station.metrics import SYNC_ROUNDS
-from station.pipeline import boot_id
 from station.quiet import QuietWindow
 from station.status import StatusBoard
 from station.store import core as store
@@ -51,31 +51,48 @@ LEASE_IDS_PER_REQUEST = 10 * MAX_BATCH
 RENEW_CHUNK = 100
 
 
+def _nothing() -> None:
+    """No-op default of :attr:`SyncDeps.on_records`."""
+
+
+def _no_problem() -> str | None:
+    """Default of :attr:`SyncDeps.worker_problem`: nothing wrong."""
+    return None
+
+
+@dataclass
+class SyncDeps:
+    """What the sync thread works with, from the daemon (station/daemon.py)."""
+
+    db: Database
+    client: QueueClient
+    cfg: CentralConfig
+    keys: dict[str, Ed25519PublicKey]
+    data_key: DataKey
+    board: StatusBoard
+    #: Rounds start while the printer is away from its durable points.
+    quiet: QuietWindow = field(default_factory=QuietWindow)
+    #: The office's rules; replaced as a whole on reload (SIGHUP).
+    rationing: policy.RationingConfig = field(default_factory=policy.RationingConfig)
+    #: Called when new records were buffered (wakes the printer worker).
+    on_records: Callable[[], None] = _nothing
+    #: What is wrong with the printer worker now, for heartbeats.
+    worker_problem: Callable[[], str | None] = _no_problem
+    #: The state volume (station/disk.py): nothing more is leased on a nearly full disk,
+    #: its free MB go into heartbeats. None: not watched.
+    disk: DiskGuard | None = None
+
+
 class SyncLoop:
-    def __init__(
-        self,
-        db: Database,
-        client: QueueClient,
-        *,
-        cfg: CentralConfig,
-        keys: dict[str, Ed25519PublicKey],
-        data_key: DataKey,
-        board: StatusBoard,
-        on_records: Callable[[], None] = lambda: None,
-        rationing: policy.RationingConfig | None = None,
-        quiet: QuietWindow | None = None,
-    ) -> None:
-        self.db = db
-        self.client = client
-        self.cfg = cfg
-        self.keys = keys
-        self.data_key = data_key
-        self.board = board
-        self.on_records = on_records
-        #: The office's rules; replaced as a whole on reload (SIGHUP).
-        self.rationing = rationing or policy.RationingConfig()
-        #: Rounds start while the printer is away from its durable points.
-        self.quiet = quiet or QuietWindow()
+    def __init__(self, deps: SyncDeps) -> None:
+        self.deps = deps
+        self.db = deps.db
+        self.client = deps.client
+        self.cfg = deps.cfg
+        self.keys = deps.keys
+        self.data_key = deps.data_key
+        self.board = deps.board
+        self.quiet = deps.quiet
         self.stop_event = threading.Event()
         self.wake = threading.Event()
         self._boot = boot_id()
@@ -85,12 +102,15 @@ class SyncLoop:
         self._backoff = 0.0
         self._link_up: bool | None = None
         self._thread = threading.Thread(target=self._run, name="sync", daemon=True)
-        #: What is wrong with the printer worker now (the daemon sets it), for heartbeats.
-        self.worker_problem: Callable[[], str | None] = lambda: None
-        #: The disk is nearly full (station/disk.py): lease nothing more to store.
-        self.disk_low: Callable[[], bool] = lambda: False
-        #: Free MB on the state volume (the daemon sets it), for heartbeats.
-        self.disk_free_mb: Callable[[], float | None] = lambda: None
+
+    @property
+    def rationing(self) -> policy.RationingConfig:
+        """The office's rules in force (replaced as a whole on reload)."""
+        return self.deps.rationing
+
+    @rationing.setter
+    def rationing(self, rules: policy.RationingConfig) -> None:
+        self.deps.rationing = rules
 
     def start(self) -> None:
         self._thread.start()
@@ -242,7 +262,7 @@ class SyncLoop:
             return max(0, target - store.counts(conn)["buffered"])
 
         want = min(self.db.run(room, durable=False), self.cfg.lease_batch)
-        if want <= 0 or self.disk_low():
+        if want <= 0 or (self.deps.disk is not None and self.deps.disk.low()):
             return False
         sent_at = (time.time(), time.monotonic())
         answer = self.client.lease(want)
@@ -256,7 +276,7 @@ class SyncLoop:
         if checked or answer.refused:
             self.db.run(lambda c: self._ingest(c, checked, answer.refused, sent_at))
         if checked:
-            self.on_records()
+            self.deps.on_records()
         got = len(answer.records) + len(answer.refused)
         return got == want and want == self.cfg.lease_batch
 
@@ -295,17 +315,17 @@ class SyncLoop:
                 refuse(conn, lease, bad.reason)
 
     def heartbeat(self) -> None:
-        stock = self.db.run(lambda c: stock_outlook(c, self.rationing), durable=False)
-        midnight = policy.local_midnight(self.rationing.tz)
-        fleet = self.db.run(
-            lambda c: fleet_fields(c, self.board, midnight, self.disk_free_mb()), durable=False
-        )
+        rationing, disk = self.rationing, self.deps.disk
+        stock = self.db.run(lambda c: policy.stock_outlook(c, rationing), durable=False)
+        midnight = policy.local_midnight(rationing.tz)
+        free_mb = disk.free_mb() if disk is not None else None
+        fleet = self.db.run(lambda c: fleet_fields(c, self.board, midnight, free_mb), durable=False)
         self.client.heartbeat(
             Heartbeat(
                 **fleet,
                 station_id=self.client.station_id,
                 version=__version__,
-                printer_state=heartbeat_state(self.worker_problem(), self.board),
+                printer_state=heartbeat_state(self.deps.worker_problem(), self.board),
                 blanks=stock["in_stock"],
                 buffer=stock["buffered"],
                 outbox=stock["outbox"],
@@ -315,30 +335,3 @@ class SyncLoop:
                 inspection=stock["inspection"],
             )
         )
-
-
-def heartbeat_state(worker_problem: str | None, board: StatusBoard) -> str:
-    """The printer state the centre is told: the worker's trouble first (a station that
-    cannot print must not look well), else the printer's own state."""
-    if worker_problem is not None:
-        return f"error: {worker_problem}"
-    return str(board.get("printer_state") or "unknown")
-
-
-def stock_outlook(conn: sqlite3.Connection, rationing: policy.RationingConfig) -> dict[str, Any]:
-    """The counts plus the burn rate and days of stock left (heartbeat and status)."""
-    out: dict[str, Any] = store.counts(conn, policy.local_midnight(rationing.tz))
-    rate = policy.burn_rate(conn, rationing.burn_window_days, time.time())
-    out["burn_rate_per_day"] = round(rate, 2) if rate else None
-    out["days_left"] = round(out["in_stock"] / rate, 1) if rate else None
-    out["low_stock"] = bool(rate) and out["in_stock"] / rate < rationing.low_stock_days
-    return out
-
-
-def buffer_target(cfg: CentralConfig, rate_per_hour: float | None) -> int:
-    """Records to hold: ``buffer_hours`` of work at the measured print rate (before it is
-    measured, ``buffer_target``), never more than ``max_records_at_rest`` personal
-    records on this PC. Blanks in stock and the quota cap it further."""
-    if rate_per_hour is None:
-        return min(cfg.buffer_target, cfg.max_records_at_rest)
-    return min(cfg.max_records_at_rest, max(1, math.ceil(cfg.buffer_hours * rate_per_hour)))

@@ -19,10 +19,10 @@ from typing import Any
 from drivers.base import CHIP_DRIVERS, PRINTER_DRIVERS, CardPosition, PrinterState, load_driver
 from drivers.errors import DeviceError, NoCard
 from station.cli.common import config
-from station.cli.status import PRINTER_WORDS
 from station.faces.template import FaceError, render_face
 from station.i18n import N_, Msg, _, os_error, tr
 from station.records import RecordError, parse_record
+from station.status import PRINTER_WORDS
 
 
 def add_face_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

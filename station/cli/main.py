@@ -31,10 +31,9 @@ from station.config import ConfigError, check_state_dir, config_path
 from station.crypto import KeyFileError
 from station.disk import DiskGuard
 from station.i18n import N_, _, tr
-from station.policy import RationingConfig
+from station.policy import RationingConfig, stock_outlook
 from station.status import live_state
 from station.store import core as store
-from station.sync import stock_outlook
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from station.i18n import N_, _, decimal, show
+from station.status import PRINTER_WORDS
 
 WIDTH, HEIGHT = 80, 24
 LABEL = 11
@@ -121,16 +122,3 @@ def _fit(rows: list[tuple[str, str]]) -> list[str]:
         lines.append(f"{label:<{max(LABEL, len(label) + 1)}}{keep[0]}")
         lines += [" " * LABEL + more for more in keep[1:]]
     return lines
-
-
-#: The printer's states as the status shows them.
-PRINTER_WORDS = {
-    "ready": N_("ready"),
-    "busy": N_("busy"),
-    "feeder_empty": N_("feeder empty"),
-    "ribbon_out": N_("ribbon out"),
-    "jam": N_("card jam"),
-    "cover_open": N_("cover open"),
-    "offline": N_("offline"),
-    "unknown": N_("unknown"),
-}

@@ -54,13 +54,13 @@ def test_expired_leases_are_dropped_never_started(tmp_path: Path) -> None:
         receive(config, 20)
         cfg = load_config(config)
         station = Station.build(cfg)
-        assert isinstance(station.pipeline.printer, SimPrinter)
-        station.pipeline.printer.open_cover()
+        assert isinstance(station.printer, SimPrinter)
+        station.printer.open_cover()
         station.start()
         try:
             wait_for("8 records buffered", lambda: db_counts(cfg.db_path)["buffered"] == 8)
             time.sleep(3.2)  # every lease is now expired (and past the margin)
-            station.pipeline.printer.close_cover()
+            station.printer.close_cover()
             wait_for("8 printed", lambda: central.server.summary().printed == 8)
         finally:
             station.stop()
@@ -85,8 +85,8 @@ def test_printer_stopped_too_long_hands_leases_back(tmp_path: Path, central: Cen
     config = station_config(tmp_path, central, central={"release_paused_after_s": 0.5})
     receive(config, 10)
     station = Station.build(load_config(config))
-    assert isinstance(station.pipeline.printer, SimPrinter)
-    station.pipeline.printer.open_cover()
+    assert isinstance(station.printer, SimPrinter)
+    station.printer.open_cover()
     station.start()
     try:
         wait_for("leases released", lambda: len(release_reasons(central)) == 5)

@@ -27,7 +27,7 @@ def delays(tmp_path: Path, central: Central, *, max_wait_s: float | None) -> lis
     assert main(["--config", str(config), "blanks", "receive", "5", "--batch", "Q"]) == 0
     station = Station.build(load_config(config))
     if max_wait_s is not None:
-        station.pipeline.quiet.max_wait_s = max_wait_s
+        station.quiet.max_wait_s = max_wait_s
     station.start()
     try:
         wait_for(

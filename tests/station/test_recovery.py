@@ -48,7 +48,7 @@ def cut_at(config: Path, method: str, *, after: bool, monkeypatch: pytest.Monkey
     """Run the station until the printer's ``method`` is first called and cut the power
     there: before the real call, or after it returned or raised."""
     station = Station.build(load_config(config))
-    printer = station.pipeline.printer
+    printer = station.printer
     real = getattr(printer, method)
 
     def cut(*args: Any) -> Any:
@@ -149,7 +149,7 @@ def test_cover_open_with_a_card_inside_comes_up_paused_and_finishes_when_closed(
         assert state["action"].startswith("close the printer cover")
         assert station.worker.is_alive()
         assert attempts(config)[0]["state"] == "printing"
-        station.pipeline.printer.close_cover()  # type: ignore[attr-defined]
+        station.printer.close_cover()  # type: ignore[attr-defined]
         wait_for("the record printed", lambda: printed_at_server(central, 1))
     finally:
         station.stop()
@@ -226,7 +226,7 @@ def test_card_left_after_a_failed_reject_is_charged_once_and_not_to_the_next(
     config = config_for(tmp_path, central)
     receive(config, HOPPER)
     station = Station.build(load_config(config))
-    printer = station.pipeline.printer
+    printer = station.printer
     assert isinstance(printer, SimPrinter)
     open_cover_at_print(printer, monkeypatch)
     station.start()
@@ -257,7 +257,7 @@ def test_card_left_in_the_printer_after_a_spoiled_verdict_adds_no_second_row(
     config = config_for(tmp_path, central)
     receive(config, HOPPER)
     station = Station.build(load_config(config))
-    printer = station.pipeline.printer
+    printer = station.printer
     assert isinstance(printer, SimPrinter)
     open_cover_at_print(printer, monkeypatch)
     monkeypatch.setattr(station.pipeline.recovery, "pause", lambda: None)  # killed before
@@ -289,7 +289,7 @@ def test_unreachable_printer_at_start_waits_and_recovers_when_back(
     receive(config, HOPPER)
     cut_at(config, "print_card", after=False, monkeypatch=monkeypatch)
     station = Station.build(load_config(config))
-    printer = station.pipeline.printer
+    printer = station.printer
     real = printer.status
     offline = [True]
 
@@ -322,7 +322,7 @@ def test_feed_jam_on_a_printer_without_serials_says_why_the_serial_is_unknown(
     config = config_for(tmp_path, central, feed_jam=1.0)
     receive(config, HOPPER)
     station = Station.build(load_config(config))
-    printer = station.pipeline.printer
+    printer = station.printer
     real = printer.status
     monkeypatch.setattr(printer, "status", lambda: dataclasses.replace(real(), card_serial=None))
     station.start()
@@ -347,7 +347,7 @@ def test_unreachable_printer_with_nothing_to_recover_is_the_printer_s_own_error(
     error, not as recovery waiting."""
     config = config_for(tmp_path, central)
     station = Station.build(load_config(config))
-    printer = station.pipeline.printer
+    printer = station.printer
 
     def status() -> PrinterStatus:
         raise DeviceOffline("status: device unreachable (USBError)")
@@ -375,7 +375,7 @@ def test_card_taken_out_by_hand_before_printing_is_settled_without_a_person(
     config = config_for(tmp_path, central, chip_dead=1.0)
     receive(config, HOPPER)
     station = Station.build(load_config(config))
-    printer = station.pipeline.printer
+    printer = station.printer
     assert isinstance(printer, SimPrinter)
     by_hand = printer.reject
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from station.config import CentralConfig
-from station.sync import buffer_target
+from station.config import CentralConfig, buffer_target
 
 CFG = CentralConfig(
     url="http://127.0.0.1:1",

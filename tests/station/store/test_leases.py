@@ -37,8 +37,8 @@ def test_leases_are_renewed_in_chunks_and_all_of_them(
     receive(config, 20)
     cfg = load_config(config)
     station = Station.build(cfg)
-    assert isinstance(station.pipeline.printer, SimPrinter)
-    station.pipeline.printer.open_cover()  # nothing prints: the leases stay held
+    assert isinstance(station.printer, SimPrinter)
+    station.printer.open_cover()  # nothing prints: the leases stay held
     station.start()
     try:
         wait_for("8 records buffered", lambda: db_counts(cfg.db_path)["buffered"] == 8)
