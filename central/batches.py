@@ -9,7 +9,8 @@ A batch leases ``count`` ready records (queue order) to the station for ``days``
 one transaction and seals the signed file to the station's registered batch key (only that
 station can open it: the file carries personal data); the records stay leased at the
 centre, so no other station prints them, and the station's lease renewals never shorten
-them. Ingesting goes through the same code
+them. ``DB`` is the queue on either engine: a SQLite file or ``postgresql://…``.
+Ingesting goes through the same code
 as ``POST /v1/results``: a result already known (by ``result_id``, from the link or an
 earlier ingest) is counted as a duplicate and changes nothing.
 """
@@ -29,6 +30,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
+from central.engines import open_queue
 from central.queue_db import QueueDB, SchemaError
 from station.grants import sign_grant
 from station.link.batchfile import (
@@ -191,7 +193,7 @@ def add_central_batch_commands(sub: argparse._SubParsersAction) -> None:  # type
     verbs = batch.add_subparsers(dest="batch_command", required=True)
 
     p = verbs.add_parser("register", help="trust a station's results key, record its batch key")
-    p.add_argument("--db", type=Path, required=True)
+    p.add_argument("--db", required=True, help="the queue: a SQLite file or postgresql://…")
     p.add_argument("--station", required=True)
     p.add_argument(
         "--key", type=Path, help="file with the key `station batch key` printed (base64)"
@@ -202,7 +204,7 @@ def add_central_batch_commands(sub: argparse._SubParsersAction) -> None:  # type
     p.set_defaults(func=cmd_register)
 
     p = verbs.add_parser("create", help="lease records to one station for days, signed")
-    p.add_argument("--db", type=Path, required=True)
+    p.add_argument("--db", required=True, help="the queue: a SQLite file or postgresql://…")
     p.add_argument("--key-dir", type=Path, required=True, help="the centre's signing key")
     p.add_argument("--station", required=True)
     p.add_argument("--count", type=int, required=True)
@@ -212,12 +214,12 @@ def add_central_batch_commands(sub: argparse._SubParsersAction) -> None:  # type
 
     p = verbs.add_parser("ingest", help="apply a station's signed results file")
     p.add_argument("file", type=Path)
-    p.add_argument("--db", type=Path, required=True)
+    p.add_argument("--db", required=True, help="the queue: a SQLite file or postgresql://…")
     p.set_defaults(func=cmd_ingest)
 
 
-def _open(path: Path) -> QueueDB:
-    return QueueDB(path)
+def _open(db: str) -> QueueDB:
+    return open_queue(db)
 
 
 def cmd_register(args: argparse.Namespace) -> int:

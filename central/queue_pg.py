@@ -92,6 +92,34 @@ PG_MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_station ON audit (station_id, at);
     """,
+    """
+    -- Offline batches (central/batches.py), as SQLite's migrations 2 and 4.
+    CREATE TABLE batches (
+        batch_id     TEXT PRIMARY KEY,
+        station_id   TEXT NOT NULL,
+        created_ts   DOUBLE PRECISION NOT NULL,
+        expires_ts   DOUBLE PRECISION NOT NULL,
+        records      INTEGER NOT NULL
+    );
+    CREATE TABLE station_keys (
+        station_id   TEXT PRIMARY KEY,
+        public_key   TEXT NOT NULL,
+        added_ts     DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE ingests (
+        seq          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        station_id   TEXT NOT NULL,
+        file_digest  TEXT NOT NULL,
+        results      INTEGER NOT NULL,
+        new_results  INTEGER NOT NULL,
+        at           DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE station_batch_keys (
+        station_id   TEXT PRIMARY KEY,
+        public_key   TEXT NOT NULL,
+        added_ts     DOUBLE PRECISION NOT NULL
+    );
+    """,
 )
 
 
@@ -130,7 +158,7 @@ class PgQueueDB(QueueDB):
         lease_hold_s: float = DEFAULT_LEASE_HOLD_S,
         pool_size: int = 8,
     ) -> None:
-        self.path = Path("postgresql")  # no file: batches and seeding stay on SQLite
+        self.path = Path("postgresql")  # no file
         self.clock = clock
         self.lease_hold_s = lease_hold_s
         self._pool = ConnectionPool(
