@@ -35,7 +35,8 @@ import itertools
 
 from central.seed import new_records, seed
 from drivers.script import ScriptRunner, read_chip_serial
-from drivers.sim.printer import SimChipChannel, SimPrinter
+from drivers.sim.encoder import SimChipChannel
+from drivers.sim.printer import SimPrinter
 from station import logs
 from station.cli.main import main as cli
 from station.config import load_config

@@ -4,8 +4,10 @@ The public methods (``feed``, ``print_card``, ``transmit`` …) live here once: 
 the exchange into a ring buffer of frames, map a backend's own exceptions into the tree
 of :mod:`drivers.errors` (chained with ``from``) and attach the last frames to the error,
 so a failure can be dumped for the technician. A backend implements only the
-``_*_internal`` methods. Backends are found by name through :data:`PRINTER_DRIVERS` and
-:data:`CHIP_DRIVERS`, imported lazily so a station without pyscard still starts.
+``_*_internal`` methods and ``from_options``. Every device is a context manager whose
+``close`` is safe to call twice. Backends are found by name through
+:data:`PRINTER_DRIVERS` and :data:`CHIP_DRIVERS`, imported lazily so a station without
+pyscard still starts.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from types import TracebackType
+from typing import Any, ClassVar, Self, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
@@ -133,8 +136,8 @@ class FrameLog:
 _T = TypeVar("_T")
 
 
-class _Device:
-    """Shared plumbing: frame tracing and error mapping for every role."""
+class _Device(ABC):
+    """Shared plumbing: frame tracing, error mapping and ``with`` for every role."""
 
     #: Backend exception types that mean "device gone"; subclasses widen this.
     offline_errors: tuple[type[BaseException], ...] = (OSError,)
@@ -146,6 +149,25 @@ class _Device:
 
     def _trace(self, direction: str, text: str) -> None:
         self.frames.add(direction, text)
+
+    def close(self) -> None:
+        """Release the device; a second call does nothing harmful."""
+        self._call("close", self._close_internal)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @abstractmethod
+    def _close_internal(self) -> None:
+        """Release links and flush pending state; must be safe to call twice."""
 
     def _mapped_error(self, what: str, exc: BaseException) -> BaseException:
         """The exception to raise for ``exc`` in step ``what``: device errors get the
@@ -183,7 +205,7 @@ class _Device:
         return result
 
 
-class CardPrinter(_Device, ABC):
+class CardPrinter(_Device):
     """A card printer with an input hopper, a chip contact station and two trays."""
 
     #: Whether :meth:`print_card` itself ends by sending the card out (Evolis: ``Se``
@@ -191,11 +213,13 @@ class CardPrinter(_Device, ABC):
     #: :meth:`eject` or :meth:`reject`.
     ejects_with_print: ClassVar[bool] = False
 
+    @classmethod
+    @abstractmethod
+    def from_options(cls, options: dict[str, Any]) -> CardPrinter:
+        """Build from the config's ``[printer.options]``; ValueError names a bad key."""
+
     def open(self) -> PrinterInfo:
         return self._call("open", self._open_internal)
-
-    def close(self) -> None:
-        self._call("close", self._close_internal)
 
     def status(self) -> PrinterStatus:
         return self._call("status", self._status_internal)
@@ -223,9 +247,6 @@ class CardPrinter(_Device, ABC):
     def _open_internal(self) -> PrinterInfo: ...
 
     @abstractmethod
-    def _close_internal(self) -> None: ...
-
-    @abstractmethod
     def _status_internal(self) -> PrinterStatus: ...
 
     @abstractmethod
@@ -244,8 +265,19 @@ class CardPrinter(_Device, ABC):
     def _reset_internal(self) -> None: ...
 
 
-class ChipChannel(_Device, ABC):
+class ChipChannel(_Device):
     """An ISO 7816 channel to the chip of the card parked at the contact station."""
+
+    @classmethod
+    @abstractmethod
+    def from_options(
+        cls, options: dict[str, Any], *, printer: CardPrinter | None = None
+    ) -> ChipChannel:
+        """Build from the config's ``[chip.options]``; ValueError names a bad key.
+
+        ``printer`` is the printer whose contact station holds the card: an encoder built
+        into the printer needs it, one that reaches the card by itself (PC/SC) ignores it.
+        """
 
     def connect(self, timeout: float = 5.0) -> bytes:
         """Power the card and return its ATR; waits up to ``timeout`` for a card."""
@@ -290,19 +322,37 @@ class ChipChannel(_Device, ABC):
     def _uid_internal(self) -> str | None:
         return None
 
+    def _close_internal(self) -> None:
+        """Closing a channel disconnects it (safe when not connected)."""
+        self._disconnect_internal()
+
+
+class PrinterRegistry(dict[str, str]):
+    """Printer backends: name → "module:Class" of a :class:`CardPrinter`."""
+
+
+class ChipRegistry(dict[str, str]):
+    """Chip encoder backends: name → "module:Class" of a :class:`ChipChannel`."""
+
 
 #: name → "module:Class", imported only when chosen in the configuration.
-PRINTER_DRIVERS: dict[str, str] = {
-    "sim": "drivers.sim.printer:SimPrinter",
-    "evolis": "drivers.evolis.printer:EvolisPrinter",
-}
-CHIP_DRIVERS: dict[str, str] = {
-    "sim": "drivers.sim.printer:SimChipChannel",
-    "pcsc": "drivers.pcsc.channel:PcscChipChannel",
-}
+PRINTER_DRIVERS = PrinterRegistry(
+    sim="drivers.sim.printer:SimPrinter",
+    evolis="drivers.evolis.printer:EvolisPrinter",
+)
+CHIP_DRIVERS = ChipRegistry(
+    sim="drivers.sim.encoder:SimChipChannel",
+    pcsc="drivers.pcsc.channel:PcscChipChannel",
+)
 
 
-def load_driver(registry: dict[str, str], name: str) -> type[Any]:
+@overload
+def load_driver(registry: PrinterRegistry, name: str) -> type[CardPrinter]: ...
+@overload
+def load_driver(registry: ChipRegistry, name: str) -> type[ChipChannel]: ...
+def load_driver(
+    registry: PrinterRegistry | ChipRegistry, name: str
+) -> type[CardPrinter] | type[ChipChannel]:
     """Import the class registered under ``name`` (ValueError names the known ones)."""
     try:
         target = registry[name]
@@ -316,7 +366,11 @@ def load_driver(registry: dict[str, str], name: str) -> type[Any]:
         raise ValueError(
             f"driver {name!r} cannot be loaded: {exc} (is its extra installed?)"
         ) from exc
-    cls: type[Any] = getattr(module, class_name)
+    cls = getattr(module, class_name, None)
+    role: type[CardPrinter] | type[ChipChannel]
+    role = CardPrinter if isinstance(registry, PrinterRegistry) else ChipChannel
+    if not (isinstance(cls, type) and issubclass(cls, role)):
+        raise TypeError(f"driver {name!r}: {target} is not a {role.__name__}")
     return cls
 
 

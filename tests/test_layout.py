@@ -28,7 +28,6 @@ CENTRAL_USES_OF_DRIVERS = ("drivers.ktpel_layout", "drivers.script", "drivers.is
 KNOWN_CYCLES: set[frozenset[str]] = {
     frozenset({"station.cli.main", "station.cli.demo"}),
     frozenset({"station.pipeline", "station.recovery"}),
-    frozenset({"drivers.sim.printer", "drivers.sim.card"}),
 }
 #: Known debt: edges against the rule, being removed the same way.
 KNOWN_EDGES: set[tuple[str, str]] = {

@@ -25,7 +25,7 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from smartcard import scard
 
-from drivers.base import ChipChannel, validate_options
+from drivers.base import CardPrinter, ChipChannel, validate_options
 from drivers.errors import (
     ChipDead,
     DeviceBusy,
@@ -132,7 +132,9 @@ class PcscChipChannel(ChipChannel):
         self._sam: PcscChipChannel | None = None
 
     @classmethod
-    def from_options(cls, options: dict[str, Any], *, printer: object = None) -> PcscChipChannel:
+    def from_options(
+        cls, options: dict[str, Any], *, printer: CardPrinter | None = None
+    ) -> PcscChipChannel:
         """Build from the config table; ``printer`` is unused (the encoder is separate)."""
         return cls(validate_options(PcscOptions, options, "pcsc encoder"))
 
@@ -162,8 +164,8 @@ class PcscChipChannel(ChipChannel):
         self._trace("<", f"ATR {atr.hex()}")
         return atr
 
-    def close(self) -> None:
-        """Drop the connection and the context without tracing (fixtures, shutdown)."""
+    def _close_internal(self) -> None:
+        """Drop the connection and the context, the SAM's too (safe when there are none)."""
         self._drop(wait_s=self.options.transmit_timeout_s)
         if self._sam is not None:
             self._sam.close()
@@ -220,7 +222,7 @@ class PcscChipChannel(ChipChannel):
         raise self._exchange_failed(session, hresult & MASK, len(response))
 
     def _disconnect_internal(self) -> None:
-        self.close()
+        self._close_internal()
 
     def _uid_internal(self) -> str | None:
         if not self.options.reader_uid:

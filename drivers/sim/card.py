@@ -1,7 +1,7 @@
 """A strict ISO 7816-4 card model (and a SAM) answering APDUs like a real chip would.
 
-Standalone on purpose: :class:`drivers.sim.printer.SimChipChannel` puts it behind the printer's
-contact station, and a test suite can put it behind vpcd (``power_on()`` gives the ATR,
+Standalone on purpose: :class:`drivers.sim.encoder.SimChipChannel` puts it behind the
+printer's contact station, and a test suite can put it behind vpcd (``power_on()`` gives the ATR,
 ``process(apdu)`` the response). No I/O, no timing: the caller adds those.
 
 The card offers :mod:`drivers.ktpel_layout`: MF 3F00 → DF 7F10 → transparent EFs. It
@@ -13,18 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
 from drivers import ktpel_layout as layout
-from drivers.base import ChipChannel, validate_options
-from drivers.errors import ChipDead, NoCard
 from drivers.iso7816 import CLA_CHAINING, MAX_SHORT_LE, CommandApdu
-from drivers.sim.state import SimChipOptions
-
-if TYPE_CHECKING:
-    from drivers.sim.printer import SimPrinter
 
 SW_OK = 0x9000
 
@@ -267,79 +259,3 @@ class SimSam(_Iso7816Responder):
         if len(cmd.data) != 8:
             return b"", 0x6700
         return _answer(cryptogram(self.key, cmd.data), cmd.le)
-
-
-class SimChipChannel(ChipChannel):
-    """The encoder at the printer's contact station (or, with ``sam_mode``, the SAM)."""
-
-    def __init__(
-        self,
-        printer: SimPrinter,
-        sam_mode: bool = False,
-        *,
-        t0: bool = False,
-        require_auth: bool = False,
-        poll_s: float = 0.005,
-    ) -> None:
-        super().__init__()
-        self.printer = printer
-        self.sam_mode = sam_mode
-        self.t0 = t0
-        self.require_auth = require_auth
-        self.poll_s = poll_s
-        self._card: SimCard | SimSam | None = None
-        self._serial: str | None = None
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any], *, printer: SimPrinter) -> SimChipChannel:
-        opts = validate_options(SimChipOptions, options, "sim encoder")
-        return cls(printer, opts.sam_mode, t0=opts.t0, require_auth=opts.require_auth)
-
-    def _connect_internal(self, timeout: float) -> bytes:
-        if self.sam_mode:
-            self._card = SimSam(t0=self.t0)
-            return self._card.power_on()
-        deadline = time.monotonic() + timeout
-        while (record := self.printer.contact_card()) is None:
-            if time.monotonic() >= deadline:
-                raise NoCard(f"no card at the contact station after {timeout:.3f} s")
-            time.sleep(self.poll_s)
-        if record.chip_dead:
-            raise ChipDead(f"card {record.serial}: chip mute, no ATR")
-        files = {int(fid, 16): bytes.fromhex(content) for fid, content in record.chip.items()}
-        self._card = SimCard(
-            record.chip_serial, files=files, t0=self.t0, require_auth=self.require_auth
-        )
-        self._serial = record.serial
-        return self._card.power_on()
-
-    def _transmit_internal(self, apdu: bytes) -> bytes:
-        card = self._card
-        if card is None:
-            raise NoCard("transmit: not connected to a card")
-        serial = self._serial
-        if serial is not None:
-            here = self.printer.contact_card()
-            if here is None or here.serial != serial:
-                self._card = None
-                raise NoCard(f"card {serial} left the contact station")
-        if self.printer.timings.encode_apdu > 0:
-            time.sleep(self.printer.timings.encode_apdu / 1000.0)
-        if isinstance(card, SimCard):
-            before = card.writes
-            response = card.process(apdu)
-            if card.writes != before and serial is not None:
-                self.printer.write_chip(serial, card.files(), persist=False)
-            return response
-        return card.process(apdu)
-
-    def _disconnect_internal(self) -> None:
-        if self._serial is not None:
-            self.printer.flush()
-        self._card = None
-        self._serial = None
-
-    def _uid_internal(self) -> str | None:
-        if isinstance(self._card, SimCard):
-            return self._card.serial.hex().upper()
-        return None

@@ -7,9 +7,9 @@ fact lives in a JSON state file written atomically at every physical step, so a 
 real printer. Faults are drawn from ``random.Random(f"{seed}:{step}")`` per physical step:
 reproducible for a seed, and a restarted printer continues the sequence.
 
-:class:`SimChipChannel` is the encoder at the contact station: it answers with the
-:class:`drivers.sim.card.SimCard` of the blank parked there (or a SAM in ``sam_mode``);
-chip memory is saved into the printer's state file after every UPDATE BINARY.
+Its contact station (:meth:`SimPrinter.contact_card`, :meth:`SimPrinter.write_chip`) is
+what :class:`drivers.sim.encoder.SimChipChannel` talks to; chip memory is saved into the
+same state file.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ from drivers.errors import (
     PrintFailed,
     RibbonOut,
 )
-from drivers.sim.card import SimChipChannel
 from drivers.sim.state import (
     STATE_VERSION,
     SimCardRecord,
@@ -60,7 +59,6 @@ from drivers.sim.state import (
 
 __all__ = [
     "SimCardRecord",
-    "SimChipChannel",
     "SimFaults",
     "SimPrinter",
     "SimPrinterOptions",

@@ -16,7 +16,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from drivers.base import CHIP_DRIVERS, PRINTER_DRIVERS, CardPosition, PrinterState, load_driver
+from drivers.base import (
+    CHIP_DRIVERS,
+    PRINTER_DRIVERS,
+    CardPosition,
+    CardPrinter,
+    PrinterState,
+    load_driver,
+)
 from drivers.errors import DeviceError, NoCard
 from station.cli.common import config
 from station.faces.template import FaceError, render_face
@@ -98,7 +105,7 @@ def _row(label: str, value: object) -> None:
     print(f"{_(label):<17}{value}")
 
 
-def _printer_report(printer: Any, problems: list[str]) -> None:
+def _printer_report(printer: CardPrinter, problems: list[str]) -> None:
     try:
         info = printer.open()
         _row(N_("model:"), info.model)
@@ -163,7 +170,9 @@ _ACTIONS = {
 }
 
 
-def _chip_report(driver: str, options: dict[str, Any], printer: Any, problems: list[str]) -> None:
+def _chip_report(
+    driver: str, options: dict[str, Any], printer: CardPrinter, problems: list[str]
+) -> None:
     _row(N_("encoder driver:"), driver)
     try:
         chip = load_driver(CHIP_DRIVERS, driver).from_options(options, printer=printer)

@@ -7,7 +7,8 @@ from typing import Protocol
 
 import pytest
 
-from drivers.sim.printer import SimChipChannel, SimFaults, SimPrinter, SimTimings
+from drivers.sim.encoder import SimChipChannel
+from drivers.sim.printer import SimFaults, SimPrinter, SimTimings
 
 #: Fast but not zero: steps still sleep, so ordering and timing bugs can show.
 FAST = SimTimings(feed=1, encode_apdu=0, print=2, eject=1, reject=1, status=0)

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from drivers.base import CHIP_DRIVERS, PRINTER_DRIVERS, CardPrinter, ChipChannel, load_driver
-from drivers.sim.printer import SimChipChannel, SimPrinter
+from drivers.sim.encoder import SimChipChannel
+from drivers.sim.printer import SimPrinter
 from tests.drivers.conftest import FAST
 from tests.support.contract import ChipContract, MakeChannel, MakePrinter, PrinterContract
 
@@ -36,6 +37,10 @@ class TestSimPrinterContract(PrinterContract):
         assert isinstance(printer, SimPrinter)
         return printer.trays()["output"]
 
+    def reopen(self, printer: CardPrinter) -> CardPrinter:
+        assert isinstance(printer, SimPrinter)  # a crash closes nothing: all is in the file
+        return SimPrinter(printer.state_file, timings=FAST)
+
 
 class TestSimChipContract(ChipContract):
     @pytest.fixture
@@ -48,8 +53,14 @@ class TestSimChipContract(ChipContract):
 
         return make
 
+    def reopen(self, channel: ChipChannel) -> ChipChannel:
+        assert isinstance(channel, SimChipChannel)
+        assert isinstance(channel.printer, SimPrinter)
+        return SimChipChannel(SimPrinter(channel.printer.state_file, timings=FAST))
+
 
 def _hw(kind: str) -> tuple[type[Any], dict[str, Any]]:
+    """The driver class and options of the device under test (skips when not given)."""
     name = os.environ.get(f"EKTP_HW_{kind}")
     if not name:
         pytest.skip(f"set EKTP_HW_{kind} to the driver name of the device under test")
@@ -81,6 +92,12 @@ class TestHardwarePrinterContract(PrinterContract):
 
         return make
 
+    def reopen(self, printer: CardPrinter) -> CardPrinter:
+        printer.close()  # all a killed process leaves behind: its link closed by the OS
+        cls, options = _hw("PRINTER")
+        again: CardPrinter = cls.from_options(options)
+        return again
+
 
 @pytest.mark.hardware
 class TestHardwareChipContract(ChipContract):
@@ -94,4 +111,10 @@ class TestHardwareChipContract(ChipContract):
             channel: ChipChannel = cls.from_options(options, printer=hw_printer)
             return channel
 
+        self._printer = hw_printer
         return make
+
+    def reopen(self, channel: ChipChannel) -> ChipChannel:
+        cls, options = _hw("CHIP")
+        again: ChipChannel = cls.from_options(options, printer=self._printer)
+        return again

@@ -19,7 +19,8 @@ from drivers.script import (
     sw_matches,
 )
 from drivers.sim.card import SimSam
-from drivers.sim.printer import SimChipChannel, SimPrinter
+from drivers.sim.encoder import SimChipChannel
+from drivers.sim.printer import SimPrinter
 
 H = bytes.fromhex
 SECRET = b'{"nama":"BUDI SANTOSO","nik":"3171011203850001"}'

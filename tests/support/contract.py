@@ -10,6 +10,9 @@ A driver's test module subclasses :class:`PrinterContract` / :class:`ChipContrac
   blank parked at the contact station, or none.
 
 :meth:`PrinterContract.output_tray` may be overridden where the output tray can be read.
+Both contracts call ``reopen(device)``, which a subclass must provide: a new driver
+instance on the same device, ``device`` left as a killed process leaves it (the OS
+closed its links, nothing else was done; the previous card stays in the path).
 """
 
 from __future__ import annotations
@@ -50,6 +53,43 @@ class PrinterContract:
     def output_tray(self, printer: CardPrinter) -> list[str] | None:
         """The output tray's card serials when the device can tell (else None)."""
         return None
+
+    def reopen(self, printer: CardPrinter) -> CardPrinter:
+        """A new driver instance on the device of ``printer``, as after a crash."""
+        raise NotImplementedError
+
+    def test_reopen_after_a_crash_rejects_the_card_left_in_the_path(
+        self, make_printer: MakePrinter
+    ) -> None:
+        """A new instance after a crash sees the card the old one fed, and rejects it."""
+        printer = make_printer(2)
+        before = printer.status().hopper
+        serial = printer.feed()
+        again = self.reopen(printer)
+        again.open()
+        found = again.status()
+        assert found.card is CardPosition.CONTACT
+        if serial is not None and found.card_serial is not None:
+            assert found.card_serial == serial
+        again.reject()
+        after = again.status()
+        assert after.card is CardPosition.NONE
+        if before is not None and after.hopper is not None:
+            assert after.hopper == before - 1
+        assert self.output_tray(again) in (None, [])
+        again.feed()  # the path is usable again
+        assert again.status().card is CardPosition.CONTACT
+
+    def test_with_releases_the_device_and_close_twice_is_harmless(
+        self, make_printer: MakePrinter
+    ) -> None:
+        """Leaving ``with`` frees the device for a new instance; closing again raises nothing."""
+        with make_printer(1) as printer:
+            assert printer.status().state is PrinterState.READY
+        printer.close()
+        again = self.reopen(printer)
+        again.open()
+        assert again.status().state is PrinterState.READY
 
     def test_open_reports_identity(self, make_printer: MakePrinter) -> None:
         """open() names the model and serial of the device."""
@@ -117,6 +157,32 @@ class PrinterContract:
 
 class ChipContract:
     """What any ChipChannel must do; see the module docstring for the fixture."""
+
+    def reopen(self, channel: ChipChannel) -> ChipChannel:
+        """A new channel instance on the station of ``channel``, as after a crash."""
+        raise NotImplementedError
+
+    def test_reopen_after_a_crash_finds_the_card_left_there(
+        self, make_channel: MakeChannel
+    ) -> None:
+        """A new channel after a crash mid-script reaches the same card (same serial)."""
+        from drivers.script import read_chip_serial
+
+        channel = make_channel(True)
+        channel.connect(timeout=2.0)
+        serial = read_chip_serial(channel)
+        assert _sw(channel.transmit(bytes.fromhex("00A4000C023F00"))) == 0x9000
+        again = self.reopen(channel)  # the old one never disconnected
+        again.connect(timeout=2.0)
+        assert read_chip_serial(again) == serial
+
+    def test_with_disconnects_and_close_twice_is_harmless(self, make_channel: MakeChannel) -> None:
+        """Leaving ``with`` disconnects (a transmit is refused); closing again raises nothing."""
+        with make_channel(True) as channel:
+            channel.connect(timeout=2.0)
+        channel.close()
+        with pytest.raises(ChipError):
+            channel.transmit(bytes.fromhex("00A4000C023F00"))
 
     def test_connect_returns_an_atr(self, make_channel: MakeChannel) -> None:
         """With a card present connect() returns an ATR starting with TS 3B or 3F."""

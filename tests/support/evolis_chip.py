@@ -25,7 +25,9 @@ class EmulatorChip(ChipChannel):
         self._card: SimCard | None = None
 
     @classmethod
-    def from_options(cls, options: dict[str, Any], *, printer: CardPrinter) -> EmulatorChip:
+    def from_options(
+        cls, options: dict[str, Any], *, printer: CardPrinter | None = None
+    ) -> EmulatorChip:
         if cls.emulator is None or options:
             raise ValueError("EmulatorChip needs EmulatorChip.emulator set and no options")
         return cls(cls.emulator)

@@ -69,10 +69,6 @@ class StrictCard(SimCard):
             return b"", 0x6A84
         return super()._update_binary(cmd)
 
-    def remove_after(self, n: int) -> None:
-        """Leave the reader (close the socket, unanswered) on the ``n``-th APDU from now."""
-        self._remove_at = self.apdus + n
-
     def reset_files(self) -> None:
         """Blank every EF again (a new, unwritten chip with the same serial)."""
         for content in self._files.values():

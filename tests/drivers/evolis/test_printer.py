@@ -28,21 +28,24 @@ LINKS = ["pty", "tcp", "usb"]
 Make = Callable[..., tuple[EvolisPrinter, EvolisEmulator]]
 
 
-@pytest.fixture(params=LINKS)
-def make(request: pytest.FixtureRequest) -> Iterator[Make]:
-    """``make(blanks, **options)``: an opened EvolisPrinter on an emulator over the link."""
-    cleanups: list[Callable[[], None]] = []
+class _Links:
+    """Opened EvolisPrinters on emulators over one kind of link, closed at the end."""
 
-    def build(blanks: int = 5, **options: Any) -> tuple[EvolisPrinter, EvolisEmulator]:
+    def __init__(self, link: str) -> None:
+        self.link = link
+        self.cleanups: list[Callable[[], None]] = []
+        self._built: dict[int, tuple[dict[str, Any], VirtualUsbBackend | None]] = {}
+
+    def build(self, blanks: int = 5, **options: Any) -> tuple[EvolisPrinter, EvolisEmulator]:
         emulator = EvolisEmulator(hopper=blanks)
         backend = None
-        if request.param == "pty":
+        if self.link == "pty":
             harness: EmulatorOnPty | EmulatorOnTcp = EmulatorOnPty(emulator, **options)
-            cleanups.append(harness.stop)
+            self.cleanups.append(harness.stop)
             opts = harness.options
-        elif request.param == "tcp":
+        elif self.link == "tcp":
             harness = EmulatorOnTcp(emulator, **options)
-            cleanups.append(harness.stop)
+            self.cleanups.append(harness.stop)
             opts = harness.options
         else:
             backend = VirtualUsbBackend(emulator)
@@ -53,27 +56,58 @@ def make(request: pytest.FixtureRequest) -> Iterator[Make]:
                 "timeout_s": 5.0,
                 **options,
             }
-        printer = EvolisPrinter.from_options(opts, usb_backend=backend)
-        cleanups.insert(0, printer.close)
+        printer = self._new(opts, backend)
         printer.open()
         return printer, emulator
 
-    yield build
-    for cleanup in cleanups:
-        cleanup()
+    def _new(self, opts: dict[str, Any], backend: VirtualUsbBackend | None) -> EvolisPrinter:
+        printer = EvolisPrinter.from_options(opts, usb_backend=backend)
+        self.cleanups.insert(0, printer.close)
+        self._built[id(printer)] = (opts, backend)
+        return printer
+
+    def reopen(self, printer: EvolisPrinter) -> EvolisPrinter:
+        """A new driver on the same emulator, ``printer`` left as a killed process leaves
+        it: its link closed (what the OS does), nothing sent to the printer."""
+        printer.close()
+        return self._new(*self._built[id(printer)])
+
+    def stop(self) -> None:
+        for cleanup in self.cleanups:
+            cleanup()
+
+
+@pytest.fixture(params=LINKS)
+def links(request: pytest.FixtureRequest) -> Iterator[_Links]:
+    opened = _Links(request.param)
+    yield opened
+    opened.stop()
+
+
+@pytest.fixture
+def make(links: _Links) -> Make:
+    """``make(blanks, **options)``: an opened EvolisPrinter on an emulator over the link."""
+    return links.build
 
 
 class TestEvolisContract(PrinterContract):
     @pytest.fixture
-    def make_printer(self, make: Make) -> Callable[[int], CardPrinter]:
+    def make_printer(self, links: _Links) -> Callable[[int], CardPrinter]:
+        self._links = links
         self._emulators: dict[int, EvolisEmulator] = {}
 
         def factory(blanks: int) -> CardPrinter:
-            printer, emulator = make(blanks)
+            printer, emulator = links.build(blanks)
             self._emulators[id(printer)] = emulator
             return printer
 
         return factory
+
+    def reopen(self, printer: CardPrinter) -> CardPrinter:
+        assert isinstance(printer, EvolisPrinter)
+        again = self._links.reopen(printer)
+        self._emulators[id(again)] = self._emulators[id(printer)]
+        return again
 
     def output_tray(self, printer: CardPrinter) -> list[str] | None:
         return [str(card.number) for card in self._emulators[id(printer)].output]

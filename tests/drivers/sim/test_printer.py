@@ -33,7 +33,8 @@ from drivers.errors import (
     RibbonOut,
 )
 from drivers.sim import state as simstate
-from drivers.sim.printer import SimChipChannel, SimPrinter, SimTimings
+from drivers.sim.encoder import SimChipChannel
+from drivers.sim.printer import SimPrinter, SimTimings
 from drivers.sim.state import atomic_write
 
 MakeSim = Callable[..., SimPrinter]
