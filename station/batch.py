@@ -56,7 +56,7 @@ from station.link.batchfile import (
 )
 from station.link.protocol import CardResult
 from station.records import public_key_b64
-from station.store import core as store
+from station.store import audit, buffer
 from station.store.db import connect, migrate, transaction
 from station.store.ingest import buffer_signed
 
@@ -122,7 +122,7 @@ def import_batch(
             deadline = item.expires_at.timestamp()
             if deadline - margin <= wall:
                 # Never started after its lease: it may be printing elsewhere by now.
-                store.audit(
+                audit.audit(
                     conn,
                     "batch_lease_expired",
                     record_id=rid,
@@ -130,7 +130,7 @@ def import_batch(
                 )
                 expired += 1
                 continue
-            lease = store.Lease(rid, item.lease_id, deadline, mono_now + (deadline - wall), boot)
+            lease = buffer.Lease(rid, item.lease_id, deadline, mono_now + (deadline - wall), boot)
             if buffer_signed(
                 conn,
                 item.signed,
@@ -144,7 +144,7 @@ def import_batch(
                 buffered += 1
             else:
                 refused += 1
-        store.audit(
+        audit.audit(
             conn,
             "batch_imported",
             detail=f"{body.batch_id}: {buffered} buffered, {known} known, "

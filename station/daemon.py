@@ -38,7 +38,7 @@ from station.pipeline import GoodCard, Hold, Pipeline, PipelineDeps, Started
 from station.quiet import QuietWindow
 from station.records import load_public_key
 from station.status import Category, StatusBoard
-from station.store import core as store
+from station.store import ledger, status
 from station.store.db import Database
 from station.sync import SyncDeps, SyncLoop
 
@@ -253,7 +253,7 @@ class Station:
         """Count a crash against the record(s) in hand if the last run died of a fatal
         signal on this boot (a power cut or a kill -9 is nobody's fault)."""
         this_boot = boot_id()
-        last_boot = self.db.run(store.get_status, durable=False).get("boot_id")
+        last_boot = self.db.run(status.get_status, durable=False).get("boot_id")
         crashed = faults.take_crash_log(self.cfg.state_dir) and last_boot == this_boot
         if crashed:
             log.error("previous_run_crashed", traceback=str(self.cfg.state_dir / "crash.log.last"))
@@ -434,7 +434,7 @@ class Station:
                 log.info("close_failed", error=type(exc).__name__, detail=str(exc))
 
     def summary(self) -> str:
-        c = self.db.run(store.counts, durable=False)
+        c = self.db.run(ledger.counts, durable=False)
         state: dict[str, Any] = self.board.get("state") or {}
         problem = self.worker_problem()
         head = f"error: {problem}" if problem else state.get("category", "?")

@@ -6,7 +6,7 @@ new blank. :func:`classify` decides from the exception and the step it struck in
 
 - ``record``: the record's chip script fails its own checks (:class:`ScriptError`), or
   the card refuses a step of the script with the same step and status word as on the
-  record's previous blank (decided in :func:`station.store.core.reject_attempt` from the
+  record's previous blank (decided in :func:`station.store.attempts.reject_attempt` from the
   attempt's ``fault`` fingerprint); an unexpected exception that repeats the same way on
   a second blank, likewise. A face that cannot render fails before any blank is fed.
 - ``blank``: the chip is dead, or it refused a step for the first time.
@@ -34,7 +34,7 @@ from typing import TextIO
 from drivers.errors import ChipDead, ChipStatusError, DeviceError
 from drivers.iso7816 import CLA_CHAINING
 from drivers.script import _PLACEHOLDER, INS_SELECT, INS_UPDATE_BINARY, ChipStep, ScriptError
-from station.store import core as store
+from station.store import audit, buffer, states
 
 #: Crashes in a row with the same record in hand that make it poison.
 POISON_CRASHES = 2
@@ -76,7 +76,7 @@ class ScriptRefused(ChipStatusError):
 
 @dataclass(frozen=True)
 class Failure:
-    """How a failed attempt is charged: ``cause`` (one of :data:`store.CAUSES`), the
+    """How a failed attempt is charged: ``cause`` (one of :data:`states.CAUSES`), the
     ``fault`` fingerprint compared with the record's previous blank, and whether the
     record fails at once."""
 
@@ -142,16 +142,16 @@ def count_crashes(conn: sqlite3.Connection, *, crashed: bool) -> list[str]:
     recovery settled the attempt, is not counted twice); every other record's count
     starts again from zero. Returns the records in
     hand."""
-    open_states = store.BEFORE_PRINTING + store.PRINTING_OR_LATER
+    open_states = states.BEFORE_PRINTING + states.PRINTING_OR_LATER
     in_hand = conn.execute(
         "SELECT a.record_id, a.state, a.attempt_id, r.crashes, r.crash_state FROM attempts a "
-        f"JOIN records r USING(record_id) WHERE a.state IN ({store._marks(open_states)})",
+        f"JOIN records r USING(record_id) WHERE a.state IN ({states.marks(open_states)})",
         open_states,
     ).fetchall()
     ids = [r[0] for r in in_hand]
     conn.execute(
         f"UPDATE records SET crashes=0, crash_state=NULL WHERE crashes>0 "
-        f"AND record_id NOT IN ({store._marks(tuple(ids))})",
+        f"AND record_id NOT IN ({states.marks(tuple(ids))})",
         ids,
     )
     if not crashed:
@@ -165,7 +165,7 @@ def count_crashes(conn: sqlite3.Connection, *, crashed: bool) -> list[str]:
             "UPDATE records SET crashes=?, crash_state=? WHERE record_id=?",
             (n, f"{state}#{attempt_id}", rid),
         )
-        store.audit(
+        audit.audit(
             conn,
             "crashed_in_hand",
             record_id=rid,
@@ -186,7 +186,7 @@ def quarantine_poison(conn: sqlite3.Connection) -> list[str]:
         )
     ]
     for rid in rows:
-        store.fail_record(
+        buffer.fail_record(
             conn,
             rid,
             f"poison: the station stopped {POISON_CRASHES} times in "

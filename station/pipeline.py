@@ -58,7 +58,7 @@ from station.records import (
 )
 from station.recovery import Recovery
 from station.status import PRINTER_WORDS, Category, StatusBoard
-from station.store import core as store
+from station.store import attempts, buffer, ledger
 from station.store.db import Database
 
 log = structlog.get_logger("station.pipeline")
@@ -68,10 +68,10 @@ log = structlog.get_logger("station.pipeline")
 class Started:
     """A record picked by policy with its attempt journaled ``started`` (blank reserved)."""
 
-    buffered: store.BufferedRecord
+    buffered: buffer.BufferedRecord
     attempt: int
     #: The record expected after this one (its face is prepared meanwhile).
-    upcoming: store.BufferedRecord | None = None
+    upcoming: buffer.BufferedRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -186,13 +186,13 @@ class Pipeline:
 
         def tx(conn: sqlite3.Connection) -> Started | Hold | None:
             if finished is not None:
-                store.finish_good(conn, finished.attempt, finished.serial, purge=False)
+                attempts.finish_good(conn, finished.attempt, finished.serial, purge=False)
             if not start:
                 return None
-            allow = policy.allowance(conn, self.rationing, store.ledger_totals(conn)["in_stock"])
+            allow = policy.allowance(conn, self.rationing, ledger.ledger_totals(conn)["in_stock"])
             if allow.stop:
                 return Hold(allow.stop, allow.detail, HOLD_ACTIONS[allow.stop])
-            picks = store.next_records(
+            picks = buffer.next_records(
                 conn, usable=self._usable, kinds=allow.kinds, urgent_only=allow.urgent_only, count=2
             )
             if not picks:
@@ -208,7 +208,7 @@ class Pipeline:
                     )
                 return None
             buffered, upcoming = picks[0], (picks[1] if len(picks) > 1 else None)
-            attempt = store.begin_attempt(conn, buffered.record_id)
+            attempt = attempts.begin_attempt(conn, buffered.record_id)
             return Started(buffered, attempt, upcoming)
 
         # The printed record's payload is overwritten after the answer, outside this
@@ -217,7 +217,7 @@ class Pipeline:
             tx,
             then=None
             if finished is None
-            else (lambda c: store.purge_closed(c, finished.record_id)),
+            else (lambda c: buffer.purge_closed(c, finished.record_id)),
         )
         if finished is not None:
             log.info(
@@ -269,7 +269,7 @@ class Pipeline:
             # leave the printer. The longest step comes: the WAL is fsync'd and
             # checkpointed and the next face rendered now, while nothing waits for them.
             _, printing = self.db.journal(
-                lambda c: store.transition_through(
+                lambda c: attempts.transition_through(
                     c, attempt, ("verified", uid), ("printing", None)
                 ),
                 checkpoint=True,
@@ -307,14 +307,14 @@ class Pipeline:
 
     def _refuse(self, attempt: int, rid: str, reason: str) -> Outcome:
         """The started record cannot be printed, found before any blank moved."""
-        self.db.run(lambda c: store.refuse_started(c, attempt, rid, reason))
+        self.db.run(lambda c: attempts.refuse_started(c, attempt, rid, reason))
         log.warning("record_refused", record_id=rid, reason=reason)
         return Outcome(rid, "failed", reason)
 
     def _journal(self, attempt: int, state: str, serial: str | None = None) -> None:
         """Journal a transition recovery does not depend on: queued in order to the
         database owner, not waited for, made durable by the next durable commit."""
-        self.db.submit(lambda c: store.transition(c, attempt, state, serial))
+        self.db.submit(lambda c: attempts.transition(c, attempt, state, serial))
 
     def _crashed(self, started: Started, exc: Exception) -> Outcome:
         """An exception no device contract names, at ``self._stage``: the attempt ends
@@ -350,7 +350,7 @@ class Pipeline:
                 "look in the output and reject trays",
                 error=what,
             )
-            self.db.run(lambda c: store.needs_inspection(c, attempt, why))
+            self.db.run(lambda c: attempts.needs_inspection(c, attempt, why))
             return Outcome(rid, "needs_inspection", why, crashed=True)
         out = self._failed(attempt, rid, stage, exc)
         out.crashed = True
@@ -378,7 +378,7 @@ class Pipeline:
         card_taken = stage != "started" or self._card_in_path() is not False
         if not card_taken:
             self.db.run(
-                lambda c: store.reject_attempt(
+                lambda c: attempts.reject_attempt(
                     c,
                     attempt,
                     f"not started: {message}",
@@ -396,10 +396,10 @@ class Pipeline:
                 reason=reason,
                 error=str(again),
             )
-            self.db.run(lambda c: store.needs_inspection(c, attempt, why))
+            self.db.run(lambda c: attempts.needs_inspection(c, attempt, why))
             return Outcome(rid, "needs_inspection", why)
         became = self.db.run(
-            lambda c: store.reject_attempt(
+            lambda c: attempts.reject_attempt(
                 c,
                 attempt,
                 reason,
@@ -415,7 +415,7 @@ class Pipeline:
         return Outcome(rid, "rejected" if became == "queued" else "failed", reason)
 
     def _cross_check(self, status: PrinterStatus) -> None:
-        in_stock = self.db.run(store.ledger_totals, durable=False)["in_stock"]
+        in_stock = self.db.run(ledger.ledger_totals, durable=False)["in_stock"]
         warning = blank_mismatch(status, in_stock)
         if warning and warning != self.board.get("warning"):
             log.warning(

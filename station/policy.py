@@ -1,6 +1,6 @@
 """Rationing: which records may start now, and how many the station should hold.
 
-Order (in :func:`station.store.core.next_records`): urgent cases first, then first-time holders,
+Order (in :func:`station.store.buffer.next_records`): urgent cases first, then first-time holders,
 then earliest enrolment. On top of it the office's rules, per local calendar day in its
 time zone (WIB, WITA or WIT — Indonesia keeps no daylight saving):
 - a daily quota of good cards, optionally split by kind (first cards / reprints);
@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from station.i18n import Msg
-from station.store import core as store
+from station.store import ledger
 
 ZONES: dict[str, dt.timezone] = {
     "WIB": dt.timezone(dt.timedelta(hours=7), "WIB"),
@@ -151,7 +151,7 @@ def burn_rate(conn: sqlite3.Connection, window_days: int, now: float) -> float:
 
 def stock_outlook(conn: sqlite3.Connection, rationing: RationingConfig) -> dict[str, Any]:
     """The counts plus the burn rate and days of stock left (heartbeat and status)."""
-    out: dict[str, Any] = store.counts(conn, local_midnight(rationing.tz))
+    out: dict[str, Any] = ledger.counts(conn, local_midnight(rationing.tz))
     rate = burn_rate(conn, rationing.burn_window_days, time.time())
     out["burn_rate_per_day"] = round(rate, 2) if rate else None
     out["days_left"] = round(out["in_stock"] / rate, 1) if rate else None

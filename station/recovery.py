@@ -49,7 +49,8 @@ from drivers.base import CardPosition, PrinterStatus
 from drivers.errors import DeviceError
 from station.i18n import Msg
 from station.status import Category
-from station.store import core as store
+from station.store import attempts, buffer
+from station.store.states import BEFORE_PRINTING, PRINTING_OR_LATER
 
 if TYPE_CHECKING:
     from station.pipeline import Outcome, Pipeline
@@ -81,7 +82,7 @@ _COLUMNS = "attempt_id, record_id, state, reject_from"
 
 
 def open_cards(conn: sqlite3.Connection) -> list[OpenCard]:
-    states = store.BEFORE_PRINTING + store.PRINTING_OR_LATER
+    states = BEFORE_PRINTING + PRINTING_OR_LATER
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM attempts WHERE state IN ({','.join('?' * len(states))}) "
         "ORDER BY attempt_id",
@@ -101,7 +102,7 @@ def last_blank_holder(conn: sqlite3.Connection) -> OpenCard | None:
 
 def early_inspections(conn: sqlite3.Connection) -> list[OpenCard]:
     """Attempts waiting for a person whose card was sent away before ``printing``."""
-    states = store.BEFORE_PRINTING
+    states = BEFORE_PRINTING
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM attempts WHERE state='needs_inspection' "
         f"AND reject_from IN ({','.join('?' * len(states))}) ORDER BY attempt_id",
@@ -140,7 +141,7 @@ class Recovery:
         """Settle every open attempt and any card left in the printer that the device now
         allows; :attr:`pending` says what still waits. Never raises a DeviceError."""
         if not self._purged:
-            self.db.run(store.purge_closed)
+            self.db.run(buffer.purge_closed)
             self._purged = True
         self.pending = None
         outcomes: list[Outcome] = []
@@ -209,7 +210,7 @@ class Recovery:
             )
 
     def _settle(self, att: OpenCard, in_path: bool, status: PrinterStatus) -> Outcome | None:
-        early = att.state in store.BEFORE_PRINTING
+        early = att.state in BEFORE_PRINTING
         klass = "failed encode" if early else "failed print"
         if in_path:
             if not self._reject(att, status, RESTART_UNKNOWN):
@@ -225,7 +226,7 @@ class Recovery:
             )
         if early:
             self.db.run(
-                lambda c: store.reject_attempt(
+                lambda c: attempts.reject_attempt(
                     c,
                     att.attempt_id,
                     "restart before the blank was fed",
@@ -239,7 +240,7 @@ class Recovery:
             "and reject trays",
             state=att.state,
         )
-        self.db.run(lambda c: store.needs_inspection(c, att.attempt_id, why))
+        self.db.run(lambda c: attempts.needs_inspection(c, att.attempt_id, why))
         return self._outcome(att, "needs_inspection", why)
 
     def _stray(self, status: PrinterStatus) -> Outcome | None:
@@ -257,7 +258,7 @@ class Recovery:
             return None
         if not self._reject(owner, status, RESTART_UNKNOWN):
             return None
-        early = owner.reject_from in store.BEFORE_PRINTING
+        early = owner.reject_from in BEFORE_PRINTING
         return self._spoil(
             owner,
             "failed encode" if early else "failed print",
@@ -285,7 +286,7 @@ class Recovery:
 
     def _spoil(self, att: OpenCard, klass: str, why: str) -> Outcome:
         became = self.db.run(
-            lambda c: store.reject_attempt(
+            lambda c: attempts.reject_attempt(
                 c,
                 att.attempt_id,
                 why,

@@ -16,8 +16,8 @@ from typing import Any
 import structlog
 
 from station.i18n import N_, Msg, stored
-from station.store import core as store
 from station.store.db import Database
+from station.store.status import set_status
 
 log = structlog.get_logger("station.status")
 
@@ -60,7 +60,7 @@ class StatusBoard:
             self._unsaved = {}
         if changed:
             try:
-                self._db.run(lambda c: store.set_status(c, **changed), durable=False)
+                self._db.run(lambda c: set_status(c, **changed), durable=False)
             except sqlite3.OperationalError as exc:
                 log.warning("status_not_saved", error=str(exc), keys=sorted(changed))
                 with self._lock:

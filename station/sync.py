@@ -38,8 +38,7 @@ from station.link.protocol import (
 from station.metrics import SYNC_ROUNDS
 from station.quiet import QuietWindow
 from station.status import StatusBoard
-from station.store import core as store
-from station.store import leases
+from station.store import buffer, leases, ledger, outbox
 from station.store.db import Database
 from station.store.ingest import Checked, buffer_checked, check, granted, refuse
 
@@ -176,7 +175,7 @@ class SyncLoop:
 
     def drain_outbox(self) -> bool:
         pending = self.db.run(
-            lambda c: store.pending_results(c, self.cfg.outbox_batch), durable=False
+            lambda c: outbox.pending_results(c, self.cfg.outbox_batch), durable=False
         )
         if not pending:
             return False
@@ -185,10 +184,10 @@ class SyncLoop:
         acked = answer.acked
         # Not fsync'd: an ack a power cut loses only sends the result again, and the
         # centre acknowledges a duplicate result_id without counting it twice.
-        self.db.run(lambda c: store.ack_results(c, acked), durable=False)
+        self.db.run(lambda c: outbox.ack_results(c, acked), durable=False)
         if answer.refused:
             log.warning("results_refused", count=len(answer.refused))
-            self.db.run(lambda c: store.settle_refused(c, answer.refused))
+            self.db.run(lambda c: outbox.settle_refused(c, answer.refused))
         return len(pending) == self.cfg.outbox_batch
 
     def renew(self) -> None:
@@ -210,7 +209,7 @@ class SyncLoop:
             log.warning("leases_lost", count=len(answer.lost))
 
     def _allowance(self, conn: sqlite3.Connection) -> policy.Allowance:
-        return policy.allowance(conn, self.rationing, store.ledger_totals(conn)["in_stock"])
+        return policy.allowance(conn, self.rationing, ledger.ledger_totals(conn)["in_stock"])
 
     def paused_too_long(self) -> bool:
         """The printer has stood still (jam, cover, ribbon, inspection…) past the limit."""
@@ -236,7 +235,7 @@ class SyncLoop:
                         "paused"
                         if paused
                         else "no_blanks"
-                        if capacity >= store.ledger_totals(conn)["in_stock"]
+                        if capacity >= ledger.ledger_totals(conn)["in_stock"]
                         else "quota"
                     )
                     leases.release_records(conn, excess, reason)
@@ -256,10 +255,10 @@ class SyncLoop:
         def room(conn: sqlite3.Connection) -> int:
             allow = self._allowance(conn)
             capacity = 0 if allow.stop or self.paused_too_long() else allow.capacity
-            target = buffer_target(self.cfg, store.print_rate_per_hour(conn))
+            target = buffer_target(self.cfg, ledger.print_rate_per_hour(conn))
             if capacity is not None:
                 target = min(target, capacity)
-            return max(0, target - store.counts(conn)["buffered"])
+            return max(0, target - ledger.counts(conn)["buffered"])
 
         want = min(self.db.run(room, durable=False), self.cfg.lease_batch)
         if want <= 0 or (self.deps.disk is not None and self.deps.disk.low()):
@@ -289,7 +288,7 @@ class SyncLoop:
     ) -> None:
         for item, outcome in checked:
             rid = item.signed.record_id()
-            lease = store.Lease(
+            lease = buffer.Lease(
                 rid, item.lease_id, sent_at[0] + item.ttl_s, sent_at[1] + item.ttl_s, self._boot
             )
             buffer_checked(
@@ -308,7 +307,7 @@ class SyncLoop:
                 log.warning("lease_item_refused", reason=bad.reason)
                 continue
             ttl = bad.ttl_s if bad.ttl_s is not None and 0 < bad.ttl_s <= MAX_LEASE_TTL_S else 0
-            lease = store.Lease(
+            lease = buffer.Lease(
                 bad.record_id, bad.lease_id, sent_at[0] + ttl, sent_at[1] + ttl, self._boot
             )
             if granted(conn, bad.grant, self.keys, lease, station_id=self.client.station_id):

@@ -23,7 +23,6 @@ from station.i18n import N_, _, os_error, tr
 from station.papers.common import Signer, class_label
 from station.papers.destruction import serial_label
 from station.papers.report import write_report
-from station.store import core as store
 from station.store import ledger as inventory
 from station.store import reports
 from station.store.ledger import LedgerError
@@ -49,7 +48,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
         )
     except LedgerError as exc:
         return _refused(exc)
-    stock = with_db(args, store.ledger_totals)["in_stock"]
+    stock = with_db(args, inventory.ledger_totals)["in_stock"]
     text = (
         _("received {count} blanks (batch {batch}, serials {first}-{last}); in stock: {stock}")
         if got["first_serial"]
@@ -93,7 +92,7 @@ def cmd_adjust(args: argparse.Namespace) -> int:
         got = with_db(args, lambda c: inventory.adjust(c, args.delta, args.reason, who()))
     except LedgerError as exc:
         return _refused(exc)
-    stock = with_db(args, store.ledger_totals)["in_stock"]
+    stock = with_db(args, inventory.ledger_totals)["in_stock"]
     emit(
         args,
         {**got, "in_stock": stock},

@@ -33,7 +33,7 @@ from station.disk import DiskGuard
 from station.i18n import N_, _, tr
 from station.policy import RationingConfig, stock_outlook
 from station.status import live_state
-from station.store import core as store
+from station.store import attempts, status
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -48,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_reload(args: argparse.Namespace) -> int:
     """Ask the running daemon to re-read its configuration (SIGHUP)."""
-    snap = with_db(args, store.get_status)
+    snap = with_db(args, status.get_status)
     pid, state = snap.get("pid"), (snap.get("state") or {}).get("category")
     if not pid or state == "stopped":
         print(
@@ -70,7 +70,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
 def status_snapshot(
     conn: sqlite3.Connection, rationing: RationingConfig | None = None
 ) -> dict[str, Any]:
-    snap = store.get_status(conn)
+    snap = status.get_status(conn)
     snap["state"] = live_state(snap)
     snap["counts"] = stock_outlook(conn, rationing or RationingConfig())
     return snap
@@ -88,7 +88,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    rows = read_db(args, store.inspection_list)
+    rows = read_db(args, attempts.inspection_list)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -136,7 +136,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     cfg = config(args)
 
     def act(conn: sqlite3.Connection) -> str:
-        return store.resolve(
+        return attempts.resolve(
             conn,
             args.attempt,
             good=args.good,

@@ -20,7 +20,7 @@ import structlog
 from station.crypto import DataKey
 from station.faces.helper import FaceHelper, HelperGone
 from station.faces.prepare import Prepared, prepare_plain
-from station.store import core as store
+from station.store import buffer
 
 log = structlog.get_logger(__name__)
 
@@ -40,10 +40,10 @@ class FacePrefetcher:
         """Start the helper process before the first card (it loads in the background)."""
         self._helper.start()
 
-    def _plain(self, buffered: store.BufferedRecord) -> bytes:
+    def _plain(self, buffered: buffer.BufferedRecord) -> bytes:
         return self._data_key.open(buffered.payload, buffered.record_id.encode())
 
-    def get(self, buffered: store.BufferedRecord) -> Prepared:
+    def get(self, buffered: buffer.BufferedRecord) -> Prepared:
         """The prepared record (RecordError if it cannot be printed)."""
         ahead, self._ahead = self._ahead, None
         if ahead is not None and ahead[0] == buffered.record_id:
@@ -60,7 +60,7 @@ class FacePrefetcher:
             return self._here(plain, exc)
         return prepared
 
-    def ahead(self, buffered: store.BufferedRecord | None) -> None:
+    def ahead(self, buffered: buffer.BufferedRecord | None) -> None:
         """Start preparing the record expected next (errors surface when it is taken)."""
         if buffered is None:
             return

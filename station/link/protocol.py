@@ -39,7 +39,7 @@ Ttl = Annotated[float, Field(gt=0, le=MAX_LEASE_TTL_S)]
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 Text = Annotated[str, Field(max_length=500)]
 StateCategory = Literal["starting", "ready", "printing", "paused", "error", "stopped"]
-#: Counts by a short class name (spoilage classes: station/store/core.py SPOIL_CLASSES).
+#: Counts by a short class name (spoilage classes: station/store/states.py SPOIL_CLASSES).
 ByClass = Annotated[
     dict[Annotated[str, Field(min_length=1, max_length=40)], Count], Field(max_length=20)
 ]

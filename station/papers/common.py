@@ -47,7 +47,7 @@ WEEKDAYS = (
     N_("Sunday"),
 )
 ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
-#: The spoilage classes of the ledger (station.store.core.SPOIL_CLASSES), as papers name them.
+#: The spoilage classes of the ledger (station.store.states.SPOIL_CLASSES), as papers name them.
 CLASS_LABELS = {
     "failed encode": N_("failed encode"),
     "failed print": N_("failed print"),

@@ -24,7 +24,7 @@ from station.faces.template import FaceError, check_fits
 from station.grants import GrantError, SignedGrant, check_grant
 from station.nik import nik_warnings
 from station.records import PrintReadyRecord, RecordError, SignedRecord, verify_record
-from station.store import core as store
+from station.store import audit, buffer
 
 log = structlog.get_logger("station.store.ingest")
 
@@ -39,16 +39,16 @@ def vet(signed: SignedRecord, keys: dict[str, Ed25519PublicKey]) -> PrintReadyRe
     return record
 
 
-def refuse(conn: sqlite3.Connection, lease: store.Lease, reason: str) -> None:
+def refuse(conn: sqlite3.Connection, lease: buffer.Lease, reason: str) -> None:
     """A delivery the station will not print: kept as failed and reported with ``reason``."""
     if _held(conn, lease.record_id):
         # A forged twin (same id, bad signature or content) must never change the
         # record this station already holds, whatever its state: kept in the audit only.
-        store.audit(conn, "delivery_refused", record_id=lease.record_id, detail=reason)
+        audit.audit(conn, "delivery_refused", record_id=lease.record_id, detail=reason)
         log.warning("delivery_refused", record_id=lease.record_id, reason=reason)
         return
-    store.add_record(conn, lease, kind="first", urgent=False, enrolled_at="", payload=b"")
-    store.fail_record(conn, lease.record_id, reason)
+    buffer.add_record(conn, lease, kind="first", urgent=False, enrolled_at="", payload=b"")
+    buffer.fail_record(conn, lease.record_id, reason)
     log.warning("record_refused", record_id=lease.record_id, reason=reason)
 
 
@@ -73,7 +73,7 @@ def check(signed: SignedRecord, keys: dict[str, Ed25519PublicKey]) -> Checked:
 def buffer_signed(
     conn: sqlite3.Connection,
     signed: SignedRecord,
-    lease: store.Lease,
+    lease: buffer.Lease,
     keys: dict[str, Ed25519PublicKey],
     data_key: DataKey,
     *,
@@ -98,7 +98,7 @@ def granted(
     conn: sqlite3.Connection,
     grant: SignedGrant | None,
     keys: dict[str, Ed25519PublicKey],
-    lease: store.Lease,
+    lease: buffer.Lease,
     *,
     station_id: str,
     batch_id: str | None = None,
@@ -117,7 +117,7 @@ def granted(
     except GrantError as exc:
         # Not granted to this station (a replay, a stale or forged grant): nothing of it
         # is kept, nothing reported; the centre's lease, if any, is another station's.
-        store.audit(conn, "delivery_refused", record_id=lease.record_id, detail=exc.reason)
+        audit.audit(conn, "delivery_refused", record_id=lease.record_id, detail=exc.reason)
         log.warning("delivery_refused", record_id=lease.record_id, reason=exc.reason)
         return False
     return True
@@ -126,7 +126,7 @@ def granted(
 def buffer_checked(
     conn: sqlite3.Connection,
     checked: Checked,
-    lease: store.Lease,
+    lease: buffer.Lease,
     keys: dict[str, Ed25519PublicKey],
     data_key: DataKey,
     *,
@@ -142,7 +142,7 @@ def buffer_checked(
         refuse(conn, lease, checked.reason)
         return False
     payload = data_key.seal(checked.signed.model_dump_json().encode(), lease.record_id.encode())
-    added = store.add_record(
+    added = buffer.add_record(
         conn,
         lease,
         kind=record.kind,
@@ -154,7 +154,7 @@ def buffer_checked(
     person = record.person
     warnings = nik_warnings(person.nik, person.birth_date, person.sex == "PEREMPUAN")
     if added and warnings:
-        store.audit(conn, "nik_warning", record_id=lease.record_id, detail="; ".join(warnings))
+        audit.audit(conn, "nik_warning", record_id=lease.record_id, detail="; ".join(warnings))
         log.warning("nik_warning", record_id=lease.record_id, detail="; ".join(warnings))
     return True
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from station.store.core import audit, drop_record
+from station.store.audit import audit
+from station.store.buffer import drop_record
 
 
 def active_leases(conn: sqlite3.Connection) -> list[str]:

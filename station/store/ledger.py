@@ -3,7 +3,7 @@ history, and the destruction of spoiled cards with its berita acara.
 
 Invariant at every moment (also across kill -9, since each movement is one transaction
 with the card attempt that caused it): received + adjusted = in stock + used + spoiled +
-in the printer + awaiting inspection (:func:`station.store.core.ledger_totals`).
+in the printer + awaiting inspection (:func:`ledger_totals`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from station.config import OfficeConfig
 from station.i18n import Msg, os_error
 from station.papers.common import Signer
 from station.papers.destruction import Destruction, write_berita_acara
-from station.store import core as store
+from station.store.audit import audit
+from station.store.states import HOLDING_A_BLANK, marks
 
 _SERIAL = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)$")
 
@@ -57,6 +58,66 @@ class SerialRange:
 
     def overlaps(self, other: SerialRange) -> bool:
         return self.prefix == other.prefix and self.first <= other.last and other.first <= self.last
+
+
+def ledger_totals(conn: sqlite3.Connection) -> dict[str, int]:
+    totals = {"received": 0, "used": 0, "spoiled": 0, "adjusted": 0}
+    for kind, total in conn.execute("SELECT kind, total FROM ledger_sums"):
+        totals[kind] = int(total)
+    by_state = dict(
+        conn.execute(
+            f"SELECT state, COUNT(*) FROM attempts WHERE state IN ({marks(HOLDING_A_BLANK)}) "
+            "GROUP BY state",
+            HOLDING_A_BLANK,
+        ).fetchall()
+    )
+    totals["inspection"] = int(by_state.pop("needs_inspection", 0))
+    totals["in_printer"] = int(sum(by_state.values()))
+    totals["in_stock"] = (
+        totals["received"]
+        + totals["adjusted"]
+        - totals["used"]
+        - totals["spoiled"]
+        - totals["in_printer"]
+        - totals["inspection"]
+    )
+    return totals
+
+
+def print_rate_per_hour(conn: sqlite3.Connection, last: int = 50) -> float | None:
+    """Good cards an hour at the printer's measured pace (median time of the last good
+    cards, start to done), or None before five cards have been printed."""
+    rows = [
+        r[0]
+        for r in conn.execute(
+            "SELECT updated_at - started_at FROM attempts WHERE state='done' "
+            "ORDER BY attempt_id DESC LIMIT ?",
+            (last,),
+        )
+    ]
+    if len(rows) < 5:
+        return None
+    rows.sort()
+    return 3600.0 / max(float(rows[len(rows) // 2]), 1e-3)
+
+
+def counts(conn: sqlite3.Connection, midnight: float | None = None) -> dict[str, int]:
+    """What the status line and the heartbeat show, straight from the tables.
+    ``midnight``: start of the office's day (default: the machine's local midnight)."""
+    if midnight is None:
+        midnight = time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))
+    out = ledger_totals(conn)
+    for key, sql, args in (
+        ("buffered", "SELECT COUNT(*) FROM records WHERE status='queued'", ()),
+        ("outbox", "SELECT COUNT(*) FROM outbox WHERE acked_at IS NULL", ()),
+        (
+            "cards_today",
+            "SELECT COUNT(*) FROM attempts WHERE state='done' AND updated_at>=?",
+            (midnight,),
+        ),
+    ):
+        out[key] = int(conn.execute(sql, args).fetchone()[0])
+    return out
 
 
 def receive(
@@ -94,7 +155,7 @@ def receive(
         "VALUES ('received', ?, ?, ?, ?, ?)",
         (count, batch, first, last, time.time()),
     )
-    store.audit(conn, "blanks_received", detail=f"{count} batch {batch}")
+    audit(conn, "blanks_received", detail=f"{count} batch {batch}")
     return {"count": count, "batch": batch, "first_serial": first, "last_serial": last}
 
 
@@ -102,13 +163,13 @@ def physical_count(conn: sqlite3.Connection, physical: int, who: str | None) -> 
     """Record a physical count against the ledger; never changes the stock by itself."""
     if physical < 0:
         raise LedgerError(Msg("PHYSICAL must be the number of blanks counted (0 or more)"))
-    totals = store.ledger_totals(conn)
+    totals = ledger_totals(conn)
     expected = totals["in_stock"] + totals["in_printer"]
     conn.execute(
         "INSERT INTO physical_counts(at, physical, expected, who) VALUES (?,?,?,?)",
         (time.time(), physical, expected, who),
     )
-    store.audit(conn, "blanks_counted", detail=f"physical {physical} expected {expected}")
+    audit(conn, "blanks_counted", detail=f"physical {physical} expected {expected}")
     return {"physical": physical, "expected": expected, "discrepancy": physical - expected}
 
 
@@ -117,19 +178,19 @@ def adjust(conn: sqlite3.Connection, delta: int, reason: str, who: str) -> dict[
         raise LedgerError(Msg("an adjustment of 0 changes nothing: give +N or -N"))
     if len(reason.strip()) < 3:
         raise LedgerError(Msg("--reason must say why the stock is adjusted"))
-    if delta < 0 and store.ledger_totals(conn)["in_stock"] + delta < 0:
+    if delta < 0 and ledger_totals(conn)["in_stock"] + delta < 0:
         raise LedgerError(
             Msg(
                 "cannot remove {count} blanks: the ledger has only {stock} in stock",
                 count=-delta,
-                stock=store.ledger_totals(conn)["in_stock"],
+                stock=ledger_totals(conn)["in_stock"],
             )
         )
     conn.execute(
         "INSERT INTO ledger(kind, count, reason, who, at) VALUES ('adjusted',?,?,?,?)",
         (delta, reason, who, time.time()),
     )
-    store.audit(conn, "blanks_adjusted", detail=f"{delta:+d} by {who}: {reason}")
+    audit(conn, "blanks_adjusted", detail=f"{delta:+d} by {who}: {reason}")
     return {"adjusted": delta, "reason": reason, "who": who}
 
 
@@ -213,7 +274,7 @@ def destroy(
             "UPDATE ledger SET destruction_id=? WHERE entry_id=?",
             [(did, c["entry_id"]) for c in cards],
         )
-        store.audit(conn, "spoiled_destroyed", detail=f"{len(cards)} cards, record {did}")
+        audit(conn, "spoiled_destroyed", detail=f"{len(cards)} cards, record {did}")
 
     try:
         run(record)

@@ -16,7 +16,7 @@ from typing import Any
 
 from station.i18n import N_, _
 from station.policy import burn_rate
-from station.store.core import CAUSES, SPOIL_CLASSES
+from station.store.states import CAUSES, SPOIL_CLASSES
 
 #: Who the spoiled blanks are charged to (station/faults.py); "other": not known (power
 #: cuts, a technician's inspection).

@@ -24,7 +24,7 @@ from station.config import load_config
 from station.crypto import bind_data_key
 from station.link.client import TlsSettings
 from station.records import sign_record
-from station.store import core as store
+from station.store import buffer
 from station.store.db import connect, migrate, transaction
 from tests.support.harness import Central, db_counts, running_station, station_config, wait_for
 from tests.support.pki import Pki, client_for, make_pki
@@ -256,9 +256,9 @@ def test_station_settles_a_result_the_centre_refuses(tmp_path: Path, central: Ce
 
         def bogus(c: Any) -> None:
             bind_data_key(c, cfg.key_path)
-            lease = store.Lease("PRR-000777", "not-a-lease", time.time() + 600, 0.0, "b")
-            store.add_record(c, lease, kind="first", urgent=False, enrolled_at="", payload=b"")
-            store.fail_record(c, "PRR-000777", "test")
+            lease = buffer.Lease("PRR-000777", "not-a-lease", time.time() + 600, 0.0, "b")
+            buffer.add_record(c, lease, kind="first", urgent=False, enrolled_at="", payload=b"")
+            buffer.fail_record(c, "PRR-000777", "test")
 
         transaction(conn, bogus)
     finally:

@@ -27,7 +27,7 @@ from station.faces.prefetch import FacePrefetcher
 from station.faces.prepare import Prepared
 from station.pipeline import Pipeline
 from station.records import PrintReadyRecord, sign_record
-from station.store import core as store
+from station.store import attempts, buffer, states, status
 from tests.support.harness import Central, receive, running_station, station_config, wait_for
 
 
@@ -64,7 +64,7 @@ def test_unexpected_exceptions_end_one_attempt_and_good_records_print(
     central.seed(5)
     real_get = FacePrefetcher.get
 
-    def get(self: FacePrefetcher, buffered: store.BufferedRecord) -> Prepared:
+    def get(self: FacePrefetcher, buffered: buffer.BufferedRecord) -> Prepared:
         if buffered.record_id == unprepared:
             raise RuntimeError("a decoder bug")
         return real_get(self, buffered)
@@ -171,9 +171,9 @@ def _hand_over(
     conn = sqlite3.connect(db, isolation_level=None)
     conn.row_factory = sqlite3.Row
     try:
-        store.transition(conn, store.begin_attempt(conn, record_id), state)
+        attempts.transition(conn, attempts.begin_attempt(conn, record_id), state)
         if boot is not None:
-            store.set_status(conn, boot_id=boot)
+            status.set_status(conn, boot_id=boot)
     finally:
         conn.close()
 
@@ -502,7 +502,7 @@ def test_the_heartbeat_carries_the_fleet_fields(
     assert hb.state in ("ready", "printing")
     assert hb.cards_today == 2
     assert hb.spoiled_today == hb.spoiled_total
-    assert set(hb.spoiled_total or {}) <= set(store.SPOIL_CLASSES)
+    assert set(hb.spoiled_total or {}) <= set(states.SPOIL_CLASSES)
     assert hb.disk_free_mb is not None
     assert hb.disk_free_mb > 0
     assert hb.version == "0.1.0"

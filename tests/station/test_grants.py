@@ -19,7 +19,7 @@ from station.daemon import trusted_keys
 from station.grants import SignedGrant, sign_grant
 from station.link.batchfile import sign_body
 from station.link.protocol import LeasedRecord, LeaseResponse
-from station.store import core as store
+from station.store import buffer
 from station.store.db import connect, migrate, transaction
 from station.store.ingest import buffer_signed
 from tests.support.batches import issue, opened, seal
@@ -47,7 +47,7 @@ def deliver(cfg: StationConfig, item: LeasedRecord, grant: SignedGrant | None) -
     try:
         migrate(conn)
         sealing = transaction(conn, lambda c: bind_data_key(c, cfg.key_path))
-        lease = store.Lease(
+        lease = buffer.Lease(
             item.signed.record_id(),
             item.lease_id,
             time.time() + item.ttl_s,

@@ -18,7 +18,7 @@ from station.daemon import trusted_keys
 from station.grants import sign_grant
 from station.nik import NikError, mask_nik, nik_warnings, parse_nik
 from station.records import sign_record
-from station.store import core as store
+from station.store import buffer
 from station.store.db import connect, migrate, transaction
 from station.store.ingest import buffer_signed
 from tests.support.harness import Central, station_config
@@ -148,7 +148,7 @@ def _buffer(tmp_path: Path, central: Central, record: dict[str, Any]) -> Path:
     conn = connect(cfg.db_path)
     try:
         migrate(conn)
-        lease = store.Lease(
+        lease = buffer.Lease(
             record["record_id"], "L-1", time.time() + 600, time.monotonic() + 600, "boot"
         )
         grant = sign_grant(

@@ -15,8 +15,8 @@ from drivers.sim.printer import SimPrinter
 from station.config import load_config
 from station.daemon import Station
 from station.papers.destruction import serial_label
-from station.store import core as store
 from station.store import ledger as inventory
+from station.store.attempts import resolve
 from tests.support.harness import (
     Central,
     db_counts,
@@ -272,7 +272,7 @@ def test_card_left_in_the_printer_after_a_spoiled_verdict_adds_no_second_row(
     conn = sqlite3.connect(load_config(config).db_path)
     conn.row_factory = sqlite3.Row
     with conn:
-        store.resolve(conn, 1, good=False, serial=None, max_attempts=5)
+        resolve(conn, 1, good=False, serial=None, max_attempts=5)
     conn.close()
     finish(config, central)
     assert [a["state"] for a in attempts(config)] == ["rejected", "done"]

@@ -11,14 +11,14 @@ from central.seed import make_record
 from station.crypto import DataKey
 from station.faces.prefetch import FacePrefetcher
 from station.faces.prepare import prepare_plain
-from station.store import core as store
+from station.store import buffer
 
 
-def sealed(key: DataKey, index: int) -> tuple[store.BufferedRecord, bytes]:
+def sealed(key: DataKey, index: int) -> tuple[buffer.BufferedRecord, bytes]:
     record = make_record(index)
     plain = json.dumps({"record": record, "key_id": "k", "signature": "AA=="}).encode()
     rid = record["record_id"]
-    return store.BufferedRecord(rid, f"L-{rid}", key.seal(plain, rid.encode()), 0), plain
+    return buffer.BufferedRecord(rid, f"L-{rid}", key.seal(plain, rid.encode()), 0), plain
 
 
 def test_a_killed_helper_means_the_face_is_drawn_here_and_a_new_helper_starts() -> None:

@@ -16,7 +16,7 @@ from station.config import StationConfig, load_config
 from station.crypto import bind_data_key
 from station.daemon import trusted_keys
 from station.records import SignedRecord, sign_record
-from station.store import core as store
+from station.store import buffer
 from station.store.db import connect, migrate, transaction
 from station.store.ingest import buffer_signed
 from tests.support.batches import issue, opened
@@ -54,7 +54,7 @@ def deliver(cfg: StationConfig, signed: SignedRecord, batch: Path) -> bool:
     try:
         migrate(conn)
         sealing = transaction(conn, lambda c: bind_data_key(c, cfg.key_path))
-        lease = store.Lease(
+        lease = buffer.Lease(
             signed.record_id(), item.lease_id, time.time() + 600, time.monotonic() + 600, "boot"
         )
         return transaction(
@@ -128,9 +128,9 @@ def test_fail_record_leaves_a_closed_record_alone(tmp_path: Path, central: Centr
         migrate(conn)
 
         def twice(c: sqlite3.Connection) -> tuple[bool, bool]:
-            lease = store.Lease("PRR-000005", "l-5", time.time() + 60, 0.0, "b")
-            store.add_record(c, lease, kind="first", urgent=False, enrolled_at="", payload=b"")
-            return store.fail_record(c, "PRR-000005", "bad"), store.fail_record(
+            lease = buffer.Lease("PRR-000005", "l-5", time.time() + 60, 0.0, "b")
+            buffer.add_record(c, lease, kind="first", urgent=False, enrolled_at="", payload=b"")
+            return buffer.fail_record(c, "PRR-000005", "bad"), buffer.fail_record(
                 c, "PRR-000005", "again"
             )
 
