@@ -38,7 +38,7 @@ from station.pipeline import GoodCard, Hold, Pipeline, PipelineDeps, Started
 from station.quiet import QuietWindow
 from station.records import load_public_key
 from station.status import Category, StatusBoard
-from station.store import ledger, status
+from station.store import figures, status
 from station.store.db import Database
 from station.sync import SyncDeps, SyncLoop
 
@@ -434,7 +434,7 @@ class Station:
                 log.info("close_failed", error=type(exc).__name__, detail=str(exc))
 
     def summary(self) -> str:
-        c = self.db.run(ledger.counts, durable=False)
+        c = self.db.run(figures.counts, durable=False)
         state: dict[str, Any] = self.board.get("state") or {}
         problem = self.worker_problem()
         head = f"error: {problem}" if problem else state.get("category", "?")

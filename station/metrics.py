@@ -25,7 +25,7 @@ from station import policy
 from station.config import MetricsConfig
 from station.fleet_beat import STATES, printed_total, spoiled_by_class
 from station.status import StatusBoard
-from station.store import ledger
+from station.store import figures
 from station.store.db import Database
 
 log = structlog.get_logger("station.metrics")
@@ -62,7 +62,7 @@ class StationCollector(Collector):
     def _read(self, conn: sqlite3.Connection) -> dict[str, Any]:
         midnight = policy.local_midnight(self.rationing().tz)
         return {
-            "counts": ledger.counts(conn, midnight),
+            "counts": figures.counts(conn, midnight),
             "printed": printed_total(conn),
             "spoiled": spoiled_by_class(conn),
             "cards": card_seconds(conn),

@@ -58,7 +58,7 @@ from station.records import (
 )
 from station.recovery import Recovery
 from station.status import PRINTER_WORDS, Category, StatusBoard
-from station.store import attempts, buffer, ledger
+from station.store import attempts, buffer, figures
 from station.store.db import Database
 
 log = structlog.get_logger("station.pipeline")
@@ -189,7 +189,7 @@ class Pipeline:
                 attempts.finish_good(conn, finished.attempt, finished.serial, purge=False)
             if not start:
                 return None
-            allow = policy.allowance(conn, self.rationing, ledger.ledger_totals(conn)["in_stock"])
+            allow = policy.allowance(conn, self.rationing, figures.ledger_totals(conn)["in_stock"])
             if allow.stop:
                 return Hold(allow.stop, allow.detail, HOLD_ACTIONS[allow.stop])
             picks = buffer.next_records(
@@ -415,7 +415,7 @@ class Pipeline:
         return Outcome(rid, "rejected" if became == "queued" else "failed", reason)
 
     def _cross_check(self, status: PrinterStatus) -> None:
-        in_stock = self.db.run(ledger.ledger_totals, durable=False)["in_stock"]
+        in_stock = self.db.run(figures.ledger_totals, durable=False)["in_stock"]
         warning = blank_mismatch(status, in_stock)
         if warning and warning != self.board.get("warning"):
             log.warning(

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from station.i18n import Msg
-from station.store import ledger
+from station.store import figures
 
 ZONES: dict[str, dt.timezone] = {
     "WIB": dt.timezone(dt.timedelta(hours=7), "WIB"),
@@ -151,7 +151,7 @@ def burn_rate(conn: sqlite3.Connection, window_days: int, now: float) -> float:
 
 def stock_outlook(conn: sqlite3.Connection, rationing: RationingConfig) -> dict[str, Any]:
     """The counts plus the burn rate and days of stock left (heartbeat and status)."""
-    out: dict[str, Any] = ledger.counts(conn, local_midnight(rationing.tz))
+    out: dict[str, Any] = figures.counts(conn, local_midnight(rationing.tz))
     rate = burn_rate(conn, rationing.burn_window_days, time.time())
     out["burn_rate_per_day"] = round(rate, 2) if rate else None
     out["days_left"] = round(out["in_stock"] / rate, 1) if rate else None

@@ -38,7 +38,7 @@ from station.link.protocol import (
 from station.metrics import SYNC_ROUNDS
 from station.quiet import QuietWindow
 from station.status import StatusBoard
-from station.store import buffer, leases, ledger, outbox
+from station.store import buffer, figures, leases, outbox
 from station.store.db import Database
 from station.store.ingest import Checked, buffer_checked, check, granted, refuse
 
@@ -209,7 +209,7 @@ class SyncLoop:
             log.warning("leases_lost", count=len(answer.lost))
 
     def _allowance(self, conn: sqlite3.Connection) -> policy.Allowance:
-        return policy.allowance(conn, self.rationing, ledger.ledger_totals(conn)["in_stock"])
+        return policy.allowance(conn, self.rationing, figures.ledger_totals(conn)["in_stock"])
 
     def paused_too_long(self) -> bool:
         """The printer has stood still (jam, cover, ribbon, inspection…) past the limit."""
@@ -235,7 +235,7 @@ class SyncLoop:
                         "paused"
                         if paused
                         else "no_blanks"
-                        if capacity >= ledger.ledger_totals(conn)["in_stock"]
+                        if capacity >= figures.ledger_totals(conn)["in_stock"]
                         else "quota"
                     )
                     leases.release_records(conn, excess, reason)
@@ -255,10 +255,10 @@ class SyncLoop:
         def room(conn: sqlite3.Connection) -> int:
             allow = self._allowance(conn)
             capacity = 0 if allow.stop or self.paused_too_long() else allow.capacity
-            target = buffer_target(self.cfg, ledger.print_rate_per_hour(conn))
+            target = buffer_target(self.cfg, figures.print_rate_per_hour(conn))
             if capacity is not None:
                 target = min(target, capacity)
-            return max(0, target - ledger.counts(conn)["buffered"])
+            return max(0, target - figures.counts(conn)["buffered"])
 
         want = min(self.db.run(room, durable=False), self.cfg.lease_batch)
         if want <= 0 or (self.deps.disk is not None and self.deps.disk.low()):

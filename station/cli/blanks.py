@@ -23,8 +23,8 @@ from station.i18n import N_, _, os_error, tr
 from station.papers.common import Signer, class_label
 from station.papers.destruction import serial_label
 from station.papers.report import write_report
+from station.store import figures, reports
 from station.store import ledger as inventory
-from station.store import reports
 from station.store.ledger import LedgerError
 
 #: The ledger's kinds of movement, as history shows them.
@@ -48,7 +48,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
         )
     except LedgerError as exc:
         return _refused(exc)
-    stock = with_db(args, inventory.ledger_totals)["in_stock"]
+    stock = with_db(args, figures.ledger_totals)["in_stock"]
     text = (
         _("received {count} blanks (batch {batch}, serials {first}-{last}); in stock: {stock}")
         if got["first_serial"]
@@ -92,7 +92,7 @@ def cmd_adjust(args: argparse.Namespace) -> int:
         got = with_db(args, lambda c: inventory.adjust(c, args.delta, args.reason, who()))
     except LedgerError as exc:
         return _refused(exc)
-    stock = with_db(args, inventory.ledger_totals)["in_stock"]
+    stock = with_db(args, figures.ledger_totals)["in_stock"]
     emit(
         args,
         {**got, "in_stock": stock},

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 from station import i18n
 from station.config import StationConfig, config_path, load_config
 from station.i18n import _
+from station.store import figures
 from station.store import ledger as inventory
 from station.store.db import connect, migrate, transaction
 
@@ -90,7 +91,7 @@ def _receive(cfg: StationConfig, count: int) -> None:
     conn = connect(cfg.db_path)
     try:
         migrate(conn)
-        have = transaction(conn, inventory.ledger_totals)["received"]
+        have = transaction(conn, figures.ledger_totals)["received"]
         if have == 0:
             transaction(conn, lambda c: inventory.receive(c, count, "DEMO-1"))
             print(_("received {count} blanks (batch {batch})").format(count=count, batch="DEMO-1"))

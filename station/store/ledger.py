@@ -3,7 +3,7 @@ history, and the destruction of spoiled cards with its berita acara.
 
 Invariant at every moment (also across kill -9, since each movement is one transaction
 with the card attempt that caused it): received + adjusted = in stock + used + spoiled +
-in the printer + awaiting inspection (:func:`ledger_totals`).
+in the printer + awaiting inspection (:func:`station.store.figures.ledger_totals`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from station.i18n import Msg, os_error
 from station.papers.common import Signer
 from station.papers.destruction import Destruction, write_berita_acara
 from station.store.audit import audit
-from station.store.states import HOLDING_A_BLANK, marks
+from station.store.figures import ledger_totals
 
 _SERIAL = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)$")
 
@@ -58,66 +58,6 @@ class SerialRange:
 
     def overlaps(self, other: SerialRange) -> bool:
         return self.prefix == other.prefix and self.first <= other.last and other.first <= self.last
-
-
-def ledger_totals(conn: sqlite3.Connection) -> dict[str, int]:
-    totals = {"received": 0, "used": 0, "spoiled": 0, "adjusted": 0}
-    for kind, total in conn.execute("SELECT kind, total FROM ledger_sums"):
-        totals[kind] = int(total)
-    by_state = dict(
-        conn.execute(
-            f"SELECT state, COUNT(*) FROM attempts WHERE state IN ({marks(HOLDING_A_BLANK)}) "
-            "GROUP BY state",
-            HOLDING_A_BLANK,
-        ).fetchall()
-    )
-    totals["inspection"] = int(by_state.pop("needs_inspection", 0))
-    totals["in_printer"] = int(sum(by_state.values()))
-    totals["in_stock"] = (
-        totals["received"]
-        + totals["adjusted"]
-        - totals["used"]
-        - totals["spoiled"]
-        - totals["in_printer"]
-        - totals["inspection"]
-    )
-    return totals
-
-
-def print_rate_per_hour(conn: sqlite3.Connection, last: int = 50) -> float | None:
-    """Good cards an hour at the printer's measured pace (median time of the last good
-    cards, start to done), or None before five cards have been printed."""
-    rows = [
-        r[0]
-        for r in conn.execute(
-            "SELECT updated_at - started_at FROM attempts WHERE state='done' "
-            "ORDER BY attempt_id DESC LIMIT ?",
-            (last,),
-        )
-    ]
-    if len(rows) < 5:
-        return None
-    rows.sort()
-    return 3600.0 / max(float(rows[len(rows) // 2]), 1e-3)
-
-
-def counts(conn: sqlite3.Connection, midnight: float | None = None) -> dict[str, int]:
-    """What the status line and the heartbeat show, straight from the tables.
-    ``midnight``: start of the office's day (default: the machine's local midnight)."""
-    if midnight is None:
-        midnight = time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))
-    out = ledger_totals(conn)
-    for key, sql, args in (
-        ("buffered", "SELECT COUNT(*) FROM records WHERE status='queued'", ()),
-        ("outbox", "SELECT COUNT(*) FROM outbox WHERE acked_at IS NULL", ()),
-        (
-            "cards_today",
-            "SELECT COUNT(*) FROM attempts WHERE state='done' AND updated_at>=?",
-            (midnight,),
-        ),
-    ):
-        out[key] = int(conn.execute(sql, args).fetchone()[0])
-    return out
 
 
 def receive(

@@ -11,7 +11,7 @@ from central.seed import load_or_create_key, signed_records
 from drivers.sim.printer import SimPrinter
 from station.config import load_config
 from station.records import SignedRecord
-from station.store import ledger
+from station.store import figures
 from tests.support.harness import Central, receive, running_station, station_config, wait_for
 
 
@@ -21,10 +21,10 @@ def run_until(config: Path, central: Central, done: int) -> dict[str, int]:
             f"{done} records closed at the server",
             lambda: (s := central.server.summary()).printed + s.failed >= done,
         )
-        wait_for("an empty outbox", lambda: station.db.run(ledger.counts)["outbox"] == 0)
+        wait_for("an empty outbox", lambda: station.db.run(figures.counts)["outbox"] == 0)
     conn = sqlite3.connect(load_config(config).db_path)
     try:
-        return ledger.counts(conn)
+        return figures.counts(conn)
     finally:
         conn.close()
 

@@ -20,7 +20,7 @@ from central.server import CentralServer
 from station.cli.main import main, status_snapshot
 from station.config import load_config
 from station.daemon import Station
-from station.store import ledger
+from station.store import figures
 
 INLINE_TABLES = ("trusted_keys", "timings_ms", "faults")
 FAST_TIMINGS = {"feed": 0, "encode_apdu": 0, "print": 0, "eject": 0, "reject": 0, "status": 0}
@@ -156,7 +156,7 @@ def db_counts(db: Path) -> dict[str, int]:
     """The station's counts (ledger, buffer, outbox) read from its database file."""
     conn = sqlite3.connect(db)
     try:
-        return ledger.counts(conn)
+        return figures.counts(conn)
     finally:
         conn.close()
 

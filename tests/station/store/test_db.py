@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from station.store import ledger
+from station.store import figures
 from station.store.db import CHECKPOINT_EVERY, Database, connect, migrate
 from station.store.schema import MIGRATIONS
 
@@ -91,7 +91,7 @@ def test_ledger_sums_carry_over_from_a_version_3_database(tmp_path: Path) -> Non
         )
     conn.execute("COMMIT")
     assert migrate(conn) == len(MIGRATIONS)
-    assert ledger.ledger_totals(conn)["in_stock"] == 498
+    assert figures.ledger_totals(conn)["in_stock"] == 498
     conn.close()
 
 

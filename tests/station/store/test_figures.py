@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from station.store import ledger
+from station.store import figures
 
 
 def test_ledger_totals_follow_every_kind_of_entry(conn) -> None:
@@ -19,7 +19,7 @@ def test_ledger_totals_follow_every_kind_of_entry(conn) -> None:
         conn.execute(
             "INSERT INTO ledger(kind, count, at) VALUES (?, ?, ?)", (kind, count, time.time())
         )
-    totals = ledger.ledger_totals(conn)
+    totals = figures.ledger_totals(conn)
     assert (totals["received"], totals["used"], totals["spoiled"], totals["adjusted"]) == (
         100,
         2,
