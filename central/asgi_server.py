@@ -33,6 +33,7 @@ from central.engines import default_key_dir, open_queue
 from central.queue_db import DEFAULT_LEASE_HOLD_S
 from central.seed import load_or_create_key
 from central.tls import ServerTls
+from station.logs import info_unless_configured
 
 #: The environment variable carrying :class:`Settings` to worker processes (JSON).
 SETTINGS_ENV = "STATION_CENTRAL_ASGI"
@@ -59,6 +60,7 @@ class Settings:
 
 def worker_app() -> FastAPI:
     """The application of one worker process (uvicorn factory), from :data:`SETTINGS_ENV`."""
+    info_unless_configured()  # as the parent (central/cli.py): no debug line a request
     return Settings(**json.loads(os.environ[SETTINGS_ENV])).centre().app()
 
 

@@ -4,7 +4,6 @@ queue, issue offline batches and ingest the results carried back."""
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sqlite3
 import sys
@@ -12,13 +11,12 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-import structlog
-
 from central.engines import is_dsn
 from central.queue_db import DEFAULT_LEASE_HOLD_S, SchemaError
 from central.seed import seed
 from central.server import CentralServer
 from central.tls import ServerTls, TlsConfigError
+from station.logs import info_unless_configured
 
 
 def add_central_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -121,8 +119,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if not structlog.is_configured():  # keep stdout to the URL line unless asked otherwise
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+    info_unless_configured()  # keep stdout to the URL line unless asked otherwise
     if args.server == "asgi":
         return _serve_asgi(args)
     stop = threading.Event()

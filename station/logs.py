@@ -43,3 +43,11 @@ def setup(level: str = "info", fmt: str = "json") -> None:
         logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def info_unless_configured() -> None:
+    """Drop debug lines unless the program configured structlog already (its default
+    prints every level: a centre's worker process, started unconfigured, printed a debug
+    line for every lease and result it served)."""
+    if not structlog.is_configured():
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))

@@ -195,7 +195,8 @@ def test_migrations_are_versioned_and_a_newer_schema_is_refused(pg: PgCluster) -
 
 def test_serve_on_postgresql_with_two_workers(pg: PgCluster, tmp_path: Path) -> None:
     """`station central serve --db postgresql://… --workers 2` leases every record once
-    across its workers, and stops with status 0 on SIGTERM."""
+    across its workers, prints no debug line a request, and stops with status 0 on
+    SIGTERM."""
     dsn = pg.new_database()
     seeder = PgQueueDB(dsn)
     seeder.add_records(signed_records(30, KEY, seed=3, now=NOW))
@@ -218,3 +219,5 @@ def test_serve_on_postgresql_with_two_workers(pg: PgCluster, tmp_path: Path) -> 
         assert len(got) == len(set(got)) == 30
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+        assert proc.stdout is not None
+        assert "central.leased" not in proc.stdout.read()  # no debug line a request
