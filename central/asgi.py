@@ -93,7 +93,8 @@ class Centre:
             return _json(HTTPStatus(forced), {"error": "injected failure"}, accept)
         try:
             method, path = request.method, request.url.path
-            route = self._routes.get((method, path))
+            target = path + ("?" + request.url.query if request.url.query else "")
+            route = wire.resolve(self._routes, method, target)
             if route is None:
                 raise wire.not_found(method, path)
             model, handle = route

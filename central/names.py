@@ -42,6 +42,15 @@ BIRTH_PLACES: tuple[str, ...] = (
     "PALU", "GORONTALO", "SAMARINDA", "BALIKPAPAN", "PEMATANGSIANTAR", "BUKITTINGGI",
     "TANJUNG KARANG", "BANDA ACEH", "SIDOARJO", "PURWOKERTO",
 )
+#: province code → province name (Kemendagri)
+PROVINCES: dict[str, str] = {
+    "11": "ACEH", "12": "SUMATERA UTARA", "13": "SUMATERA BARAT", "16": "SUMATERA SELATAN",
+    "18": "LAMPUNG", "31": "DKI JAKARTA", "32": "JAWA BARAT", "33": "JAWA TENGAH",
+    "34": "DI YOGYAKARTA", "35": "JAWA TIMUR", "36": "BANTEN", "51": "BALI",
+    "52": "NUSA TENGGARA BARAT", "53": "NUSA TENGGARA TIMUR", "61": "KALIMANTAN BARAT",
+    "63": "KALIMANTAN SELATAN", "64": "KALIMANTAN TIMUR", "71": "SULAWESI UTARA",
+    "73": "SULAWESI SELATAN", "81": "MALUKU", "94": "PAPUA",
+}
 #: province code → [(regency code, regency name)]
 REGENCIES: dict[str, tuple[tuple[str, str], ...]] = {
     "11": (("71", "KOTA BANDA ACEH"), ("08", "ACEH BESAR")),

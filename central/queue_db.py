@@ -27,7 +27,7 @@ from uuid import uuid4
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from central import trust
+from central import fleet_days, trust
 from central.queue_schema import MIGRATIONS
 from central.results import chunks, close_lease, marks, record_results
 from station.grants import sign_grant
@@ -332,6 +332,7 @@ class QueueDB:
                 " count = heartbeats.count + 1",
                 (hb.station_id, hb.model_dump_json(), now),
             )
+            fleet_days.record(c, hb, now)
             freed = self._free_held(c, hb.station_id, now) if hb.outbox == 0 else 0
         if freed:
             log.info("central.holds_freed", station=hb.station_id, records=freed)
@@ -360,15 +361,23 @@ class QueueDB:
             ).fetchone()
         return None if row is None else p.Heartbeat.model_validate_json(row[0])
 
-    def heartbeat_rows(self) -> list[tuple[str, float, int]]:
-        """Every station's latest heartbeat (its JSON), when it came and how many came."""
+    def heartbeat_rows(self) -> list[tuple[str, str, float, int]]:
+        """Every station's id, latest heartbeat (its JSON), when it came and how many came."""
         with self._read() as c:
             return [
-                (str(b), float(t), int(n))
-                for b, t, n in c.execute(
-                    "SELECT body_json, received_ts, count FROM heartbeats ORDER BY station_id"
+                (str(s), str(b), float(t), int(n))
+                for s, b, t, n in c.execute(
+                    "SELECT station_id, body_json, received_ts, count FROM heartbeats"
+                    " ORDER BY station_id"
                 )
             ]
+
+    def station_days(
+        self, station_id: str, last: dt.date, n: int = 30
+    ) -> list[tuple[dt.date, int, dict[str, int]]]:
+        """The station's last ``n`` days up to ``last`` (see :mod:`central.fleet_days`)."""
+        with self._read() as c:
+            return fleet_days.days(c, station_id, last, n)
 
     def audit(self, station_id: str | None = None) -> list[trust.AuditRow]:
         """Refused requests and results, oldest first (all stations, or one)."""

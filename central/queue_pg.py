@@ -120,6 +120,16 @@ PG_MIGRATIONS: tuple[str, ...] = (
         added_ts     DOUBLE PRECISION NOT NULL
     );
     """,
+    """
+    -- Each station's day from its heartbeats (central/fleet_days.py), as SQLite's 8.
+    CREATE TABLE station_days (
+        station_id   TEXT NOT NULL,
+        day          TEXT NOT NULL,
+        printed      INTEGER NOT NULL,
+        spoiled_json TEXT NOT NULL,
+        PRIMARY KEY (station_id, day)
+    );
+    """,
 )
 
 

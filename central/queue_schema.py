@@ -121,4 +121,15 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX records_station;
     CREATE INDEX records_station ON records (lease_station, state, lease_expires);
     """,
+    """
+    -- Each station's day from its heartbeats (central/fleet.py, the station page's chart):
+    -- the last heartbeat of a day carries the day's cards and spoiled blanks by class.
+    CREATE TABLE station_days (
+        station_id   TEXT NOT NULL,
+        day          TEXT NOT NULL,               -- YYYY-MM-DD (central/fleet_days.py)
+        printed      INTEGER NOT NULL,
+        spoiled_json TEXT NOT NULL,               -- {"class": count}
+        PRIMARY KEY (station_id, day)
+    );
+    """,
 )

@@ -66,7 +66,7 @@ class _Handler(BaseHTTPRequestHandler):
             if forced is not None:
                 self._send(HTTPStatus(forced), {"error": "injected failure"})
                 return
-            route = central._routes.get((self.command, self.path))
+            route = wire.resolve(central._routes, self.command, self.path)
             if route is None:
                 raise wire.not_found(self.command, self.path)
             model, handle = route

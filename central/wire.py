@@ -20,7 +20,8 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
 
-from central import metrics, openapi
+from central import fleet, metrics, openapi
+from central.fleet_cache import FleetCache
 from central.queue_db import QueueDB
 from station.link import protocol as p
 from station.records import first_error
@@ -47,7 +48,7 @@ def routes(
     db: QueueDB, lease_ttl_s: float, grant_key: tuple[str, Ed25519PrivateKey]
 ) -> dict[tuple[str, str], Route]:
     """(method, path) → route, for every endpoint of the protocol."""
-    fleet = metrics.registry_for(metrics.FleetCollector(db))
+    cache = FleetCache(db)
     return {
         ("POST", "/v1/leases"): (p.LeaseRequest, lambda r: db.lease(r, lease_ttl_s, grant_key)),
         ("POST", "/v1/leases/renew"): (p.RenewRequest, lambda r: db.renew(r, lease_ttl_s)),
@@ -56,8 +57,26 @@ def routes(
         ("POST", "/v1/heartbeat"): (p.Heartbeat, db.heartbeat),
         ("GET", "/v1/summary"): (None, lambda _r: db.summary()),
         ("GET", "/v1/openapi.json"): (None, lambda _r: openapi.answer()),
-        ("GET", "/metrics"): (None, lambda _r: metrics.exposition(fleet)),
+        ("GET", "/metrics"): (None, lambda _r: cache.metrics()),
+        # The fleet pages take a query string and /fleet/<station id> (see resolve).
+        ("GET", "/fleet"): (None, lambda query: fleet.fleet_page(cache, query)),
+        ("GET", "/fleet/"): (None, lambda target: fleet.station_page(cache, *target)),
     }
+
+
+def resolve(routes: dict[tuple[str, str], Route], method: str, target: str) -> Route | None:
+    """The route of a request target (path and query): the protocol's paths exactly
+    (a query string is refused), the fleet pages with their query, /fleet/<station>."""
+    path, _, query = target.partition("?")
+    if method == "GET" and path == "/fleet":
+        _model, page = routes[(method, path)]
+        return None, lambda _r: page(query)
+    if method == "GET" and path.startswith("/fleet/") and len(path) > len("/fleet/"):
+        _model, station = routes[(method, "/fleet/")]
+        return None, lambda _r: station((path[len("/fleet/") :], query))
+    if path == "/fleet/":
+        return None
+    return routes.get((method, target))
 
 
 def serialise(answer: BaseModel) -> tuple[bytes, str]:

@@ -12,7 +12,7 @@ English, else Indonesian. Logs never go through here: they stay English and stru
 Catalog upkeep (needs the ``dev`` extra)::
 
     pybabel extract -F babel.cfg -k Msg --no-location --sort-output \
-        -o /tmp/station.pot station drivers
+        -o /tmp/station.pot station drivers central
     pybabel update -i /tmp/station.pot -d station/locale -D station -l id --no-fuzzy-matching
     pybabel compile -d station/locale -D station
 """

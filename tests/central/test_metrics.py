@@ -124,3 +124,16 @@ def test_promtool_accepts_the_centres_metrics(centre: tuple[Centre, Clock]) -> N
     resp, _ = scrape(server.url)
     out = promtool("check", "metrics", stdin=resp.content)
     assert out.stdout.strip() == ""
+
+
+def test_a_new_heartbeat_shows_in_the_next_scrape(centre: tuple[Centre, Clock]) -> None:
+    """Each scrape shows the station's latest heartbeat, never an earlier one kept from a
+    previous scrape; a station id with quotes and backslashes reads back as sent."""
+    server, clock = centre
+    odd = {**OLD, "station_id": 'st"a\\b'}
+    for blanks in (50, 49):
+        httpx.post(server.url + "/v1/heartbeat", json={**odd, "blanks": blanks})
+        clock.t += 30
+        _, got = scrape(server.url)
+        assert got[("ektp_station_blanks_in_stock", (("station", 'st"a\\b'),))] == blanks
+        assert got[("ektp_station_heartbeat_age_seconds", (("station", 'st"a\\b'),))] == 30

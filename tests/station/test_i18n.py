@@ -32,10 +32,11 @@ def _catalog() -> dict[str, str]:
 
 def _used_ids() -> set[str]:
     ids: set[str] = set()
-    for package in ("station", "drivers"):
+    for package in ("station", "drivers", "central"):
         for _file, _line, message, _comments, _ctx in extract_from_dir(
             ROOT / package,
-            method_map=[("**.py", "python")],
+            # The centre's fleet pages are Jinja2 templates (babel.cfg).
+            method_map=[("**.py", "python"), ("templates/**.html", "jinja2.ext:babel_extract")],
             keywords={**DEFAULT_KEYWORDS, "Msg": None},
         ):
             ids.add(message if isinstance(message, str) else message[0])
