@@ -40,6 +40,7 @@ from station.records import load_public_key
 from station.status import Category, StatusBoard
 from station.store import figures, status
 from station.store.db import Database
+from station.store.states import CardOutcome
 from station.sync import SyncDeps, SyncLoop
 
 log = structlog.get_logger("station.daemon")
@@ -321,7 +322,7 @@ class Station:
             outcome = self.pipeline.print_one(picked)
             pending = outcome.good
             check_printer = pending is None
-            if outcome.result == "needs_inspection":
+            if outcome.result is CardOutcome.NEEDS_INSPECTION:
                 self.board.state(
                     Category.PAUSED,
                     Msg("a card needs inspection"),

@@ -60,6 +60,7 @@ from station.recovery import Recovery
 from station.status import PRINTER_WORDS, Category, StatusBoard
 from station.store import attempts, buffer, figures
 from station.store.db import Database
+from station.store.states import AttemptState, CardOutcome, spoiled_outcome
 
 log = structlog.get_logger("station.pipeline")
 
@@ -106,7 +107,7 @@ HOLD_ACTIONS = {
 @dataclass
 class Outcome:
     record_id: str
-    result: str  # printed | rejected | aborted | failed | needs_inspection
+    result: CardOutcome
     reason: str = ""
     good: GoodCard | None = None
     #: Ended by an exception no device contract names (the worker waits a moment).
@@ -125,11 +126,11 @@ def _on_disk(synced: Future[None]) -> None:
         raise StorageFault(f"the database could not be synced to disk ({exc.strerror})") from exc
 
 
-def spoil_class(stage: str, exc: Exception) -> str:
+def spoil_class(stage: AttemptState, exc: Exception) -> str:
     """The spoilage class offices report, from where the card failed and why."""
     if isinstance(exc, ChipDead):
         return "chip dead/invalid"
-    if isinstance(exc, ChipError) or stage in ("fed", "encoded"):
+    if isinstance(exc, ChipError) or stage in (AttemptState.FED, AttemptState.ENCODED):
         return "failed encode"
     return "failed print"
 
@@ -164,8 +165,9 @@ class Pipeline:
         self.faces = deps.faces
         self.quiet = deps.quiet
         self._usable = lease_check(deps.cfg.lease_margin_s)
-        #: The step the card in hand is at (for an exception no device contract names).
-        self._stage = "preparing"
+        #: The state the card in hand reached (for an exception no device contract names);
+        #: None while its record is prepared, before any blank moves.
+        self._at: AttemptState | None = None
 
     @property
     def rationing(self) -> policy.RationingConfig:
@@ -233,7 +235,7 @@ class Pipeline:
         A good card comes back as ``Outcome.good``, for the next :meth:`card_boundary`.
         Only the station's own storage failing (:class:`StorageFault`, sqlite3.Error)
         escapes: the card then stays where it is, for recovery at the next start."""
-        self._stage = "preparing"
+        self._at = None
         try:
             return self._print_one(started)
         except (StorageFault, sqlite3.Error):
@@ -257,38 +259,36 @@ class Pipeline:
         )
         if bad_script is not None:  # before any blank moves
             return self._refuse(attempt, rid, f"chip script: {bad_script}")
-        self._stage = "started"
+        self._at = AttemptState.STARTED
         try:
             serial = self.printer.feed()
-            self._journal(attempt, "fed", serial)
-            self._stage = "fed"
+            self._journal(attempt, AttemptState.FED, serial)
             uid = self._encode(record)
-            self._stage = "verified"
+            self._at = AttemptState.VERIFIED
             # verified (with the chip's serial) and printing in one write-ahead commit,
             # made before the face is printed, its fsync waited for before the card can
             # leave the printer. The longest step comes: the WAL is fsync'd and
             # checkpointed and the next face rendered now, while nothing waits for them.
             _, printing = self.db.journal(
                 lambda c: attempts.transition_through(
-                    c, attempt, ("verified", uid), ("printing", None)
+                    c, attempt, (AttemptState.VERIFIED, uid), (AttemptState.PRINTING, None)
                 ),
                 checkpoint=True,
             )
             if self.printer.ejects_with_print:
                 _on_disk(printing)
-            self._stage = "printing"
+            self._at = AttemptState.PRINTING
             self.quiet.open()
             try:
                 self.printer.print_card(prepared.job)
             finally:
                 self.quiet.close()
             _on_disk(printing)
-            self._journal(attempt, "printed")
-            self._stage = "printed"
+            self._journal(attempt, AttemptState.PRINTED)
             self.printer.eject()
         except DeviceError as exc:
-            return self._failed(attempt, rid, self._stage, exc)
-        return Outcome(rid, "printed", good=GoodCard(rid, attempt, uid or serial))
+            return self._failed(attempt, rid, self._at or AttemptState.STARTED, exc)
+        return Outcome(rid, CardOutcome.PRINTED, good=GoodCard(rid, attempt, uid or serial))
 
     def _encode(self, record: PrintReadyRecord) -> str:
         self.chip.connect(self.deps.chip_timeout_s)
@@ -309,17 +309,19 @@ class Pipeline:
         """The started record cannot be printed, found before any blank moved."""
         self.db.run(lambda c: attempts.refuse_started(c, attempt, rid, reason))
         log.warning("record_refused", record_id=rid, reason=reason)
-        return Outcome(rid, "failed", reason)
+        return Outcome(rid, CardOutcome.FAILED, reason)
 
-    def _journal(self, attempt: int, state: str, serial: str | None = None) -> None:
+    def _journal(self, attempt: int, state: AttemptState, serial: str | None = None) -> None:
         """Journal a transition recovery does not depend on: queued in order to the
         database owner, not waited for, made durable by the next durable commit."""
+        self._at = state
         self.db.submit(lambda c: attempts.transition(c, attempt, state, serial))
 
     def _crashed(self, started: Started, exc: Exception) -> Outcome:
-        """An exception no device contract names, at ``self._stage``: the attempt ends
+        """An exception no device contract names, at ``self._at``: the attempt ends
         as a device error's would; the worker goes on with the next record."""
-        rid, attempt, stage = started.buffered.record_id, started.attempt, self._stage
+        rid, attempt, at = started.buffered.record_id, started.attempt, self._at
+        stage = at or "preparing"
         what = type(exc).__name__
         log.error(
             "card_crashed",
@@ -336,7 +338,7 @@ class Pipeline:
                 "none: the attempt was ended; if it repeats, send the station log to the developers"
             ),
         )
-        if stage == "preparing":  # no blank moved: the record cannot be prepared
+        if at is None:  # no blank moved: the record cannot be prepared
             out = self._refuse(
                 attempt,
                 rid,
@@ -344,19 +346,19 @@ class Pipeline:
             )
             out.crashed = True
             return out
-        if stage == "printed" and self._card_in_path() is not True:
+        if at is AttemptState.PRINTED and self._card_in_path() is not True:
             why = Msg(
                 "unexpected {error} while ejecting: the card may be in the output tray; "
                 "look in the output and reject trays",
                 error=what,
             )
             self.db.run(lambda c: attempts.needs_inspection(c, attempt, why))
-            return Outcome(rid, "needs_inspection", why, crashed=True)
-        out = self._failed(attempt, rid, stage, exc)
+            return Outcome(rid, CardOutcome.NEEDS_INSPECTION, why, crashed=True)
+        out = self._failed(attempt, rid, at, exc)
         out.crashed = True
         return out
 
-    def _failed(self, attempt: int, rid: str, stage: str, exc: Exception) -> Outcome:
+    def _failed(self, attempt: int, rid: str, stage: AttemptState, exc: Exception) -> Outcome:
         failure = faults.classify(stage, exc)
         klass = spoil_class(stage, exc)
         message = str(exc) if isinstance(exc, DeviceError) else f"unexpected {type(exc).__name__}"
@@ -375,7 +377,7 @@ class Pipeline:
             cause=failure.cause,
             frames=list(frames[-8:]),
         )
-        card_taken = stage != "started" or self._card_in_path() is not False
+        card_taken = stage is not AttemptState.STARTED or self._card_in_path() is not False
         if not card_taken:
             self.db.run(
                 lambda c: attempts.reject_attempt(
@@ -386,7 +388,7 @@ class Pipeline:
                     max_attempts=self.cfg.max_attempts,
                 )
             )
-            return Outcome(rid, "aborted", message)
+            return Outcome(rid, CardOutcome.ABORTED, message)
         try:
             self.recovery.card_leaving(attempt, stage)
             self.printer.reject()
@@ -397,7 +399,7 @@ class Pipeline:
                 error=str(again),
             )
             self.db.run(lambda c: attempts.needs_inspection(c, attempt, why))
-            return Outcome(rid, "needs_inspection", why)
+            return Outcome(rid, CardOutcome.NEEDS_INSPECTION, why)
         became = self.db.run(
             lambda c: attempts.reject_attempt(
                 c,
@@ -412,7 +414,7 @@ class Pipeline:
                 record_caused=failure.record_caused,
             )
         )
-        return Outcome(rid, "rejected" if became == "queued" else "failed", reason)
+        return Outcome(rid, spoiled_outcome(became), reason)
 
     def _cross_check(self, status: PrinterStatus) -> None:
         in_stock = self.db.run(figures.ledger_totals, durable=False)["in_stock"]

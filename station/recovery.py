@@ -50,7 +50,13 @@ from drivers.errors import DeviceError
 from station.i18n import Msg
 from station.status import Category
 from station.store import attempts, buffer
-from station.store.states import BEFORE_PRINTING, PRINTING_OR_LATER
+from station.store.states import (
+    BEFORE_PRINTING,
+    PRINTING_OR_LATER,
+    AttemptState,
+    CardOutcome,
+    spoiled_outcome,
+)
 
 if TYPE_CHECKING:
     from station.pipeline import Outcome, Pipeline
@@ -59,9 +65,9 @@ log = structlog.get_logger("station.recovery")
 
 #: Why a blank's serial is unknown, by the state its card was sent away from.
 SERIAL_UNKNOWN = {
-    "started": "unknown: feed jam before the chip was read",
-    "fed": "unknown: the chip failed before its serial was read",
-    "encoded": "unknown: the chip failed before its serial was read",
+    AttemptState.STARTED: "unknown: feed jam before the chip was read",
+    AttemptState.FED: "unknown: the chip failed before its serial was read",
+    AttemptState.ENCODED: "unknown: the chip failed before its serial was read",
 }
 RESTART_UNKNOWN = "unknown: power cut before the chip was read"
 
@@ -74,11 +80,17 @@ class OpenCard:
 
     attempt_id: int
     record_id: str
-    state: str
-    reject_from: str | None
+    state: AttemptState
+    reject_from: AttemptState | None
 
 
 _COLUMNS = "attempt_id, record_id, state, reject_from"
+
+
+def _card(row: tuple[int, str, str, str | None]) -> OpenCard:
+    return OpenCard(
+        row[0], row[1], AttemptState(row[2]), None if row[3] is None else AttemptState(row[3])
+    )
 
 
 def open_cards(conn: sqlite3.Connection) -> list[OpenCard]:
@@ -88,31 +100,31 @@ def open_cards(conn: sqlite3.Connection) -> list[OpenCard]:
         "ORDER BY attempt_id",
         states,
     ).fetchall()
-    return [OpenCard(*r) for r in rows]
+    return [_card(r) for r in rows]
 
 
 def last_blank_holder(conn: sqlite3.Connection) -> OpenCard | None:
     """The last attempt that took a blank and is closed: the owner of a card left behind."""
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM attempts WHERE state IN ('done','rejected','needs_inspection') "
-        "ORDER BY attempt_id DESC LIMIT 1"
+        f"SELECT {_COLUMNS} FROM attempts WHERE state IN (?,?,?) ORDER BY attempt_id DESC LIMIT 1",
+        (AttemptState.DONE, AttemptState.REJECTED, AttemptState.NEEDS_INSPECTION),
     ).fetchone()
-    return None if row is None else OpenCard(*row)
+    return None if row is None else _card(row)
 
 
 def early_inspections(conn: sqlite3.Connection) -> list[OpenCard]:
     """Attempts waiting for a person whose card was sent away before ``printing``."""
     states = BEFORE_PRINTING
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM attempts WHERE state='needs_inspection' "
+        f"SELECT {_COLUMNS} FROM attempts WHERE state=? "
         f"AND reject_from IN ({','.join('?' * len(states))}) ORDER BY attempt_id",
-        states,
+        (AttemptState.NEEDS_INSPECTION, *states),
     ).fetchall()
-    return [OpenCard(*r) for r in rows]
+    return [_card(r) for r in rows]
 
 
 def mark_reject(
-    conn: sqlite3.Connection, attempt_id: int, state: str, serial: str | None, note: str
+    conn: sqlite3.Connection, attempt_id: int, state: AttemptState, serial: str | None, note: str
 ) -> None:
     """Journal that the card of ``attempt_id`` goes to the reject tray from ``state``; the
     blank's serial if it was not known yet, else ``note`` says why it is unknown."""
@@ -169,7 +181,9 @@ class Recovery:
         self.run()
         return self.pending
 
-    def card_leaving(self, attempt_id: int, state: str, unknown: str | None = None) -> None:
+    def card_leaving(
+        self, attempt_id: int, state: AttemptState, unknown: str | None = None
+    ) -> None:
         """Journal durably, before the card of ``attempt_id`` is sent to the reject tray,
         that it leaves from ``state`` (with its serial if the printer knows it)."""
         serial: str | None = None
@@ -220,7 +234,7 @@ class Recovery:
                 klass,
                 f"restart at {att.state}: the card in the printer was moved to the reject tray",
             )
-        if att.reject_from is not None or (early and att.state != "started"):
+        if att.reject_from is not None or (early and att.state is not AttemptState.STARTED):
             return self._spoil(
                 att, klass, f"restart at {att.state} after the card left for the reject tray"
             )
@@ -234,19 +248,19 @@ class Recovery:
                     max_attempts=self.pipeline.cfg.max_attempts,
                 )
             )
-            return self._outcome(att, "aborted", "restart before the blank was fed")
+            return self._outcome(att, CardOutcome.ABORTED, "restart before the blank was fed")
         why = Msg(
             "restart after printing began (last state {state}): look in the output "
             "and reject trays",
             state=att.state,
         )
         self.db.run(lambda c: attempts.needs_inspection(c, att.attempt_id, why))
-        return self._outcome(att, "needs_inspection", why)
+        return self._outcome(att, CardOutcome.NEEDS_INSPECTION, why)
 
     def _stray(self, status: PrinterStatus) -> Outcome | None:
         """A card in the path that no open attempt owns: to the reject tray, charged once."""
         owner = self.db.run(last_blank_holder, durable=False)
-        if owner is None or owner.state != "needs_inspection":
+        if owner is None or owner.state is not AttemptState.NEEDS_INSPECTION:
             # Already accounted for (done, or resolved spoiled by a person), or a card
             # that is not the station's: moved away, no ledger row.
             if self._reject(None, status, RESTART_UNKNOWN):
@@ -296,10 +310,10 @@ class Recovery:
                 detail=f"recovery: {why}",
             )
         )
-        return self._outcome(att, "rejected" if became == "queued" else "failed", why)
+        return self._outcome(att, spoiled_outcome(became), why)
 
     @staticmethod
-    def _outcome(att: OpenCard, result: str, reason: str) -> Outcome:
+    def _outcome(att: OpenCard, result: CardOutcome, reason: str) -> Outcome:
         from station.pipeline import Outcome
 
         return Outcome(att.record_id, result, reason)

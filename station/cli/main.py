@@ -34,6 +34,7 @@ from station.i18n import N_, _, tr
 from station.policy import RationingConfig, stock_outlook
 from station.status import live_state
 from station.store import attempts, status
+from station.store.states import RecordStatus
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -135,7 +136,7 @@ def _print_nik_warnings(warnings: list[dict[str, Any]]) -> None:
 def cmd_resolve(args: argparse.Namespace) -> int:
     cfg = config(args)
 
-    def act(conn: sqlite3.Connection) -> str:
+    def act(conn: sqlite3.Connection) -> RecordStatus:
         return attempts.resolve(
             conn,
             args.attempt,
@@ -150,9 +151,9 @@ def cmd_resolve(args: argparse.Namespace) -> int:
         print(_("error: {message}").format(message=tr(exc.args[0])), file=sys.stderr)
         return 2
     word = {
-        "printed": _("recorded as a good card; the result will be reported"),
-        "queued": _("blank counted spoiled; the record will be printed again"),
-        "failed": _("blank counted spoiled; attempts used up, reported as failed"),
+        RecordStatus.DONE: _("recorded as a good card; the result will be reported"),
+        RecordStatus.QUEUED: _("blank counted spoiled; the record will be printed again"),
+        RecordStatus.FAILED: _("blank counted spoiled; attempts used up, reported as failed"),
     }[became]
     print(_("attempt {attempt}: {outcome}").format(attempt=args.attempt, outcome=word))
     return 0

@@ -11,14 +11,21 @@ from station.i18n import Msg
 from station.store.audit import audit
 from station.store.buffer import close_failed, fail_record, purge_closed
 from station.store.outbox import write_result
-from station.store.states import BEFORE_PRINTING, PRINTING_OR_LATER, SPOIL_CLASSES, marks
+from station.store.states import (
+    BEFORE_PRINTING,
+    PRINTING_OR_LATER,
+    SPOIL_CLASSES,
+    AttemptState,
+    RecordStatus,
+    marks,
+)
 
 
 @dataclass(frozen=True)
 class OpenAttempt:
     attempt_id: int
     record_id: str
-    state: str
+    state: AttemptState
     blank_serial: str | None
 
 
@@ -26,19 +33,20 @@ def begin_attempt(conn: sqlite3.Connection, record_id: str) -> int:
     now = time.time()
     cur = conn.execute(
         "INSERT INTO attempts(record_id, state, started_at, updated_at, kind) "
-        "SELECT ?, 'started', ?, ?, kind FROM records WHERE record_id=?",
-        (record_id, now, now, record_id),
+        "SELECT ?, ?, ?, ?, kind FROM records WHERE record_id=?",
+        (record_id, AttemptState.STARTED, now, now, record_id),
     )
     # 'printing': out of the buffer while a card is in the printer, so no release, drop or
     # lease loss can hand the record to another station mid-card.
     conn.execute(
-        "UPDATE records SET attempts=attempts+1, status='printing' WHERE record_id=?", (record_id,)
+        "UPDATE records SET attempts=attempts+1, status=? WHERE record_id=?",
+        (RecordStatus.PRINTING, record_id),
     )
     return int(cur.lastrowid or 0)
 
 
 def transition(
-    conn: sqlite3.Connection, attempt_id: int, state: str, serial: str | None = None
+    conn: sqlite3.Connection, attempt_id: int, state: AttemptState, serial: str | None = None
 ) -> None:
     conn.execute(
         "UPDATE attempts SET state=?, blank_serial=COALESCE(?, blank_serial), updated_at=? "
@@ -48,7 +56,7 @@ def transition(
 
 
 def transition_through(
-    conn: sqlite3.Connection, attempt_id: int, *steps: tuple[str, str | None]
+    conn: sqlite3.Connection, attempt_id: int, *steps: tuple[AttemptState, str | None]
 ) -> None:
     """Several transitions (state, serial) in order, in the caller's one transaction."""
     for state, serial in steps:
@@ -76,10 +84,10 @@ def finish_good(
     boundary keeps its durable commit small)."""
     row = _attempt(conn, attempt_id)
     serial = serial or row["blank_serial"]
-    transition(conn, attempt_id, "done", serial)
+    transition(conn, attempt_id, AttemptState.DONE, serial)
     conn.execute(
-        "UPDATE records SET status='done', closed_at=? WHERE record_id=?",
-        (time.time(), row["record_id"]),
+        "UPDATE records SET status=?, closed_at=? WHERE record_id=?",
+        (RecordStatus.DONE, time.time(), row["record_id"]),
     )
     if purge:
         purge_closed(conn, row["record_id"])
@@ -103,7 +111,7 @@ def reject_attempt(
     cause: str | None = None,
     fault: str | None = None,
     record_caused: bool = False,
-) -> str:
+) -> RecordStatus:
     """The card (if any) went to the reject tray. Returns what became of the record:
     ``queued`` (retried) or ``failed`` (reported). A spoiled blank is written to the
     ledger with its class, detail (jam, step, status word) and ``cause``.
@@ -118,7 +126,7 @@ def reject_attempt(
     repeated = fault is not None and spoiled and _previous_fault(conn, row) == fault
     if repeated or record_caused:
         cause = "record"
-    transition(conn, attempt_id, "rejected" if spoiled else "aborted")
+    transition(conn, attempt_id, AttemptState.REJECTED if spoiled else AttemptState.ABORTED)
     conn.execute(
         "UPDATE attempts SET reason=?, fault=? WHERE attempt_id=?", (reason, fault, attempt_id)
     )
@@ -157,23 +165,25 @@ def reject_attempt(
             (row["record_id"], fault),
         )
         close_failed(conn, row, f"record-caused (the same on two blanks): {reason}")
-        return "failed"
+        return RecordStatus.FAILED
     if record_caused:
         close_failed(conn, row, f"record-caused: {reason}")
-        return "failed"
+        return RecordStatus.FAILED
     if spoiled and row["attempts"] >= max_attempts:
         close_failed(conn, row, f"{max_attempts} attempts failed; last: {reason}")
-        return "failed"
-    conn.execute("UPDATE records SET status='queued' WHERE record_id=?", (row["record_id"],))
-    return "queued"
+        return RecordStatus.FAILED
+    conn.execute(
+        "UPDATE records SET status=? WHERE record_id=?", (RecordStatus.QUEUED, row["record_id"])
+    )
+    return RecordStatus.QUEUED
 
 
 def _previous_fault(conn: sqlite3.Connection, row: sqlite3.Row) -> str | None:
     """The fault fingerprint of the record's latest earlier spoiled attempt that had one."""
     prev = conn.execute(
-        "SELECT fault FROM attempts WHERE record_id=? AND attempt_id<? AND state='rejected' "
+        "SELECT fault FROM attempts WHERE record_id=? AND attempt_id<? AND state=? "
         "AND fault IS NOT NULL ORDER BY attempt_id DESC LIMIT 1",
-        (row["record_id"], row["attempt_id"]),
+        (row["record_id"], row["attempt_id"], AttemptState.REJECTED),
     ).fetchone()
     return None if prev is None else str(prev[0])
 
@@ -191,14 +201,16 @@ def open_attempts(conn: sqlite3.Connection) -> list[OpenAttempt]:
         "ORDER BY attempt_id",
         BEFORE_PRINTING + PRINTING_OR_LATER,
     ).fetchall()
-    return [OpenAttempt(*r) for r in rows]
+    return [OpenAttempt(r[0], r[1], AttemptState(r[2]), r[3]) for r in rows]
 
 
 def needs_inspection(conn: sqlite3.Connection, attempt_id: int, reason: str) -> None:
     row = _attempt(conn, attempt_id)
-    transition(conn, attempt_id, "needs_inspection")
+    transition(conn, attempt_id, AttemptState.NEEDS_INSPECTION)
     conn.execute("UPDATE attempts SET reason=? WHERE attempt_id=?", (reason, attempt_id))
-    conn.execute("UPDATE records SET status='inspection' WHERE record_id=?", (row["record_id"],))
+    conn.execute(
+        "UPDATE records SET status=? WHERE record_id=?", (RecordStatus.INSPECTION, row["record_id"])
+    )
     audit(
         conn, "needs_inspection", attempt_id=attempt_id, record_id=row["record_id"], detail=reason
     )
@@ -207,7 +219,8 @@ def needs_inspection(conn: sqlite3.Connection, attempt_id: int, reason: str) -> 
 def inspection_list(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT attempt_id, record_id, blank_serial, reason, updated_at FROM attempts "
-        "WHERE state='needs_inspection' ORDER BY attempt_id"
+        "WHERE state=? ORDER BY attempt_id",
+        (AttemptState.NEEDS_INSPECTION,),
     ).fetchall()
     return [dict(r) for r in rows]
 
@@ -220,10 +233,10 @@ def resolve(
     serial: str | None,
     max_attempts: int,
     spoil_class: str = "physically damaged",
-) -> str:
-    """A technician's verdict on a needs_inspection attempt."""
+) -> RecordStatus:
+    """A technician's verdict on a needs_inspection attempt: what became of the record."""
     row = _attempt(conn, attempt_id)
-    if row["state"] != "needs_inspection":
+    if row["state"] != AttemptState.NEEDS_INSPECTION:
         raise ValueError(
             Msg(
                 "attempt {attempt} is {state}, not needs_inspection",
@@ -240,7 +253,7 @@ def resolve(
     )
     if good:
         finish_good(conn, attempt_id, serial)
-        return "printed"
+        return RecordStatus.DONE
     return reject_attempt(
         conn,
         attempt_id,

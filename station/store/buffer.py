@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from station.store.audit import audit
 from station.store.outbox import write_result
-from station.store.states import OPEN_STATUSES, marks
+from station.store.states import CLOSED_STATUSES, OPEN_STATUSES, RecordStatus, marks
+
+_QUEUED = RecordStatus.QUEUED
 
 
 @dataclass(frozen=True)
@@ -44,16 +46,26 @@ def add_record(
     the new lease; one printed, failed or in the printer is left as it is."""
     cur = conn.execute(
         "UPDATE records SET lease_id=?, lease_deadline=?, lease_mono=?, boot_id=? "
-        "WHERE record_id=? AND status='queued'",
-        (lease.lease_id, lease.deadline, lease.mono, lease.boot_id, lease.record_id),
+        "WHERE record_id=? AND status=?",
+        (lease.lease_id, lease.deadline, lease.mono, lease.boot_id, lease.record_id, _QUEUED),
     )
     if cur.rowcount:
         return False
     cur = conn.execute(
         "UPDATE records SET lease_id=?, lease_deadline=?, lease_mono=?, boot_id=?, "
-        "status='queued', payload=?, closed_at=NULL "
-        "WHERE record_id=? AND status IN ('dropped','released')",
-        (lease.lease_id, lease.deadline, lease.mono, lease.boot_id, payload, lease.record_id),
+        "status=?, payload=?, closed_at=NULL "
+        "WHERE record_id=? AND status IN (?,?)",
+        (
+            lease.lease_id,
+            lease.deadline,
+            lease.mono,
+            lease.boot_id,
+            _QUEUED,
+            payload,
+            lease.record_id,
+            RecordStatus.DROPPED,
+            RecordStatus.RELEASED,
+        ),
     )
     if not cur.rowcount:
         cur = conn.execute(
@@ -82,7 +94,7 @@ def add_record(
 def next_records(
     conn: sqlite3.Connection,
     *,
-    usable: Any,
+    usable: Callable[[Lease], bool],
     kinds: tuple[str, ...] = ("first", "reprint"),
     urgent_only: bool = False,
     count: int = 1,
@@ -95,10 +107,10 @@ def next_records(
         # 'first' sorts before 'reprint': the order is the index records_next's, no sort.
         rows = conn.execute(
             "SELECT record_id, lease_id, lease_deadline, lease_mono, boot_id, attempts "
-            f"FROM records WHERE status='queued' AND kind IN ({marks(kinds)}) "
+            f"FROM records WHERE status=? AND kind IN ({marks(kinds)}) "
             f"{'AND urgent=1 ' if urgent_only else ''}"
             "ORDER BY urgent DESC, kind, enrolled_at LIMIT ? OFFSET ?",
-            (*kinds, count - len(picked) + 2, len(picked)),
+            (_QUEUED, *kinds, count - len(picked) + 2, len(picked)),
         ).fetchall()
         dropped = False
         for row in rows:
@@ -120,9 +132,8 @@ def next_records(
 def drop_record(conn: sqlite3.Connection, record_id: str, reason: str) -> None:
     """Forget a record unprinted (lease expired or lost): the centre leases it again."""
     conn.execute(
-        "UPDATE records SET status='dropped', payload=NULL, closed_at=? "
-        "WHERE record_id=? AND status='queued'",
-        (time.time(), record_id),
+        "UPDATE records SET status=?, payload=NULL, closed_at=? WHERE record_id=? AND status=?",
+        (RecordStatus.DROPPED, time.time(), record_id, _QUEUED),
     )
     audit(conn, "dropped", record_id=record_id, detail=reason)
 
@@ -144,8 +155,8 @@ def fail_record(conn: sqlite3.Connection, record_id: str, reason: str) -> bool:
     never a ``failed`` after a ``printed``; False then."""
     row = conn.execute(
         "SELECT record_id, lease_id, received_at AS started_at FROM records WHERE record_id=?"
-        " AND status NOT IN ('done','failed')",
-        (record_id,),
+        f" AND status NOT IN ({marks(CLOSED_STATUSES)})",
+        (record_id, *CLOSED_STATUSES),
     ).fetchone()
     if row is None:
         audit(conn, "fail_ignored", record_id=record_id, detail=f"already closed: {reason}")
@@ -156,8 +167,8 @@ def fail_record(conn: sqlite3.Connection, record_id: str, reason: str) -> bool:
 
 def close_failed(conn: sqlite3.Connection, row: sqlite3.Row, reason: str) -> None:
     conn.execute(
-        "UPDATE records SET status='failed', payload=NULL, closed_at=? WHERE record_id=?",
-        (time.time(), row["record_id"]),
+        "UPDATE records SET status=?, payload=NULL, closed_at=? WHERE record_id=?",
+        (RecordStatus.FAILED, time.time(), row["record_id"]),
     )
     write_result(conn, row, "failed", None, reason)
     audit(conn, "failed", record_id=row["record_id"], detail=reason)
