@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import hashlib
 import sqlite3
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import uuid4
@@ -32,7 +31,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from central.engines import open_queue
 from central.queue_db import QueueDB, SchemaError
+from station.cli.errors import Failed, Refused
 from station.grants import sign_grant
+from station.i18n import Msg, _
 from station.link.batchfile import (
     BatchBody,
     BatchFileError,
@@ -189,32 +190,34 @@ def ingest_results(db: QueueDB, signed: SignedFile) -> IngestReport:
 
 def add_central_batch_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``central batch register | create | ingest``."""
-    batch = sub.add_parser("batch", help="offline batches: issue, ingest results")
+    batch = sub.add_parser("batch", help=_("offline batches: issue, ingest results"))
     verbs = batch.add_subparsers(dest="batch_command", required=True)
 
-    p = verbs.add_parser("register", help="trust a station's results key, record its batch key")
-    p.add_argument("--db", required=True, help="the queue: a SQLite file or postgresql://…")
+    p = verbs.add_parser("register", help=_("trust a station's results key, record its batch key"))
+    p.add_argument("--db", required=True, help=_("the queue: a SQLite file or postgresql://…"))
     p.add_argument("--station", required=True)
     p.add_argument(
-        "--key", type=Path, help="file with the key `station batch key` printed (base64)"
+        "--key", type=Path, help=_("file with the key `station batch key` printed (base64)")
     )
     p.add_argument(
-        "--batch-key", type=Path, help="file with the key `station batch pubkey` printed (base64)"
+        "--batch-key",
+        type=Path,
+        help=_("file with the key `station batch pubkey` printed (base64)"),
     )
     p.set_defaults(func=cmd_register)
 
-    p = verbs.add_parser("create", help="lease records to one station for days, signed")
-    p.add_argument("--db", required=True, help="the queue: a SQLite file or postgresql://…")
-    p.add_argument("--key-dir", type=Path, required=True, help="the centre's signing key")
+    p = verbs.add_parser("create", help=_("lease records to one station for days, signed"))
+    p.add_argument("--db", required=True, help=_("the queue: a SQLite file or postgresql://…"))
+    p.add_argument("--key-dir", type=Path, required=True, help=_("the centre's signing key"))
     p.add_argument("--station", required=True)
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--days", type=float, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_create)
 
-    p = verbs.add_parser("ingest", help="apply a station's signed results file")
+    p = verbs.add_parser("ingest", help=_("apply a station's signed results file"))
     p.add_argument("file", type=Path)
-    p.add_argument("--db", required=True, help="the queue: a SQLite file or postgresql://…")
+    p.add_argument("--db", required=True, help=_("the queue: a SQLite file or postgresql://…"))
     p.set_defaults(func=cmd_ingest)
 
 
@@ -224,8 +227,7 @@ def _open(db: str) -> QueueDB:
 
 def cmd_register(args: argparse.Namespace) -> int:
     if args.key is None and args.batch_key is None:
-        print("error: give --key, --batch-key or both", file=sys.stderr)
-        return 2
+        raise Refused(Msg("give --key, --batch-key or both"))
     try:
         keys = [
             (what, path.read_text("ascii").strip())
@@ -241,8 +243,7 @@ def cmd_register(args: argparse.Namespace) -> int:
         finally:
             db.close()
     except (OSError, UnicodeDecodeError, sqlite3.Error, SchemaError, BatchFileError) as exc:
-        print(f"error: cannot register the key: {exc}", file=sys.stderr)
-        return 1
+        raise Failed(Msg("cannot register the key: {error}", error=str(exc))) from exc
     print(f"station {args.station}: {' and '.join(w for w, _ in keys)} key registered")
     return 0
 
@@ -262,11 +263,9 @@ def cmd_create(args: argparse.Namespace) -> int:
             db.close()
         write_sealed(args.out, signed, args.station, recipient)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise Refused(str(exc)) from exc
     except (OSError, TypeError, sqlite3.Error, SchemaError) as exc:
-        print(f"error: cannot create the batch: {exc}", file=sys.stderr)
-        return 1
+        raise Failed(Msg("cannot create the batch: {error}", error=str(exc))) from exc
     n = len(signed.body["records"])
     print(
         f"batch {signed.body['batch_id']}: {n} records for station {args.station}, "
@@ -284,11 +283,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         finally:
             db.close()
     except BatchFileError as exc:
-        print(f"error: {args.file}: {exc}", file=sys.stderr)
-        return 2
+        raise Refused(Msg("{path}: {error}", path=args.file, error=str(exc))) from exc
     except (OSError, sqlite3.Error, SchemaError) as exc:
-        print(f"error: cannot ingest: {exc}", file=sys.stderr)
-        return 1
+        raise Failed(Msg("cannot ingest: {error}", error=str(exc))) from exc
     refused = f", {report.refused} refused (see the audit)" if report.refused else ""
     print(
         f"station {report.station_id}: {report.results} results, {report.new} new, "

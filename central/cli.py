@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import signal
 import sqlite3
-import sys
 import threading
 from pathlib import Path
 from types import FrameType
@@ -16,65 +15,69 @@ from central.queue_db import DEFAULT_LEASE_HOLD_S, SchemaError
 from central.seed import seed
 from central.server import CentralServer
 from central.tls import ServerTls, TlsConfigError
+from station.cli.errors import CliError, Failed, Refused
+from station.i18n import Msg, _
 from station.logs import info_unless_configured
 
 
 def add_central_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``central serve`` and ``central seed`` under the station's CLI."""
-    central = subparsers.add_parser("central", help="reference central queue server")
+    central = subparsers.add_parser("central", help=_("reference central queue server"))
     sub = central.add_subparsers(dest="central_command", required=True)
 
-    serve = sub.add_parser("serve", help="run the queue server until SIGTERM/SIGINT")
+    serve = sub.add_parser("serve", help=_("run the queue server until SIGTERM/SIGINT"))
     serve.add_argument(
         "--db",
         type=_db_arg,
         required=True,
-        help="the queue: a SQLite file, or postgresql://user@host:port/db",
+        help=_("the queue: a SQLite file, or postgresql://user@host:port/db"),
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8470)
-    serve.add_argument("--lease-ttl", type=float, default=600.0, help="lease ttl, seconds")
+    serve.add_argument("--lease-ttl", type=float, default=600.0, help=_("lease ttl, seconds"))
     serve.add_argument(
         "--lease-hold",
         type=float,
         default=DEFAULT_LEASE_HOLD_S,
-        help="seconds an expired lease stays held for a silent station (0: expired means free)",
+        help=_("seconds an expired lease stays held for a silent station (0: expired means free)"),
     )
     serve.add_argument(
         "--key-dir",
         type=Path,
         default=None,
-        help="the signing key for grants (created on first use; default: keys/ beside --db)",
+        help=_("the signing key for grants (created on first use; default: keys/ beside --db)"),
     )
-    serve.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
-    serve.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    serve.add_argument("--tls-cert", type=Path, help=_("serve HTTPS with this certificate (PEM)"))
+    serve.add_argument("--tls-key", type=Path, help=_("the certificate's private key (PEM)"))
     serve.add_argument(
         "--client-ca",
         type=Path,
-        help="mutual TLS: refuse clients without a certificate from this CA",
+        help=_("mutual TLS: refuse clients without a certificate from this CA"),
     )
     serve.add_argument(
         "--server",
         choices=("asgi", "stdlib"),
         default="asgi",
-        help="asgi: FastAPI under uvicorn (the central extra); stdlib: "
-        "the single-process http.server (default: asgi)",
+        help=_(
+            "asgi: FastAPI under uvicorn (the central extra); stdlib: "
+            "the single-process http.server (default: asgi)"
+        ),
     )
     serve.add_argument(
         "--workers",
         type=int,
         default=1,
-        help="uvicorn worker processes sharing the socket (asgi only)",
+        help=_("uvicorn worker processes sharing the socket (asgi only)"),
     )
     serve.set_defaults(func=cmd_serve)
 
-    seed_p = sub.add_parser("seed", help="add N synthetic signed records to the queue")
+    seed_p = sub.add_parser("seed", help=_("add N synthetic signed records to the queue"))
     seed_p.add_argument("n", type=int)
     seed_p.add_argument(
         "--db",
         type=_db_arg,
         required=True,
-        help="the queue: a SQLite file, or postgresql://user@host:port/db",
+        help=_("the queue: a SQLite file, or postgresql://user@host:port/db"),
     )
     seed_p.add_argument("--key-dir", type=Path, required=True)
     seed_p.add_argument("--seed", type=int, default=0)
@@ -101,24 +104,17 @@ def _server_tls(args: argparse.Namespace) -> ServerTls | None:
 _START_ERRORS = (TlsConfigError, OSError, TypeError, sqlite3.Error, SchemaError)
 
 
-def _start_failed(exc: Exception) -> int:
+def _start_failed(exc: Exception) -> CliError:
     if isinstance(exc, TlsConfigError):
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"error: cannot start the queue server: {exc}", file=sys.stderr)
-    return 1
+        return Refused(str(exc))
+    return Failed(Msg("cannot start the queue server: {error}", error=str(exc)))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.lease_ttl <= 0 or args.lease_hold < 0:
-        print("error: --lease-ttl must be positive, --lease-hold not negative", file=sys.stderr)
-        return 2
+        raise Refused(Msg("--lease-ttl must be positive, --lease-hold not negative"))
     if args.workers < 1 or (args.workers > 1 and args.server != "asgi"):
-        print(
-            "error: --workers must be at least 1, and above 1 only with --server asgi",
-            file=sys.stderr,
-        )
-        return 2
+        raise Refused(Msg("--workers must be at least 1, and above 1 only with --server asgi"))
     info_unless_configured()  # keep stdout to the URL line unless asked otherwise
     if args.server == "asgi":
         return _serve_asgi(args)
@@ -138,7 +134,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             key_dir=args.key_dir,
         )
     except _START_ERRORS as exc:
-        return _start_failed(exc)
+        raise _start_failed(exc) from exc
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.start()
@@ -156,12 +152,13 @@ def _serve_asgi(args: argparse.Namespace) -> int:
     try:
         from central.asgi_server import Settings, serve
     except ImportError as exc:
-        print(
-            f"error: the ASGI centre needs the central extra ({exc.name} missing): "
-            "pip install -e '.[central]', or serve with --server stdlib",
-            file=sys.stderr,
-        )
-        return 2
+        raise Refused(
+            Msg(
+                "the ASGI centre needs the central extra ({module} missing): "
+                "pip install -e '.[central]', or serve with --server stdlib",
+                module=exc.name,
+            )
+        ) from exc
     settings = Settings(
         str(args.db), args.lease_ttl, args.lease_hold, str(args.key_dir) if args.key_dir else None
     )
@@ -178,7 +175,7 @@ def _serve_asgi(args: argparse.Namespace) -> int:
             on_listening=lambda url: print(f"listening on {url}", flush=True),
         )
     except _START_ERRORS as exc:
-        return _start_failed(exc)
+        raise _start_failed(exc) from exc
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -187,12 +184,10 @@ def _serve_asgi(args: argparse.Namespace) -> int:
 
 def cmd_seed(args: argparse.Namespace) -> int:
     if args.n < 1:
-        print("error: N must be at least 1", file=sys.stderr)
-        return 2
+        raise Refused(Msg("N must be at least 1"))
     try:
         ids = seed(args.db, args.n, seed=args.seed, key_dir=args.key_dir)
     except (OSError, sqlite3.Error, SchemaError) as exc:
-        print(f"error: cannot seed: {exc}", file=sys.stderr)
-        return 1
+        raise Failed(Msg("cannot seed: {error}", error=str(exc))) from exc
     print(f"seeded {len(ids)} records ({ids[0]} to {ids[-1]})", flush=True)
     return 0

@@ -23,10 +23,8 @@ link, or both).
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import sqlite3
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,16 +32,13 @@ from pathlib import Path
 import structlog
 
 from station.batchkeys import (
-    batch_public_key,
     load_or_create_batch_key,
     load_or_create_station_key,
     station_key_path,
     station_public_key,
 )
-from station.cli import common as cli_common
 from station.config import StationConfig
 from station.crypto import DataKey, bind_data_key
-from station.i18n import _, tr
 from station.link.batchfile import (
     BatchBody,
     BatchFileError,
@@ -201,110 +196,3 @@ def export_results(
     write_signed(path, sign_body(body, key, station_key_id(cfg.station_id)))
     log.info("results_exported", results=len(body.results))
     return ExportReport(len(body.results), path, public_key_b64(key.public_key()))
-
-
-# -- CLI -------------------------------------------------------------------------------
-
-
-def add_batch_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``batch key | pubkey | import FILE | export FILE`` under the station's CLI."""
-    batch = sub.add_parser("batch", help=_("offline batches: import records, export results"))
-    verbs = batch.add_subparsers(dest="batch_command", required=True)
-    verbs.add_parser("key", help=_("print this station's results key for the centre")).set_defaults(
-        func=cmd_batch_key
-    )
-    verbs.add_parser(
-        "pubkey", help=_("print the key the centre seals this station's batches to")
-    ).set_defaults(func=cmd_batch_pubkey)
-    p = verbs.add_parser("import", help=_("buffer a signed batch issued to this station"))
-    p.add_argument("file", type=Path)
-    p.set_defaults(func=cmd_batch_import)
-    p = verbs.add_parser("export", help=_("write results as a signed file for the centre"))
-    p.add_argument("file", type=Path)
-    p.add_argument(
-        "--since",
-        type=dt.datetime.fromisoformat,
-        default=None,
-        help=_("every result created since this ISO time (default: unacknowledged)"),
-    )
-    p.set_defaults(func=cmd_batch_export)
-
-
-def _cfg(args: argparse.Namespace) -> StationConfig:
-    return cli_common.config(args)
-
-
-def cmd_batch_key(args: argparse.Namespace) -> int:
-    cfg = _cfg(args)
-    print(station_public_key(cfg))
-    return 0
-
-
-def cmd_batch_pubkey(args: argparse.Namespace) -> int:
-    cfg = _cfg(args)
-    print(batch_public_key(cfg))
-    return 0
-
-
-def cmd_batch_import(args: argparse.Namespace) -> int:
-    cfg = _cfg(args)
-    try:
-        report = import_batch(cfg, args.file)
-    except BatchFileError as exc:
-        print(
-            _("error: {path}: {error}").format(path=args.file, error=tr(str(exc))), file=sys.stderr
-        )
-        return 2
-    except (OSError, sqlite3.Error) as exc:
-        print(
-            _("error: cannot import {path}: {error}").format(path=args.file, error=exc),
-            file=sys.stderr,
-        )
-        return 1
-    expired = (
-        _(", {count} not buffered: their lease had expired").format(count=report.expired)
-        if report.expired
-        else ""
-    )
-    print(
-        _(
-            "batch {batch}: {buffered} records buffered, {known} already known, {refused} "
-            "refused{expired}; leases valid until {until}"
-        ).format(
-            batch=report.batch_id,
-            buffered=report.buffered,
-            known=report.known,
-            refused=report.refused,
-            expired=expired,
-            until=report.expires_at.isoformat(),
-        )
-    )
-    return 0
-
-
-def cmd_batch_export(args: argparse.Namespace) -> int:
-    cfg = _cfg(args)
-    since = None
-    if args.since is not None:
-        when: dt.datetime = args.since
-        since = (when if when.tzinfo else when.astimezone()).timestamp()
-    try:
-        report = export_results(cfg, args.file, since=since)
-    except BatchFileError as exc:
-        print(_("error: {message}").format(message=tr(str(exc))), file=sys.stderr)
-        return 2
-    except (OSError, sqlite3.Error) as exc:
-        print(
-            _("error: cannot export to {path}: {error}").format(path=args.file, error=exc),
-            file=sys.stderr,
-        )
-        return 1
-    print(
-        _(
-            "{count} results written to {path}, signed by station {station}; its key "
-            "(register it once at the centre): {key}"
-        ).format(
-            count=report.results, path=report.path, station=cfg.station_id, key=report.public_key
-        )
-    )
-    return 0

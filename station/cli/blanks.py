@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 from station.cli.common import config, emit, who, with_db
-from station.i18n import N_, _, os_error, tr
+from station.cli.errors import Refused
+from station.i18n import N_, Msg, _, os_error
 from station.papers.common import Signer, class_label
 from station.papers.destruction import serial_label
 from station.papers.report import write_report
@@ -36,18 +36,13 @@ LEDGER_KINDS = {
 }
 
 
-def _refused(exc: LedgerError) -> int:
-    print(_("error: {message}").format(message=tr(str(exc))), file=sys.stderr)
-    return 2
-
-
 def cmd_receive(args: argparse.Namespace) -> int:
     try:
         got = with_db(
             args, lambda c: inventory.receive(c, args.count, args.batch, args.first_serial)
         )
     except LedgerError as exc:
-        return _refused(exc)
+        raise Refused(str(exc)) from exc
     stock = with_db(args, figures.ledger_totals)["in_stock"]
     text = (
         _("received {count} blanks (batch {batch}, serials {first}-{last}); in stock: {stock}")
@@ -72,7 +67,7 @@ def cmd_count(args: argparse.Namespace) -> int:
     try:
         got = with_db(args, lambda c: inventory.physical_count(c, args.physical, who()))
     except LedgerError as exc:
-        return _refused(exc)
+        raise Refused(str(exc)) from exc
     diff = got["discrepancy"]
     text = (
         _("counted {physical}, the ledger expects {expected}: they agree")
@@ -91,7 +86,7 @@ def cmd_adjust(args: argparse.Namespace) -> int:
     try:
         got = with_db(args, lambda c: inventory.adjust(c, args.delta, args.reason, who()))
     except LedgerError as exc:
-        return _refused(exc)
+        raise Refused(str(exc)) from exc
     stock = with_db(args, figures.ledger_totals)["in_stock"]
     emit(
         args,
@@ -152,8 +147,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     try:
         witnesses = [Signer.parse(w) for w in args.witness]
     except ValueError as exc:
-        print(_("error: {message}").format(message=tr(str(exc))), file=sys.stderr)
-        return 2
+        raise Refused(str(exc)) from exc
     try:
         path, n = inventory.destroy(
             lambda fn: with_db(args, fn),
@@ -166,7 +160,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
             args.pdf,
         )
     except LedgerError as exc:
-        return _refused(exc)
+        raise Refused(str(exc)) from exc
     emit(
         args,
         {"destroyed": n, "document": str(path)},
@@ -194,13 +188,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         try:
             path = write_report(report, cfg.office, cfg.station_id, dt.datetime.now(tz), args.pdf)
         except OSError as exc:
-            print(
-                _("error: cannot write {path}: {reason}").format(
-                    path=args.pdf, reason=tr(os_error(exc))
-                ),
-                file=sys.stderr,
-            )
-            return 2
+            raise Refused(
+                Msg("cannot write {path}: {reason}", path=args.pdf, reason=os_error(exc))
+            ) from exc
         print(_("wrote {path}: print it, sign it and send it to the province").format(path=path))
     elif args.csv:
         print(reports.to_csv(report.get("days") or [report]), end="")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from station import i18n
+from station.cli.status import cmd_status
 from station.config import StationConfig, config_path, load_config
 from station.i18n import _
 from station.store import figures
@@ -81,10 +82,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
         server.stop()
-    from station.cli.main import main
-
     print()
-    return main(["--config", str(path), "status", "--lang", i18n.language()])
+    return cmd_status(argparse.Namespace(config=str(path), lang=i18n.language(), json=False))
 
 
 def _receive(cfg: StationConfig, count: int) -> None:

@@ -26,13 +26,11 @@ from typing import Any
 
 from station import i18n
 from station.cli.common import add_lang_option, config, read_db, with_db
-from station.cli.status import render_status
+from station.cli.errors import CliError, Failed, Refused
+from station.cli.status import cmd_status
 from station.config import ConfigError, check_state_dir, config_path
 from station.crypto import KeyFileError
-from station.disk import DiskGuard
-from station.i18n import N_, _, tr
-from station.policy import RationingConfig, stock_outlook
-from station.status import live_state
+from station.i18n import N_, Msg, _, tr
 from station.store import attempts, status
 from station.store.states import RecordStatus
 
@@ -52,39 +50,14 @@ def cmd_reload(args: argparse.Namespace) -> int:
     snap = with_db(args, status.get_status)
     pid, state = snap.get("pid"), (snap.get("state") or {}).get("category")
     if not pid or state == "stopped":
-        print(
-            _("error: the daemon is not running (start it: systemctl start ektp-station)"),
-            file=sys.stderr,
-        )
-        return 1
+        raise Failed(Msg("the daemon is not running (start it: systemctl start ektp-station)"))
     try:
         os.kill(int(pid), signal.SIGHUP)
-    except ProcessLookupError:
-        print(_("error: the daemon (pid {pid}) is not running").format(pid=pid), file=sys.stderr)
-        return 1
+    except ProcessLookupError as exc:
+        raise Failed(Msg("the daemon (pid {pid}) is not running", pid=pid)) from exc
     print(
         _("reload requested (pid {pid}); station status shows when it took effect").format(pid=pid)
     )
-    return 0
-
-
-def status_snapshot(
-    conn: sqlite3.Connection, rationing: RationingConfig | None = None
-) -> dict[str, Any]:
-    snap = status.get_status(conn)
-    snap["state"] = live_state(snap)
-    snap["counts"] = stock_outlook(conn, rationing or RationingConfig())
-    return snap
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    cfg = config(args)
-    snap = read_db(args, lambda c: status_snapshot(c, cfg.rationing))
-    snap["state"] = DiskGuard(cfg.state_dir, cfg.storage.reserve_mb).overlay(snap["state"])
-    if args.json:
-        print(json.dumps(snap, indent=2, sort_keys=True))
-        return 0
-    print(render_status(snap))
     return 0
 
 
@@ -148,8 +121,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     try:
         became = with_db(args, act)
     except (KeyError, ValueError) as exc:
-        print(_("error: {message}").format(message=tr(exc.args[0])), file=sys.stderr)
-        return 2
+        raise Refused(exc.args[0]) from exc
     word = {
         RecordStatus.DONE: _("recorded as a good card; the result will be reported"),
         RecordStatus.QUEUED: _("blank counted spoiled; the record will be printed again"),
@@ -171,8 +143,9 @@ DESCRIPTION = N_("""The station command: the daemon and the technician's verbs.
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The one import from station into central: the reference server's verbs are its own.
     from central.cli import add_central_commands
-    from station.batch import add_batch_commands
+    from station.cli.batch import add_batch_commands
     from station.cli.blanks import add_blank_commands
     from station.cli.demo import add_demo_command
     from station.cli.face import add_face_commands
@@ -224,12 +197,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Until the config is read (cli_common.config; a config error is shown before it is),
     # --lang, STATION_LANGUAGE (the config key's override) or the locale variables decide.
     i18n.set_language(i18n.choose(args.lang, os.environ.get("STATION_LANGUAGE")))
+    return run_verb(args)
+
+
+#: What a verb's error exits with: 1 the system failed, 2 the request was refused, 78
+#: (EX_CONFIG) the configuration is wrong: systemd does not restart-loop on it
+#: (RestartPreventExitStatus). Anything else is a bug and shows its traceback.
+EXIT_CODES: dict[type[Exception], int] = {
+    Refused: Refused.exit_code,
+    Failed: Failed.exit_code,
+    ConfigError: 78,
+    KeyFileError: 78,
+}
+
+
+def run_verb(args: argparse.Namespace) -> int:
+    """Run the parsed verb; its error is printed once, in the reader's language, and
+    becomes the exit code of :data:`EXIT_CODES`."""
     try:
         code: int = args.func(args)
-    except (ConfigError, KeyFileError) as exc:
-        print(tr(str(exc)), file=sys.stderr)
-        return 78  # EX_CONFIG: systemd does not restart-loop on it (RestartPreventExitStatus)
+    except (CliError, ConfigError, KeyFileError) as exc:
+        print(error_line(exc), file=sys.stderr)
+        return next(c for kind, c in EXIT_CODES.items() if isinstance(exc, kind))
     return code
+
+
+def error_line(exc: Exception) -> str:
+    """The line an error prints: a config or key file error says what it is itself."""
+    if isinstance(exc, CliError):
+        return _("error: {message}").format(message=tr(exc.message))
+    return tr(str(exc))
 
 
 if __name__ == "__main__":

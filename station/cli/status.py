@@ -9,12 +9,19 @@ stored shows its English text.
 
 from __future__ import annotations
 
+import argparse
+import json
+import sqlite3
 import textwrap
 import time
 from typing import Any
 
+from station.cli.common import config, read_db
+from station.disk import DiskGuard
 from station.i18n import N_, _, decimal, show
-from station.status import PRINTER_WORDS
+from station.policy import RationingConfig, stock_outlook
+from station.status import PRINTER_WORDS, live_state
+from station.store import status as status_table
 
 WIDTH, HEIGHT = 80, 24
 LABEL = 11
@@ -44,6 +51,27 @@ def text_of(entry: dict[str, Any], key: str, code_key: str) -> str:
     if entry.get(code_key):
         return show(entry[code_key])
     return show(str(entry.get(key) or "")) if entry.get(key) else ""
+
+
+def status_snapshot(
+    conn: sqlite3.Connection, rationing: RationingConfig | None = None
+) -> dict[str, Any]:
+    snap = status_table.get_status(conn)
+    snap["state"] = live_state(snap)
+    snap["counts"] = stock_outlook(conn, rationing or RationingConfig())
+    return snap
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``station status [--json]``: the snapshot the daemon wrote, as it is now."""
+    cfg = config(args)
+    snap = read_db(args, lambda c: status_snapshot(c, cfg.rationing))
+    snap["state"] = DiskGuard(cfg.state_dir, cfg.storage.reserve_mb).overlay(snap["state"])
+    if args.json:
+        print(json.dumps(snap, indent=2, sort_keys=True))
+        return 0
+    print(render_status(snap))
+    return 0
 
 
 def render_status(snap: dict[str, Any]) -> str:
@@ -113,12 +141,13 @@ def _fit(rows: list[tuple[str, str]]) -> list[str]:
     lines: list[str] = []
     budget = HEIGHT - len(rows)  # extra lines the wrapping may take
     for label, value in rows:
-        wrapped = textwrap.wrap(value, WIDTH - LABEL) or [""]
+        pad = max(LABEL, len(label) + 1)  # a label as long as LABEL still gets its space
+        wrapped = textwrap.wrap(value, WIDTH - pad) or [""]
         extra = min(len(wrapped) - 1, max(budget, 0))
         budget -= extra
         keep = wrapped[: extra + 1]
         if len(keep) < len(wrapped):
-            keep[-1] = keep[-1][: WIDTH - LABEL - 1] + "…"
-        lines.append(f"{label:<{max(LABEL, len(label) + 1)}}{keep[0]}")
+            keep[-1] = keep[-1][: WIDTH - pad - 1] + "…"
+        lines.append(f"{label:<{pad}}{keep[0]}")
         lines += [" " * LABEL + more for more in keep[1:]]
     return lines

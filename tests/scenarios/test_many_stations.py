@@ -63,7 +63,7 @@ def test_four_stations_one_queue_no_record_printed_twice(tmp_path: Path, central
     # central/queue_db.py), so a station back from a long kill often leases its
     # records again itself; others take over the rest once it has reported.
     assert leased_again(central.db, by_another=False) >= 1, "no lease ever expired"
-    print(
+    print(  # noqa: T201 - the run's figures, shown with pytest -s
         f"kills={done.kills} long={done.long_kills} resolved={done.resolved} "
         f"leased_again={leased_again(central.db, by_another=False)} "
         f"taken_over={leased_again(central.db, by_another=True)} "

@@ -171,7 +171,7 @@ def test_four_stations_four_workers_postgresql_centre_killed(
     assert done.long_kills >= 2
     assert leased_again(centre.dsn) >= 1, "no lease ever expired"
     assert centre.stop() == 0
-    print(
+    print(  # noqa: T201 - the run's figures, shown with pytest -s
         f"kills={done.kills} long={done.long_kills} centre_kills={done.centre_kills} "
         f"resolved={done.resolved} leased_again={leased_again(centre.dsn)}"
     )

@@ -218,7 +218,7 @@ def test_kill_minus_nine_loses_nothing_and_prints_no_one_twice(
     assert covers > 0 or KILLS < 20, "no start with the cover open over a card"
     assert summary.results == len(set(_result_ids(cfg.db_path)))
     assert not re.search(r"(?<!\d)\d{16}(?!\d)", log.read_text()), "a NIK reached the log"
-    print(
+    print(  # noqa: T201 - the run's figures, shown with pytest -s
         f"kills={KILLS} settled={settled} asked_a_person={good} covers={covers} "
         f"printed={summary.printed} spoiled={totals['spoiled']} "
         f"jams={printer.counters().get('jams', 0)} "

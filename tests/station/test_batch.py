@@ -23,13 +23,14 @@ from central.batches import (
 from central.seed import load_or_create_key, make_record
 from drivers.sim.printer import SimPrinter
 from station.batch import (
-    add_batch_commands,
     export_results,
     import_batch,
     station_key_path,
     station_public_key,
 )
 from station.batchkeys import batch_public_key
+from station.cli.batch import add_batch_commands
+from station.cli.main import run_verb
 from station.config import StationConfig, load_config
 from station.daemon import Station
 from station.link.batchfile import (
@@ -247,9 +248,7 @@ def _cli(*argv: str) -> int:
     add_batch_commands(sub)
     central = sub.add_parser("central").add_subparsers(dest="central_command", required=True)
     add_central_batch_commands(central)
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
+    return run_verb(parser.parse_args(argv))
 
 
 def test_cli_verbs_carry_a_batch_both_ways(

@@ -23,6 +23,7 @@ from station.link.client import LinkDown, QueueClient, TlsFailure, TlsSettings
 from station.link.protocol import Heartbeat
 from tests.support.harness import Central, db_counts, receive, station_config, status, wait_for
 from tests.support.pki import Pki, make_pki
+from tests.support.serve import SERVE
 
 
 @pytest.fixture(scope="module")
@@ -206,16 +207,6 @@ def test_plain_http_to_the_https_port_is_refused(
     with pytest.raises(httpx.TransportError):
         httpx.get(plain + "/v1/summary", timeout=5.0)
     assert central.server.summary().heartbeats == 0
-
-
-SERVE = """
-import argparse, sys
-from central.cli import add_central_commands
-parser = argparse.ArgumentParser()
-add_central_commands(parser.add_subparsers(dest="command"))
-args = parser.parse_args(sys.argv[1:])
-sys.exit(args.func(args))
-"""
 
 
 def test_cli_serve_with_client_ca_serves_mutual_tls(tmp_path: Path, pki: Pki) -> None:

@@ -17,7 +17,8 @@ import pytest
 
 from central.seed import PUB_FILE, load_or_create_key, seed
 from central.server import CentralServer
-from station.cli.main import main, status_snapshot
+from station.cli.main import main
+from station.cli.status import status_snapshot
 from station.config import load_config
 from station.daemon import Station
 from station.store import figures

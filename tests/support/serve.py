@@ -12,10 +12,11 @@ from contextlib import contextmanager
 SERVE = """
 import argparse, sys
 from central.cli import add_central_commands
+from station.cli.main import run_verb
 parser = argparse.ArgumentParser()
 add_central_commands(parser.add_subparsers(dest="command"))
 args = parser.parse_args(sys.argv[1:])
-sys.exit(args.func(args))
+sys.exit(run_verb(args))
 """
 
 
