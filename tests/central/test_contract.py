@@ -263,7 +263,7 @@ def test_idempotency_rules_hold_as_documented(centre: Centre, http: httpx.Client
     """A repeated result id is acknowledged and never counted twice; a released lease
     renewed is listed as lost; releasing it again releases nothing."""
     [lease] = conforms(http.post("/v1/leases", json={"station_id": "t-01", "max": 1}))["records"]
-    body = {"station_id": "t-01", "results": [result(lease, "deferred")]}
+    body: dict[str, Any] = {"station_id": "t-01", "results": [result(lease, "deferred")]}
     rid = body["results"][0]["result_id"]
     for _ in range(2):
         assert conforms(http.post("/v1/results", json=body)) == {"acked": [rid], "refused": {}}

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -135,7 +136,7 @@ def test_the_same_results_posted_twice_at_once_are_both_acknowledged(
         server.db.add_records(signed_records(3, KEY, seed=3, now=NOW))
         with httpx.Client(base_url=server.url, timeout=30.0) as http:
             leased = http.post("/v1/leases", json={"station_id": "s1", "max": 3}).json()
-        body = {
+        body: dict[str, Any] = {
             "station_id": "s1",
             "results": [
                 {

@@ -14,13 +14,13 @@ import pytest
 from drivers.sim.printer import SimPrinter
 from station.config import load_config
 from station.daemon import Station
-from tests.support.harness import Central, db_counts, receive, station_config, wait_for
+from tests.support.harness import Central, db_counts, receive, station_config, tray_labels, wait_for
 from tests.support.pcscd import PcscEnv, pcsc_environment, wait_card
 from tests.support.vcard import StrictCard, strict_card
 
 
 @pytest.fixture
-def env_with_a_bad_blank(pcscd, tmp_path: Path) -> Iterator[PcscEnv]:  # type: ignore[no-untyped-def]
+def env_with_a_bad_blank(pcscd, tmp_path: Path) -> Iterator[PcscEnv]:
     """Blanks whose second chip answers 6982 (security status not satisfied) to writes."""
     numbers = itertools.count(1)
 
@@ -64,10 +64,6 @@ def test_records_print_through_pcsc_and_a_refused_chip_spoils_its_blank(
     assert (totals["used"], totals["spoiled"]) == (10, 1)
     trays = SimPrinter(tmp_path / "printer.json").trays()
     assert (len(trays["output"]), len(trays["reject"])) == (10, 1)
-    results = [
-        r
-        for rid in {c.label for c in SimPrinter(tmp_path / "printer.json").tray_cards("output")}
-        for r in central.server.results_for(rid)
-    ]
+    results = [r for rid in tray_labels(tmp_path) for r in central.server.results_for(str(rid))]
     serials = {r.card_serial for r in results if r.outcome == "printed"}
     assert len(serials) == 10  # each card's own chip serial, read at the encoder

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from drivers.sim.printer import SimPrinter
 from station.config import load_config
 from station.daemon import Station
 from tests.support.harness import (
@@ -21,6 +19,7 @@ from tests.support.harness import (
     receive,
     running_central,
     station_config,
+    tray_labels,
     wait_for,
 )
 from tests.support.netfaults import FaultProxy, Mode
@@ -116,7 +115,7 @@ def test_fault_loses_nothing_and_counts_nothing_twice(
 
     summary = central.server.summary()
     ids, pending = outbox_ids(cfg.db_path)
-    cards = Counter(c.label for c in SimPrinter(tmp_path / "printer.json").tray_cards("output"))
+    cards = tray_labels(tmp_path)
     assert summary.printed_twice == []
     assert summary.printed == RECORDS == len(cards)
     assert set(cards.values()) == {1}

@@ -13,6 +13,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -156,8 +157,8 @@ def test_kill_minus_nine_loses_nothing_and_prints_no_one_twice(
         )
         if cover_round:
             wait_for(
-                "the daemon paused on the open cover", lambda p=proc: paused_on_the_cover(config, p)
-            )  # type: ignore[misc]
+                "the daemon paused on the open cover", partial(paused_on_the_cover, config, proc)
+            )
             covers += 1
         else:
             time.sleep(rng.uniform(0.4, 1.6))

@@ -21,7 +21,6 @@ from central.batches import (
     register_station_key,
 )
 from central.seed import load_or_create_key, make_record
-from drivers.sim.printer import SimPrinter
 from station.batch import (
     export_results,
     import_batch,
@@ -49,6 +48,7 @@ from tests.support.harness import (
     personal_values,
     receive,
     station_config,
+    tray_labels,
     wait_for,
 )
 from tests.support.netfaults import FaultProxy, Mode
@@ -66,8 +66,8 @@ def buffered(cfg: StationConfig) -> int:
     return db_counts(cfg.db_path)["buffered"]
 
 
-def tray(root: Path) -> Counter[str]:
-    return Counter(c.label for c in SimPrinter(root / "printer.json").tray_cards("output"))
+def tray(root: Path) -> Counter[str | None]:
+    return tray_labels(root)
 
 
 def test_batch_printed_offline_then_ingested_twice_and_drained_counts_once(

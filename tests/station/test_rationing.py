@@ -39,7 +39,9 @@ def policy_order(central: Central) -> list[str]:
 
 
 def printed_labels(tmp_path: Path) -> list[str]:
-    return [c.label for c in SimPrinter(tmp_path / "printer.json").tray_cards("output")]
+    labels = [c.label for c in SimPrinter(tmp_path / "printer.json").tray_cards("output")]
+    assert None not in labels, "a card in the output tray with nothing printed on it"
+    return [str(label) for label in labels]
 
 
 def test_quota_stops_printing_and_releases_leases_with_reason(

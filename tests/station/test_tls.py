@@ -16,12 +16,19 @@ import pytest
 from central.seed import load_or_create_key
 from central.server import CentralServer
 from central.tls import ServerTls
-from drivers.sim.printer import SimPrinter
 from station.config import load_config
 from station.daemon import Station
 from station.link.client import LinkDown, QueueClient, TlsFailure, TlsSettings
 from station.link.protocol import Heartbeat
-from tests.support.harness import Central, db_counts, receive, station_config, status, wait_for
+from tests.support.harness import (
+    Central,
+    db_counts,
+    receive,
+    station_config,
+    status,
+    tray_labels,
+    wait_for,
+)
 from tests.support.pki import Pki, make_pki
 from tests.support.serve import SERVE
 
@@ -59,8 +66,8 @@ def run_station(config: Path, until: Callable[[], bool], what: str, timeout: flo
         station.stop()
 
 
-def labels(tmp_path: Path) -> Counter[str]:
-    return Counter(c.label for c in SimPrinter(tmp_path / "printer.json").tray_cards("output"))
+def labels(tmp_path: Path) -> Counter[str | None]:
+    return tray_labels(tmp_path)
 
 
 def beat() -> Heartbeat:

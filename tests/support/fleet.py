@@ -23,7 +23,7 @@ from drivers.sim.printer import SimPrinter
 from station.cli.main import main
 from station.config import StationConfig, load_config
 from station.link.protocol import ServerSummary
-from tests.support.harness import Central, db_counts, start_daemon, station_config, wait_for
+from tests.support.harness import Central, Centre, db_counts, start_daemon, station_config, wait_for
 
 STATIONS = 4
 RECORDS = int(os.environ.get("STATION_TEST_MANY_RECORDS", "100"))
@@ -89,7 +89,7 @@ def resolve_as_technician(node: Node) -> int:
     return len(pending)
 
 
-def make_node(tmp_path: Path, central: Central, i: int) -> Node:
+def make_node(tmp_path: Path, central: Centre, i: int) -> Node:
     root = tmp_path / f"s{i}"
     root.mkdir()
     config = station_config(

@@ -7,16 +7,18 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import pytest
 
 from central.seed import PUB_FILE, load_or_create_key, seed
 from central.server import CentralServer
+from drivers.sim.printer import SimPrinter
 from station.cli.main import main
 from station.cli.status import status_snapshot
 from station.config import load_config
@@ -63,6 +65,21 @@ class Central:
         seed(self.db, n, seed=seed_value, key_dir=self.key_dir)
 
 
+class _Url(Protocol):
+    @property
+    def url(self) -> str: ...
+
+
+class Centre(Protocol):
+    """What a station's config needs of a centre: its URL and its records' public key."""
+
+    @property
+    def server(self) -> _Url: ...
+
+    @property
+    def pub(self) -> Path: ...
+
+
 def start_central(root: Path, *, lease_ttl_s: float = 600.0, port: int = 0) -> Central:
     db = root / "central" / "queue.db"
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +100,7 @@ def running_central(root: Path, **kwargs: Any) -> Iterator[Central]:
 
 
 def station_config(
-    root: Path, centre: Central, /, *, url: str | None = None, **overrides: Any
+    root: Path, centre: Centre, /, *, url: str | None = None, **overrides: Any
 ) -> Path:
     """Write a station config under ``root`` for the simulated printer; returns its path."""
     state = root / "station"
@@ -219,3 +236,9 @@ def run(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> tuple[i
     code = main(["--config", str(config), *args])
     out = capsys.readouterr()
     return code, out.out.strip(), out.err.strip()
+
+
+def tray_labels(root: Path, tray: Literal["output", "reject"] = "output") -> Counter[str | None]:
+    """How many cards of each record (the label printed on them) lie in a tray of the
+    simulated printer a config under ``root`` drives."""
+    return Counter(card.label for card in SimPrinter(root / "printer.json").tray_cards(tray))

@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -88,7 +88,7 @@ def plug(pcscd: Pcscd) -> Iterator[PlugCard]:
     cards: list[VirtualCard] = []
 
     def plug_card(
-        factory: Callable[[], CardModel], *, slot: int = 0, wait: bool = True, **kwargs: bool
+        factory: Callable[[], CardModel], *, slot: int = 0, wait: bool = True, **kwargs: Any
     ) -> VirtualCard:
         card = VirtualCard(pcscd.ports[slot], factory, **kwargs).start()
         cards.append(card)
