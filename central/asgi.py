@@ -1,17 +1,4 @@
-"""The reference centre as an ASGI application (FastAPI), served by uvicorn.
-
-Speaks :mod:`station.link.protocol` exactly as the stdlib server does (the same
-:mod:`central.wire` handling: routes, body limits, validation, gzip, and under
-mutual TLS the request's station id bound to the client certificate). Database work runs
-in the threadpool, never on the event loop. Needs the ``central`` extra
-(``pip install -e '.[central]'``).
-
-uvicorn does not put the peer certificate in the ASGI scope; :class:`PeerCertProtocol`
-(its httptools protocol, one instance per connection; h11, pure Python, cost ~1 ms of
-CPU a request more) reads it from the TLS transport once the
-handshake is done and hands the certificate's names to the application in the
-connection's ``scope["state"]``.
-"""
+"""The reference centre as an ASGI application (FastAPI), served by uvicorn."""
 
 from __future__ import annotations
 

@@ -1,14 +1,4 @@
-"""Running the ASGI centre (:mod:`central.asgi`) under uvicorn.
-
-:class:`AsgiServer` serves it on a thread of this process (tests, embedding: the same
-``start() / url / stop()`` as :class:`central.server.CentralServer`);
-:func:`serve` is ``station central serve``: one process, or ``workers`` processes sharing
-the listening socket (each opens the database itself; the parent migrates it and creates
-the grant key first, so the workers never race to).
-
-TLS is the centre's own :meth:`ServerTls.context` (TLS 1.2 or later, client certificates
-required under mutual TLS), handed to uvicorn as its ``ssl_context_factory``.
-"""
+"""Running the ASGI centre (:mod:`central.asgi`) under uvicorn."""
 
 from __future__ import annotations
 

@@ -1,19 +1,5 @@
 """Offline batches, the centre's side: issue a signed batch to one station, register the
-station's results key, ingest the signed results file it carries back (idempotently).
-
-    station central batch register --db DB --station ID [--key station.pub] [--batch-key F]
-    station central batch create   --db DB --key-dir DIR --station ID --count N --days D --out F
-    station central batch ingest   --db DB FILE
-
-A batch leases ``count`` ready records (queue order) to the station for ``days`` days in
-one transaction and seals the signed file to the station's registered batch key (only that
-station can open it: the file carries personal data); the records stay leased at the
-centre, so no other station prints them, and the station's lease renewals never shorten
-them. ``DB`` is the queue on either engine: a SQLite file or ``postgresql://…``.
-Ingesting goes through the same code
-as ``POST /v1/results``: a result already known (by ``result_id``, from the link or an
-earlier ingest) is counted as a duplicate and changes nothing.
-"""
+station's results key, ingest the signed results file it carries back (idempotently)."""
 
 from __future__ import annotations
 

@@ -1,17 +1,4 @@
-"""``GET /metrics`` at the centre: every station's latest heartbeat as Prometheus metrics.
-
-One series a station (label ``station``); counts by spoilage class carry ``class``. A
-station that sent no such field (an older version) has no sample for it. Units follow
-Prometheus: seconds and bytes. The example alert rules are
-config/prometheus/ektp-alerts.yml.
-
-Rendered in the text format (0.0.4, as prometheus-client writes it) from
-:class:`central.fleet_cache.FleetCache`: each station's sample lines are made once per
-heartbeat it sends and only the heartbeat ages are written at scrape time, so a scrape
-of 5,000 stations costs a read of the heartbeats table and a join, not 5,000 model
-validations and 80,000 samples rendered one by one (1.3 s with prometheus-client's
-collector; bench/fleet.py).
-"""
+"""``GET /metrics`` at the centre: every station's latest heartbeat as Prometheus metrics."""
 
 from __future__ import annotations
 

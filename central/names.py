@@ -1,8 +1,4 @@
-"""Word lists for synthetic records: Indonesian names, places and face-field values.
-
-Synthetic data only; any resemblance to a real person is chance. Regency codes follow the
-Kemendagri numbering for the cities and regencies listed (two digits after the province).
-"""
+"""Word lists for synthetic records: Indonesian names, places and face-field values."""
 
 from __future__ import annotations
 

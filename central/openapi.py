@@ -1,12 +1,5 @@
 """The central queue protocol as an OpenAPI 3.1 document, generated from the pydantic
-models of :mod:`station.link.protocol` (the ones the client and the server use).
-
-``python -m central.openapi > docs/openapi.json`` writes the published contract;
-a test fails when the committed file and this module disagree, and another when the
-running server answers outside it. The server also serves it at ``GET /v1/openapi.json``.
-Each operation's description carries its error answers and idempotency rules, so another
-implementation of the centre can be held to the same contract.
-"""
+models of :mod:`station.link.protocol` (the ones the client and the server use)."""
 
 from __future__ import annotations
 

@@ -1,18 +1,5 @@
 """The queue on PostgreSQL: the same operations as :class:`~central.queue_db.QueueDB`
-(SQLite), for a centre serving many stations from several worker processes.
-
-psycopg 3 with a connection pool; every protocol operation is one transaction on a
-pooled connection (no process-wide lock). Leases are granted with ``FOR UPDATE SKIP
-LOCKED``, so concurrent workers never hand one record out twice; a result is stored once
-by its unique ``result_id``. The schema is versioned in ``schema_version`` and migrated
-under an advisory lock (workers starting together migrate once). The SQL of the shared
-operations is the SQLite engine's (``?`` placeholders translated by :class:`_PgConn`);
-only the dialect differs (:attr:`_LOCK_ROWS`, :attr:`_GREATEST`, :meth:`next_index`).
-
-A PostgreSQL error is raised as ``sqlite3.OperationalError`` naming its class (the
-servers answer 503 "database unavailable" for either engine; the client retries).
-Needs the ``central`` extra.
-"""
+(SQLite), for a centre serving many stations from several worker processes."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""The reference queue server's schema: migration scripts, applied in order.
-
-``PRAGMA user_version`` holds how many have been applied. Never edit a shipped script:
-append a new one.
-"""
+"""The reference queue server's schema: migration scripts, applied in order."""
 
 from __future__ import annotations
 

@@ -1,11 +1,4 @@
-"""Synthetic but valid print-ready records, signed with the centre's development key.
-
-Every record passes :class:`station.records.PrintReadyRecord`: a NIK consistent with the
-birth date and sex (women's day + 40), a province matching the NIK, a small generated
-photo (blue background) and signature, and a chip script writing the KTP-el-like layout
-of :mod:`drivers.ktpel_layout`. Generation is deterministic per ``(seed, index)``, so
-seeding in several rounds gives the same records as one round.
-"""
+"""Synthetic but valid print-ready records, signed with the centre's development key."""
 
 from __future__ import annotations
 

@@ -1,17 +1,4 @@
-"""The reference central queue server: real HTTP (stdlib) over its own SQLite database.
-
-For development, demos and tests; speaks :mod:`station.link.protocol` exactly. State
-lives in :class:`~central.queue_db.QueueDB` (one connection, one lock, one
-transaction per request); this layer only routes, validates and serialises. Logs carry
-ids and counts, never personal data.
-
-HTTPS with ``tls=ServerTls(cert, key)``; mutual TLS (clients without a certificate signed
-by ``client_ca`` refused) with ``ServerTls(cert, key, client_ca)``, where a request's
-``station_id`` must also be a name in the client's certificate (403 otherwise, audited).
-Bodies are bounded by :data:`MAX_BODY`, sent and after gzip (413). Answers larger than
-:data:`GZIP_MIN` are gzip-compressed for clients that accept it (records carry photos:
-weak links are slow links).
-"""
+"""The reference central queue server: real HTTP (stdlib) over its own SQLite database."""
 
 from __future__ import annotations
 

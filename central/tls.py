@@ -1,11 +1,4 @@
-"""TLS for the reference queue server: HTTPS, and mutual TLS when a client CA is given.
-
-The station's side (CA bundle, client certificate) is :class:`station.link.client.TlsSettings`.
-Here the server loads its certificate chain and, with ``client_ca``, refuses every client
-that does not present a certificate signed by that CA. The handshake runs on the
-connection's own thread (see ``server.py``), so a slow or silent client never blocks
-the accept loop.
-"""
+"""TLS for the reference queue server: HTTPS, and mutual TLS when a client CA is given."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""What every centre server does with a request, whatever carries it (the stdlib server
-in ``server.py``, the ASGI application in ``asgi.py``): the routes of the protocol, body
-limits and decoding, validation into the wire models with errors naming the field, the
-station-id-must-be-the-certificate's check, and gzip of large answers.
-
-Errors are :class:`HTTPError` (status and one sentence); the servers answer them as
-``{"error": "..."}``.
-"""
+"""What every centre server does with a request, whatever carries it: routes, body limits,
+validation into the wire models, the certificate check, gzip of large answers."""
 
 from __future__ import annotations
 

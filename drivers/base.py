@@ -1,14 +1,4 @@
-"""The device contracts: one abstract class per role, with template methods.
-
-The public methods (``feed``, ``print_card``, ``transmit`` …) live here once: they trace
-the exchange into a ring buffer of frames, map a backend's own exceptions into the tree
-of :mod:`drivers.errors` (chained with ``from``) and attach the last frames to the error,
-so a failure can be dumped for the technician. A backend implements only the
-``_*_internal`` methods and ``from_options``. Every device is a context manager whose
-``close`` is safe to call twice. Backends are found by name through
-:data:`PRINTER_DRIVERS` and :data:`CHIP_DRIVERS`, imported lazily so a station without
-pyscard still starts.
-"""
+"""The device contracts: one abstract class per role, with template methods."""
 
 from __future__ import annotations
 

@@ -1,29 +1,4 @@
-"""One exception tree for every device the station drives.
-
-Each class says two things the pipeline and the technician need: whether trying the same
-step again may help (``retryable``), and what a person must do (``action``), shown by
-``station status``. Drivers raise only these; a backend's own exceptions (pyusb, pyserial,
-pyscard, OSError) are chained with ``from`` by the template methods in ``drivers.base``.
-
-::
-
-    DeviceError                      action: technician reads the message
-    ├── TransientDeviceError         retryable: the same step may succeed shortly
-    │   ├── DeviceBusy               printer still working on the previous command
-    │   ├── DeviceTimeout            no answer in time (also: a hung card)
-    │   └── DeviceOffline            unplugged, powered off, pcscd gone; re-found later
-    ├── PrinterError                 not retryable until a person acts
-    │   ├── MediaOut
-    │   │   ├── FeederEmpty          no blank in the input hopper
-    │   │   └── RibbonOut            ribbon finished
-    │   ├── CardJam                  card stuck in the path
-    │   ├── CoverOpen                cover opened
-    │   └── PrintFailed              printing a panel failed (head, data)
-    └── ChipError                    the chip or the encoder refused
-        ├── NoCard                   no card at the contact station
-        ├── ChipDead                 no ATR / card mute: the blank is bad
-        └── ChipStatusError          a status word other than the one expected
-"""
+"""One exception tree for every device the station drives."""
 
 from __future__ import annotations
 

@@ -1,16 +1,4 @@
-"""ISO/IEC 7816-4 command and response APDUs: pure protocol, no I/O.
-
-* :class:`CommandApdu` builds and parses all four cases, short and extended length
-  (extended is chosen by itself when the data field or the expected length needs it).
-* :class:`ResponseApdu` splits data from SW1 SW2; :func:`sw_meaning` names a status word.
-* :func:`transceive` runs one command over a ``send(bytes) -> bytes`` function with the
-  T=0 conventions applications must handle themselves under PC/SC: ``61xx`` (more data:
-  GET RESPONSE until done) and ``6Cxx`` (wrong Le: re-issue once with the exact length).
-* :func:`chain` splits a long data field into a command chain (CLA bit 0x10).
-
-``le`` is Ne, the number of bytes expected (1..65536), never the raw Le byte: a raw Le of
-``00`` means 256 in short form and ``0000`` means 65536 in extended form.
-"""
+"""ISO/IEC 7816-4 command and response APDUs: pure protocol, no I/O."""
 
 from __future__ import annotations
 

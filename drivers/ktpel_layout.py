@@ -1,8 +1,4 @@
-"""The KTP-el-like file layout the simulated card offers and the seeded scripts write.
-
-Not the ministry's real layout (which is not public): a stand-in with the same shape,
-8 KB of elementary files under one dedicated file, addressed by 2-byte file ids.
-"""
+"""The KTP-el-like file layout the simulated card offers and the seeded scripts write."""
 
 from __future__ import annotations
 

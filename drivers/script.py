@@ -1,9 +1,4 @@
-"""Chip personalisation scripts: the step format and the runner that plays them.
-
-A step is a hex APDU with ``{name}`` placeholders (hex of data captured by an earlier
-step), sent to the card or the SAM; its status word must match one of ``expect_sw``
-(``x`` = any nibble). Messages name the step, INS and SW, never data bytes.
-"""
+"""Chip personalisation scripts: the step format and the runner that plays them."""
 
 from __future__ import annotations
 

@@ -1,25 +1,4 @@
-"""Offline batches, the station's side: for offices cut off from the centre for days.
-
-    station batch key            print this station's results key (created on first use)
-    station batch pubkey         print the key the centre seals this station's batches to
-    station batch import FILE    buffer a signed batch the centre issued to this station
-    station batch export FILE    write the results not yet acknowledged as a signed file
-
-Import opens the file with the station's batch key (it is sealed to this station, see
-``station/link/batchfile.py``), checks the signature inside against the centre keys the
-station trusts and that it is addressed to this ``station_id``; then each record is
-checked like a leased one (its grant, its own signature, its content), sealed with the
-data key and buffered with the batch's lease deadline (days away); leases already over
-are refused at import with the reason. A record the station already holds, printed or
-failed is left as it is, so a batch imported twice prints nothing twice; one it dropped
-or released earlier is buffered again. A bad record is reported ``failed``.
-
-Export writes the outbox's pending results (or every result since a time) signed with the
-station's Ed25519 key ``state_dir/station.key`` (mode 0600, see ``station/batchkeys.py``).
-Exported results stay pending in the outbox: the link acknowledges them later, and the
-centre counts a result once by its ``result_id`` however many times it arrives (file,
-link, or both).
-"""
+"""Offline batches, the station's side: for offices cut off from the centre for days."""
 
 from __future__ import annotations
 

@@ -1,14 +1,5 @@
-"""The station's two offline-batch keys, both created 0600 under the state dir on first use:
-
-* ``station.key`` (Ed25519) signs the results files the station carries to the centre;
-  ``station batch key`` prints its public half for ``station central batch register --key``.
-* ``batch.key`` (X25519) opens the batch files the centre seals to this station;
-  ``station batch pubkey`` prints its public half for ``... register --batch-key``. The
-  daemon creates it at start, as the service user, so a batch can be sealed before the
-  first one is needed.
-
-A key file others can read, or one holding something else, is refused with its path.
-"""
+"""The station's two offline-batch keys (``station.key`` signs its results files,
+``batch.key`` opens the batches sealed to it), created 0600 under the state dir on first use."""
 
 from __future__ import annotations
 

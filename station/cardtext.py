@@ -1,12 +1,4 @@
-"""What a text field of the card may hold: the characters an Indonesian card carries.
-
-Letters (ASCII and the usual Latin letters with diacritics: Latin-1, Latin Extended-A/B,
-Latin Extended Additional), ASCII digits, the plain space and ``. , ' - / ( )``. A value
-is NFC-normalised first, so a letter written with a combining accent becomes the one
-precomposed letter; whatever is left outside the set is refused and the message says what
-kind of character it was (control, bidi control, invisible, private-use, tag, stray
-combining mark, non-ASCII digit, ...), never the value itself.
-"""
+"""What a text field of the card may hold: the characters an Indonesian card carries."""
 
 from __future__ import annotations
 

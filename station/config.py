@@ -1,11 +1,4 @@
-"""Station configuration: one TOML file plus ``STATION_*`` environment overrides.
-
-The file comes from ``--config``, else ``STATION_CONFIG``, else
-``/etc/ektp-station/station.toml``. Environment variables override the file, nested keys
-joined by ``__`` (``STATION_CENTRAL__URL``). Every mistake stops start-up with one line
-naming the key and the fix: :func:`load_config` raises :class:`ConfigError`.
-config/station.example.toml documents every key.
-"""
+"""Station configuration: one TOML file plus ``STATION_*`` environment overrides."""
 
 from __future__ import annotations
 

@@ -1,13 +1,4 @@
-"""Room on the state dir's filesystem: no card starts when the disk is nearly full.
-
-A card needs a few database writes to finish (its journal, its result, the ledger row),
-and a full disk fails them mid-card. So the printer worker asks :meth:`DiskGuard.low`
-before each card: below ``storage.reserve_mb`` free, no new card starts and the status
-says ERROR "disk full" with what to do; the reserve is what the card in hand, the
-previous card's result and the status still need. Printing goes on by itself once there
-is room again. A write that finds the disk full all the same (another program filled it
-between two checks) trips the guard for a while, so the worker waits instead of spinning.
-"""
+"""Room on the state dir's filesystem: no card starts when the disk is nearly full."""
 
 from __future__ import annotations
 

@@ -1,12 +1,4 @@
-"""Grants: the centre's signed word that one record may be printed by one station.
-
-A record's own signature says the centre wrote it; it does not say who may print it, so
-a record leased to one station could be replayed to another. The centre therefore signs,
-at lease (and batch) time, a small :class:`Grant` {record_id, station_id, lease_id,
-batch_id, expires_at} with the same Ed25519 key, sent beside the record. The station buffers
-a record only under a grant that verifies, names this station, this record and the lease
-(and batch) it arrived under, and has not expired; a record without a grant is refused.
-"""
+"""Grants: the centre's signed word that one record may be printed by one station."""
 
 from __future__ import annotations
 

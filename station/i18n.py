@@ -1,21 +1,4 @@
-"""The technician's language: Bahasa Indonesia by default, English on request.
-
-Texts are gettext messages: the English text is the message id, marked with :func:`_`
-(translated now) or :func:`N_` (marked for the catalog, translated when shown). The
-catalogs live in the package (``station/locale/<lang>/LC_MESSAGES/station.po`` and its
-compiled ``.mo``), so an installed station speaks Indonesian without a build step.
-
-The language is chosen once per command by :func:`choose`: ``--lang``, else the config's
-``language``, else ``LC_ALL`` / ``LC_MESSAGES`` / ``LANG`` when they name Indonesian or
-English, else Indonesian. Logs never go through here: they stay English and structured.
-
-Catalog upkeep (needs the ``dev`` extra)::
-
-    pybabel extract -F babel.cfg -k Msg --no-location --sort-output \
-        -o /tmp/station.pot station drivers central
-    pybabel update -i /tmp/station.pot -d station/locale -D station -l id --no-fuzzy-matching
-    pybabel compile -d station/locale -D station
-"""
+"""The technician's language: Bahasa Indonesia by default, English on request."""
 
 from __future__ import annotations
 

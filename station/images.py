@@ -1,13 +1,4 @@
-"""The record's photo and signature, decoded with explicit limits before anything else.
-
-A record's images are hostile until checked: base64 and decoded sizes are bounded, the
-format must be the one the field names (JPEG photo, PNG signature), and the dimensions are
-read from the file's own header *before* Pillow is handed the data, so Pillow never meets
-an image large enough for its decompression-bomb check. Then the image is opened with
-only that format allowed, its size checked again, and decoded in full (a truncated or
-corrupt image fails here, at ingest, not in the printer worker). :class:`ImageFault` says
-what is wrong without echoing any of the data.
-"""
+"""The record's photo and signature, decoded with explicit limits before anything else."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""The station's own Prometheus endpoint (``[metrics] listen = "127.0.0.1:9464"``, off by
-default): its cards, spoiled blanks by class, stock, outbox, state, link, per-card times
-and sync round durations, for a local Prometheus or node agent. The database figures are
-read at scrape time; only the sync round histogram lives in memory. Never a personal
-value: counts, codes and times only.
-"""
+"""The station's own Prometheus endpoint (``[metrics] listen``, off by default): cards,
+spoiled blanks, stock, outbox, state, link and timings; never a personal value."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""NIK rules: 16 digits, PP KK CC DDMMYY SSSS (facts in shared/DOMAIN.md).
-
-A malformed NIK (length, non-digits, unknown province, impossible date, serial 0000) is an
-error; a NIK whose birth date or sex disagrees with the record is only a warning, because
-some real NIKs are wrong and cannot be changed. Province codes come from data, not code.
-"""
+"""NIK rules: 16 digits, PP KK CC DDMMYY SSSS (facts in shared/DOMAIN.md)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,4 @@
-"""When the printer worker is far from its next durable point, for the sync thread.
-
-A card has two write-ahead commits the printer waits on (station/pipeline.py): the card
-boundary and ``printing``. The sync thread's round (HTTP requests, JSON, reads and writes
-through the database owner) takes milliseconds of CPU and of the owner thread; started at
-any moment it sometimes lands on one of those commits and delays the printer. The window
-is open while the card is being printed (the longest step, well away from both points)
-and while no card is in progress; the sync thread starts its rounds only inside it, or
-after ``max_wait_s`` whatever the printer does (a device call that hangs must not stop
-results from being reported).
-"""
+"""When the printer worker is far from its next durable point, for the sync thread."""
 
 from __future__ import annotations
 

@@ -1,11 +1,4 @@
-"""The print-ready record (PRR) as the centre sends it, and its signature.
-
-A record travels as ``SignedRecord``: the record's JSON object, the id of the centre's key
-and an Ed25519 signature over :func:`canonical_bytes` of that object. The station checks
-the signature against the configured public keys before it parses anything else, then
-validates the record (``extra="forbid"``, NIK rules). Failures raise :class:`RecordError`
-whose message names the field and never echoes personal values.
-"""
+"""The print-ready record (PRR) as the centre sends it, and its signature."""
 
 from __future__ import annotations
 

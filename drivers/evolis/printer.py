@@ -1,41 +1,4 @@
-"""The Evolis card printer driver (Primacy, Zenius … not Avansia), over USB, serial or TCP.
-
-**Job format.** ``PrintJob.front`` (and the optional ``back``) is a PNG of the card face
-at 1016 × 648 pixels (300 dpi, landscape). The driver derives the panels itself
-(:func:`drivers.evolis.protocol.face_panels`): pixels that are exactly black (0, 0, 0)
-form the resin ``k`` panel (text: the renderer draws it unantialiased in pure black) and
-every other pixel goes to the ``y``/``m``/``c`` dye panels; ``o`` is a full overlay. The
-back is printed in black only (``Sv`` then a ``k`` panel; not verified on a unit).
-
-**Sequences.**
-
-* open: ``Rtp``, ``Rsn``, ``Rfv`` (identity), then the modes ``Pem;2`` (the host manages
-  errors: the printer stops and reports) and ``Pmi;F`` (cards come from the feeder).
-  Modes are lost at power-off and reset, so they are resent after every reconnect and
-  every ``Srs``.
-* status: ``Rlr;p`` (where the card is), ``Rse;o`` cover, ``Rse;f`` feeder, ``Rcr``
-  ribbon end mark, ``Rrt;count`` ribbon left (newer firmware; else unknown).
-* feed: ``Rlr;p`` (refuses when a card is already in), then ``Sis`` (or ``Sic`` with
-  ``encoder = "contactless"``) parks a blank at the encoder station.
-* print_card: ``Rlr;p`` (a card must be in), ``Pmi;B`` (print the card already
-  inside, do not pick a new one), ``Pr;<ribbon>``, ``Ss``, ``Sr``, one ``Db``/``Dbc``
-  per panel in Y M C K O order, [``Sv`` + back ``k``], ``Se``, then ``Pmi;F`` again.
-  Each download starts printing the previous panel and **``Se`` prints the last panel
-  and ejects the card**: there is no way to finish a print and keep the card, so a good
-  card is already in the output tray when ``print_card`` returns. A print quicker than
-  ``min_print_s`` is reported as :class:`PrintFailed` (the card must be pulled from the
-  output tray). An error during the sequence leaves the card inside (host-managed
-  errors), where ``reject`` finds it.
-* eject: ``Rlr;p``; ``Se`` only when a card is still inside (else nothing to do).
-* reject: ``Rlr;p``; ``Ser`` (reject box) when a card is inside, else nothing.
-* reset: ``Srs``, wait ``reset_wait_s``, resend the modes.
-* recovery: after a lost link the next call reconnects and resends the modes; the
-  caller asks :meth:`EvolisPrinter.status` where the card is and rejects or ejects it
-  explicitly (``station.pipeline`` does: it rejects).
-
-The exchange of each command (data elided) is kept in :attr:`EvolisPrinter.wire`; error
-messages name the command and the printer's reply, never personal data.
-"""
+"""The Evolis card printer driver (Primacy, Zenius … not Avansia), over USB, serial or TCP."""
 
 from __future__ import annotations
 

@@ -1,18 +1,4 @@
-"""The Evolis command protocol as pure functions: encoding, bitmaps, compression, replies.
-
-No I/O here: :mod:`drivers.evolis.printer` sends what these functions build over a transport of
-:mod:`drivers.evolis.transports`, and the test emulator parses the same bytes back.
-
-* A command is ``ESC name (';' param)* CR``; bitmap data travels as the last parameter,
-  so a reader counts its bytes (:func:`panel_size`) instead of looking for CR.
-* A panel is 648 dots × 1016 lines (300 dpi): the 1016 × 648 landscape face rotated by
-  270° (PIL's ``ROTATE_270``: the face's top-left dot ends at the end of panel line 0).
-  Monochrome panels (``k``, ``o``) carry 1 bit per dot, MSB first, bit 1 = print:
-  81 bytes a line. Colour panels (``y``, ``m``, ``c``) carry 5, 6 or 7 bits per dot
-  (32/64/128 levels of ink) packed MSB first; 648 dots always fill whole bytes.
-* ``Dbc`` line compression: per line ``0x00`` white, ``0xFF`` black, else ``N`` (1-81)
-  followed by the first N bytes of the line, the rest of the line white.
-"""
+"""The Evolis command protocol as pure functions: encoding, bitmaps, compression, replies."""
 
 from __future__ import annotations
 

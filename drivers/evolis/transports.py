@@ -1,12 +1,4 @@
-"""Byte pipes to an Evolis printer: USB (pyusb), serial (pyserial) and raw TCP.
-
-A :class:`Transport` writes bytes and reads whatever the printer sent within a time
-limit. Every failure of the link surfaces as :class:`OSError` (pyusb's ``USBError`` and
-pyserial's ``SerialException`` are ``OSError`` subclasses; a closed link raises
-:class:`LinkClosed`), which :mod:`drivers.base` maps to ``DeviceOffline``. A transport
-is used for one connection: after a failure the driver closes it and builds a new one,
-which for USB finds the device again (it may have been re-plugged on another address).
-"""
+"""Byte pipes to an Evolis printer: USB (pyusb), serial (pyserial) and raw TCP."""
 
 from __future__ import annotations
 

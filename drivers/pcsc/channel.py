@@ -1,20 +1,4 @@
-"""The chip encoder over PC/SC, on pyscard's low-level ``smartcard.scard`` API.
-
-Design (details and measurements in docs/pcsc.md):
-
-* readers are picked by regular expression; :meth:`PcscChipChannel.sam_channel` is the
-  SAM's reader for ``ScriptRunner(card, sam)``;
-* one PC/SC context per card connection, released at disconnect and at every
-  offline/removed/timeout error: after a pcscd restart or a reader re-plug the next
-  connect simply builds a new one (no stale context is ever reused);
-* every call has a deadline (PC/SC has none: a hung card blocks SCardTransmit, the reader
-  in pcscd and the context in pcsc-lite for ever). ``deadline="auto"``: the call runs in
-  the caller's thread and a watchdog shuts the context's socket to pcscd down at the
-  deadline, so the call returns at once. ``"thread"`` (also the fallback): calls run on a
-  worker thread, abandoned at the deadline; it releases the context once unblocked;
-* errors: pcscd/reader gone → DeviceOffline; card removed mid-script → NoCard; card mute,
-  of the wrong protocol or failing while present → ChipDead; deadline → DeviceTimeout.
-"""
+"""The chip encoder over PC/SC, on pyscard's low-level ``smartcard.scard`` API."""
 
 from __future__ import annotations
 

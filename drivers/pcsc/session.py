@@ -1,17 +1,4 @@
-"""PC/SC contexts with deadlines, for drivers.pcsc.channel.
-
-PC/SC has no time limit: a hung card blocks SCardTransmit, the reader in pcscd and the
-context in pcsc-lite for ever. A :class:`Session` is one context (and, once connected, one
-card handle) behind a guard that enforces deadlines:
-
-* :class:`Watchdog` (``deadline="auto"``): calls run in the caller's thread; a ticking
-  thread shuts the context's socket to pcscd at the deadline, so the call returns at once
-  (relies on pcsc-lite keeping one socket per context, as 1.9 does);
-* :class:`Worker` (``"thread"``, also the fallback when the socket cannot be found):
-  calls run on a worker thread that is abandoned at the deadline and releases the
-  context once the hung call returns.
-A timed-out context is spoilt and never used again; the driver builds a new one.
-"""
+"""PC/SC contexts with deadlines, for drivers.pcsc.channel."""
 
 from __future__ import annotations
 

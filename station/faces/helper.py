@@ -1,12 +1,5 @@
 """The face helper: a child process (``python -m station.faces.helper``) that parses and
-renders records for :mod:`station.faces.prefetch`, off the daemon's interpreter lock.
-
-Protocol on the child's stdin/stdout, one request at a time: the parent writes a frame
-(4-byte big-endian length, then the decrypted SignedRecord JSON); the child answers one
-frame holding a pickle of ``("ok", Prepared)`` or ``("refused", reason)``. The child runs
-at idle CPU priority, ignores SIGINT (the terminal's Ctrl-C is for the daemon) and exits when
-its stdin closes, which is also what happens when the daemon dies, even by SIGKILL.
-"""
+renders records for :mod:`station.faces.prefetch`, off the daemon's interpreter lock."""
 
 from __future__ import annotations
 

@@ -1,17 +1,5 @@
 """Card faces prepared one record ahead in a helper process, so the printer never waits
-for Pillow and the daemon's threads never wait behind it.
-
-A face takes ~20 ms of CPU (text, photo, PNG), much of it in Pillow C calls that hold the
-interpreter lock for milliseconds; in a thread of the daemon that stalled the printer
-worker's device I/O and durable commits by up to ~6 ms each time. So the record is
-decrypted here, and parsed and rendered by :mod:`station.faces.helper`, a long-lived child
-process at the lowest CPU priority. If the helper dies or hangs, the face is prepared in
-this process instead (slower, never wrong) and a new helper is started.
-
-The worker asks for the record it just started; if that is the one prepared ahead, the
-work is already done (or finishing), otherwise it is done now. It names the record likely
-to come next while the current card prints, and that one is prepared meanwhile.
-"""
+for Pillow and the daemon's threads never wait behind it."""
 
 from __future__ import annotations
 

@@ -1,19 +1,4 @@
-"""The KTP-el card face, rendered at the station from a print-ready record.
-
-The blanks carry the pre-printed security background, so the station prints only the
-personal layer: the header (province, regency/city), the fields in the official order
-in capitals, the photo, the issuing place and date and the holder's signature. The face
-is 1016 × 648 pixels (85.6 × 54 mm at 300 dpi), in two layers:
-
-* ``black``: a 1-bit image (0 = ink) of the text and the signature, drawn without
-  anti-aliasing, for the printer's resin black panel;
-* ``colour``: an RGB image of the photo on white, for the dye panels.
-
-:func:`to_print_job` composes them into the PNG that printer drivers take as
-``PrintJob.front`` (black pixels exactly (0, 0, 0); the photo never is). The whole
-layout is :data:`TEMPLATE`; long values are wrapped and shrunk, never cut, and nothing
-is drawn outside the template's safe margin (:class:`FaceError` if a record cannot fit).
-"""
+"""The KTP-el card face, rendered at the station from a print-ready record."""
 
 from __future__ import annotations
 

@@ -1,21 +1,4 @@
-"""The two files an offline office carries: the centre's batch and the station's results.
-
-Both are one JSON object ``{"body": {...}, "key_id": "...", "signature": "..."}``: an
-Ed25519 signature over :func:`station.records.canonical_bytes` of the body, like a record.
-
-* ``ektp-batch/1`` (centre → one station): records with their leases, valid for days,
-  addressed to one ``station_id``, signed with a centre key the station trusts. Each record
-  keeps its own centre signature, checked again on import.
-* ``ektp-results/1`` (station → centre): card results exactly as the link would send them,
-  signed with the station's own key (``station:<station_id>``), ingested idempotently by
-  ``result_id``.
-
-* ``ektp-sealed/1`` wraps a signed batch for the road: the batch holds personal data, so
-  the centre seals it to the receiving station's X25519 public key (an ephemeral X25519
-  key agreement, HKDF-SHA256 for the AES-256-GCM key; the header is the associated data).
-  Only the station holding the private key opens it; inside, the centre's signature is
-  checked as before. Layout: ``EKTP-SEALED/1\n``, one JSON header line, the ciphertext.
-"""
+"""The two files an offline office carries: the centre's batch and the station's results."""
 
 from __future__ import annotations
 

@@ -1,18 +1,4 @@
-"""The queue client: typed calls over httpx, one exception per kind of failure.
-
-``LinkDown`` (connection refused, timeout, reset, 5xx, 429) is transient and retried with
-exponential backoff and jitter; ``CentralRefused`` (other 4xx, a body that does not parse)
-is not. ``TlsFailure`` is a ``LinkDown`` whose message says what TLS refused (the centre's
-certificate not trusted, or this station's certificate refused): the link shows down with
-that reason and no record arrives, but it is not retried within one call.
-Every answer is read as a stream and decompressed here, chunk by chunk, under a bound
-(:data:`MAX_ANSWER_BYTES`, and for a lease answer one record's worth per record asked):
-an answer that grows past it (a gzip bomb, a runaway body) is refused as
-``CentralRefused`` without being held in memory. A lease answer is read leniently (a list
-of items) and each item is checked on its own (:func:`parse_leased`): a malformed one is
-returned as :class:`RefusedLease` with the reason, the good ones go on.
-Tests inject an ``httpx.MockTransport`` or point it at the reference server.
-"""
+"""The queue client: typed calls over httpx, one exception per kind of failure."""
 
 from __future__ import annotations
 

@@ -1,18 +1,5 @@
 """The central queue protocol (HTTP + JSON), shared by the station's client and the
-reference server. Every body is one of these models; unknown fields are refused.
-
-    POST /v1/leases           LeaseRequest     → LeaseResponse
-    POST /v1/leases/renew     RenewRequest     → RenewResponse
-    POST /v1/leases/release   ReleaseRequest   → ReleaseResponse
-    POST /v1/results          ResultsRequest   → ResultsResponse
-    POST /v1/heartbeat        Heartbeat        → HeartbeatAck
-    GET  /v1/summary          (none)           → ServerSummary   (operators and tests)
-    GET  /v1/openapi.json     (none)           → this contract as OpenAPI 3.1
-    GET  /metrics             (none)           → Prometheus text (central/metrics.py)
-
-Errors answer with a non-2xx status and ``{"error": "..."}`` (:class:`ErrorBody`). The
-published contract is docs/openapi.json (``python -m central.openapi``).
-"""
+reference server. Every body is one of these models; unknown fields are refused."""
 
 from __future__ import annotations
 

@@ -1,13 +1,4 @@
-"""A4 papers an office prints, signs and files: what every paper shares.
-
-The letterhead (kop surat: government, office, station), the long Indonesian date
-("Selasa, 1 Desember 2026") and clock time with the office's zone ("14.30 WIB"), page
-numbers, and the signature blocks. The berita acara of destruction is
-:mod:`station.papers.destruction`, the daily and monthly reports
-:mod:`station.papers.report`. Labels go through the catalog (Indonesian by default); the
-font is DejaVu Sans when the system has it (fonts-dejavu-core), else the PDF core font
-Helvetica, whose Latin-1 covers Indonesian.
-"""
+"""A4 papers an office prints, signs and files: what every paper shares."""
 
 from __future__ import annotations
 

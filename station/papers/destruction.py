@@ -1,10 +1,4 @@
-"""The berita acara of the destruction of spoiled blanks, as an A4 PDF to sign and file.
-
-Number, day, date, time and place; the station; every destroyed card (blank serial, class
-of spoilage, when it was spoiled, detail) in a table whose headings repeat on each page;
-totals by class after the table; the witnesses (name, NIP, position, space to sign) and
-the head of office's approval ("Mengetahui").
-"""
+"""The berita acara of the destruction of spoiled blanks, as an A4 PDF to sign and file."""
 
 from __future__ import annotations
 

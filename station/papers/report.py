@@ -1,9 +1,5 @@
 """The daily and monthly blank reports as A4 PDFs, in the shape an office sends up to the
-province: identity of the reporting unit, a recapitulation (stock at start, received,
-adjusted, printed, spoiled by class, destroyed, deferred, stock at end, days of stock
-left), for a month the figures of each day, and the signatures (the operator who made it,
-the head of office who approves it).
-"""
+province."""
 
 from __future__ import annotations
 
