@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime as dt
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,16 +33,8 @@ from station.link.batchfile import (
     sign_body,
     station_key_id,
 )
-from tests.support.postgres import PgCluster, running_cluster
-
-KEY = Ed25519PrivateKey.generate()
-NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgCluster]:
-    with running_cluster() as cluster:
-        yield cluster
+from tests.support.postgres import PgCluster
+from tests.support.queue import KEY, NOW
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -4,7 +4,6 @@ success or error, is one the document lists, with a body its schema accepts."""
 
 from __future__ import annotations
 
-import datetime as dt
 import gzip
 import json
 import uuid
@@ -14,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
 from referencing import Registry, Resource
@@ -28,12 +26,10 @@ from central.tls import ServerTls
 from station.link.client import TlsSettings
 from station.records import sign_record
 from tests.support.pki import Pki, make_pki
-from tests.support.postgres import PgCluster, running_cluster
+from tests.support.queue import KEY, NOW
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 Centre = CentralServer | AsgiServer
-KEY = Ed25519PrivateKey.generate()
-NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 DOC: dict[str, Any] = json.loads(COMMITTED.read_text(encoding="utf-8"))
 _REGISTRY: Registry[Any] = Registry().with_resource(
     "urn:contract", Resource.from_contents(DOC, default_specification=DRAFT202012)
@@ -74,13 +70,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 #: Every server provided, started behind mutual TLS (same keyword arguments).
 SERVERS: dict[str, Callable[..., Centre]] = {"stdlib": CentralServer, "asgi": AsgiServer}
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgCluster]:
-    """A throwaway PostgreSQL cluster on loopback for this module."""
-    with running_cluster() as cluster:
-        yield cluster
 
 
 @pytest.fixture(

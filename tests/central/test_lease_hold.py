@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from central.server import CentralServer
-from tests.support.postgres import PgCluster, running_cluster
 from tests.support.queue import FakeClock, lease, post_results, result, signed
 
 TTL = 60.0
@@ -22,12 +21,6 @@ HOLD = 3600.0
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgCluster]:
-    with running_cluster() as cluster:
-        yield cluster
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

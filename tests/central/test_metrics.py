@@ -13,7 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from central.asgi_server import AsgiServer
 from central.server import CentralServer
-from tests.support.postgres import PgCluster, running_cluster
 from tests.support.promtool import needs_promtool, promtool
 
 Centre = CentralServer | AsgiServer
@@ -54,12 +53,6 @@ OLD = {
     "buffer": 0,
     "outbox": 0,
 }
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgCluster]:
-    with running_cluster() as cluster:
-        yield cluster
 
 
 @pytest.fixture(params=[*sorted(SERVERS), "asgi-postgresql"])

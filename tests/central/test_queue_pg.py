@@ -5,7 +5,6 @@ postgresql://… --workers 2` serves the queue from two processes."""
 
 from __future__ import annotations
 
-import datetime as dt
 import signal
 import threading
 import time
@@ -17,24 +16,15 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central.asgi_server import AsgiServer
 from central.queue_db import SchemaError
 from central.queue_pg import PG_MIGRATIONS, PgQueueDB
 from central.seed import load_or_create_key, signed_records
 from station.link import protocol as p
-from tests.support.postgres import PgCluster, running_cluster
+from tests.support.postgres import PgCluster
+from tests.support.queue import KEY, NOW
 from tests.support.serve import serve_cli
-
-KEY = Ed25519PrivateKey.generate()
-NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgCluster]:
-    with running_cluster() as cluster:
-        yield cluster
 
 
 @pytest.fixture
