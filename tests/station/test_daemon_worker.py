@@ -154,7 +154,7 @@ def break_encoding(monkeypatch: pytest.MonkeyPatch, record_id: str) -> None:
 
     def encode(self: Pipeline, record: PrintReadyRecord) -> str:
         if record.record_id == record_id:
-            self.chip.connect(self.chip_timeout_s)
+            self.chip.connect(self.deps.chip_timeout_s)
             raise KeyError("a script runner bug")
         return real_encode(self, record)
 
