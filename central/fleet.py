@@ -22,9 +22,10 @@ from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from central import fleet_chart, wire
+from central import fleet_chart
 from central.fleet_cache import FleetCache, Region, Station
 from central.fleet_days import day_of
+from central.http_error import HTTPError
 from central.metrics import TextAnswer
 from station import i18n
 from station.i18n import N_
@@ -82,17 +83,13 @@ def parse_query(query: str, model: type[BaseModel] = FleetQuery) -> Any:
     params = parse_qs(query, keep_blank_values=True)
     twice = sorted(k for k, v in params.items() if len(v) > 1)
     if twice:
-        raise wire.HTTPError(
-            HTTPStatus.BAD_REQUEST, f"query parameter {twice[0][:40]!r} given twice"
-        )
+        raise HTTPError(HTTPStatus.BAD_REQUEST, f"query parameter {twice[0][:40]!r} given twice")
     try:
         return model.model_validate({k: v[0] for k, v in params.items()})
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"])[:40]
-        raise wire.HTTPError(
-            HTTPStatus.BAD_REQUEST, f"query parameter {where}: {err['msg']}"
-        ) from exc
+        raise HTTPError(HTTPStatus.BAD_REQUEST, f"query parameter {where}: {err['msg']}") from exc
 
 
 def light_of(st: Station, now: float) -> tuple[Light, list[str]]:
@@ -251,7 +248,7 @@ def station_page(cache: FleetCache, station_id: str, query: str) -> TextAnswer:
     now = cache.db.clock()
     st = next((s for s in cache.stations() if s.hb.station_id == sid), None)
     if st is None:
-        raise wire.HTTPError(HTTPStatus.NOT_FOUND, f"no station {sid[:64]!r} has sent a heartbeat")
+        raise HTTPError(HTTPStatus.NOT_FOUND, f"no station {sid[:64]!r} has sent a heartbeat")
     light, reasons = light_of(st, now)
     days = cache.db.station_days(sid, day_of(now))
     html = (

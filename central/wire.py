@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from central import fleet, metrics, openapi
 from central.fleet_cache import FleetCache
+from central.http_error import HTTPError as HTTPError  # the servers catch wire.HTTPError
 from central.queue_db import QueueDB
 from station.link import protocol as p
 from station.records import first_error
@@ -29,13 +30,6 @@ Route = tuple[type[BaseModel] | None, Callable[[Any], BaseModel]]
 MAX_BODY = 4 * 1024 * 1024
 #: Answers at least this long are gzip-compressed when the client accepts gzip.
 GZIP_MIN = 1024
-
-
-class HTTPError(Exception):
-    def __init__(self, status: HTTPStatus, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def routes(

@@ -162,7 +162,12 @@ def break_encoding(monkeypatch: pytest.MonkeyPatch, record_id: str) -> None:
 
 
 def _hand_over(
-    db: Path, record_id: str, *, boot: str | None = None, state: str = "started", fatal: bool = True
+    db: Path,
+    record_id: str,
+    *,
+    boot: str | None = None,
+    state: states.AttemptState = states.AttemptState.STARTED,
+    fatal: bool = True,
 ) -> None:
     """Leave ``record_id``'s attempt open at ``state``, as a daemon that died with it in
     hand does: of a fatal signal (its traceback in crash.log), or else of a kill -9."""
@@ -237,10 +242,10 @@ def test_crashes_at_different_steps_are_not_poison(tmp_path: Path, central: Cent
     db = load_config(config).db_path
     buffer_only(config, tmp_path, 1)
     [rid] = _buffered(db)
-    _hand_over(db, rid, state="started")
+    _hand_over(db, rid, state=states.AttemptState.STARTED)
     with running_station(config):
         pass
-    _hand_over(db, rid, state="verified")
+    _hand_over(db, rid, state=states.AttemptState.VERIFIED)
     SimPrinter(tmp_path / "printer.json").close_cover()
     with running_station(config):
         wait_for("the record printed", lambda: central.server.summary().printed == 1)
