@@ -1,12 +1,4 @@
-"""``GET /fleet`` and ``GET /fleet/<station>``: the fleet at a glance, server-rendered.
-
-Every station that sent a heartbeat, grouped by province and regency (from the station
-id, :func:`central.fleet_cache.region_of`), with a traffic light: green printing or
-ready; amber paused, low stock, another state, or silent over 10 minutes; red in error,
-silent over an hour, or its disk nearly full. Sorting, filtering and paging are query
-parameters (no JavaScript). Read-only, codes and counts only: no personal data. Bahasa
-Indonesia by default, English with ``?lang=en``.
-"""
+"""``GET /fleet`` and ``GET /fleet/<station>``: the fleet at a glance, server-rendered."""
 
 from __future__ import annotations
 

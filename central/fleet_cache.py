@@ -1,11 +1,5 @@
 """The stations' latest heartbeats, parsed once per heartbeat, for ``/metrics`` and
-``/fleet``.
-
-Each read takes the heartbeats table as it is (so every worker process answers the same)
-and validates only the rows that changed since the last read: a station is parsed again
-when its heartbeat count, arrival or body differs. A station's metric lines and its
-region are made at that moment too.
-"""
+``/fleet``."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""Each station's day at the centre, kept from its heartbeats for the fleet page's chart.
-
-A heartbeat carries the station's cards printed and blanks spoiled (by class) *today*;
-the last one of a day holds the day's totals, so each heartbeat overwrites its day's row.
-Days are Indonesian Western time (WIB, UTC+7), where most stations are: a station in
-WITA or WIT has its first one or two hours after midnight counted on the day before.
-"""
+"""Each station's day at the centre, kept from its heartbeats for the fleet page's chart."""
 
 from __future__ import annotations
 

@@ -1,16 +1,4 @@
-"""The reference queue server's state: SQLite (WAL) with versioned migrations.
-
-One connection guarded by one lock; every protocol operation is one transaction, so an
-answer is only produced after its changes committed. Lease times are wall-clock epoch
-seconds (the DB outlives a process); a lease is active while ``lease_expires > now``.
-
-An expired lease is not free at once. Its station may have printed the card and not been
-able to say so yet (killed, or offline with the result in its outbox), so the record is
-*held* for that station: other stations cannot lease it until the holder sends a heartbeat
-with an empty outbox (every result it has is in, so the card was not printed there), or
-``lease_hold_s`` has passed. Meanwhile the holder may renew the lease (revived) or lease
-the record again. ``lease_hold_s=0`` gives the bare rule: expired means free.
-"""
+"""The reference queue server's state: SQLite (WAL) with versioned migrations."""
 
 from __future__ import annotations
 

@@ -1,14 +1,6 @@
 """Card results at the centre: each counted once by ``result_id``, only from the station
 its lease was granted to (:mod:`central.trust`), applied to the record's state in
-the caller's transaction (``POST /v1/results`` and ``station central batch ingest``).
-
-A request's results take a few statements, not a few a result (on PostgreSQL each
-statement is a round trip): the known results and the leases are read for all of them
-at once, the new ones inserted in one statement, and their effects applied one statement
-an outcome. A result id inserted meanwhile by a concurrent request (the same results sent
-twice at once; PostgreSQL only: SQLite's write lock serialises) is skipped by
-``ON CONFLICT DO NOTHING`` and read back: a duplicate when it was this station's.
-"""
+the caller's transaction (``POST /v1/results`` and ``station central batch ingest``)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
 """Who may say what at the centre: a result counts only from the station its lease was
-granted to, and every refusal is written to the centre's ``audit`` table.
-
-The certificate side (a request's ``station_id`` must be a name in the client
-certificate) is in ``server.py`` with :func:`central.tls.certificate_names`;
-this module holds the rules over the queue's own tables, run inside the caller's
-transaction. Reasons name ids, never personal data.
-"""
+granted to, and every refusal is written to the centre's ``audit`` table."""
 
 from __future__ import annotations
 

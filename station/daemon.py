@@ -1,9 +1,4 @@
-"""``station run``: wiring, threads, signals, systemd notify and watchdog.
-
-Threads: the printer worker (one card at a time), the sync thread (network), the database
-owner, and the main thread, which waits for signals and pings the watchdog while the
-worker is alive. SIGTERM or SIGINT: the worker finishes the card in hand, then all stop.
-"""
+"""``station run``: wiring, threads, signals, systemd notify and watchdog."""
 
 from __future__ import annotations
 

@@ -1,25 +1,4 @@
-"""Who a failure is charged to, and the records that keep killing the daemon.
-
-Blanks are rationed, so a failure the record caused must cost one blank at most (two for
-the same-status-word rule), while one the blank or the device caused is retried with a
-new blank. :func:`classify` decides from the exception and the step it struck in:
-
-- ``record``: the record's chip script fails its own checks (:class:`ScriptError`), or
-  the card refuses a step of the script with the same step and status word as on the
-  record's previous blank (decided in :func:`station.store.attempts.reject_attempt` from the
-  attempt's ``fault`` fingerprint); an unexpected exception that repeats the same way on
-  a second blank, likewise. A face that cannot render fails before any blank is fed.
-- ``blank``: the chip is dead, or it refused a step for the first time.
-- ``device``: jams, ribbon, cover, print failures, timeouts, the encoder.
-
-A record in hand (its attempt open) when the daemon died, at :data:`POISON_CRASHES`
-crashes in a row at the same step of its attempt, is quarantined: reported ``failed``
-with a reason starting "poison", never started again (:func:`count_crashes`,
-:func:`quarantine_poison`). A crash is a fatal signal (SIGSEGV, SIGABRT — the systemd
-watchdog's —, SIGBUS, SIGFPE, SIGILL), which leaves a traceback in the state dir's
-``crash.log`` (:func:`arm_crash_log`); a power cut or a SIGKILL leaves none, is not the
-record's doing and is not counted.
-"""
+"""Who a failure is charged to, and the records that keep killing the daemon."""
 
 from __future__ import annotations
 

@@ -1,20 +1,4 @@
-"""One card through the devices and the card state machine (recovery: station/recovery.py).
-
-``started → fed → encoded → verified → printing → printed → done``; any failure sends the
-card to the reject tray (``rejected``, blank spoiled, record retried up to a limit). Each
-transition is journaled before the device is told to move. Durable (fsync'd) points:
-``started`` (a blank leaves the stock) and the end of the card (result + outbox), one
-transaction at the card boundary, waited for before the next blank is fed; ``printing``
-(from here a finished card may exist), with ``verified`` and the chip's serial, committed
-before the face is printed and its fsync waited for before the card can leave the
-printer: before :meth:`~drivers.base.CardPrinter.eject`, or before the print for a
-printer whose print ends by ejecting. ``fed`` and ``printed`` are queued, in order, to the
-database owner without waiting: a crash or power cut may lose them, which recovery handles
-the same way, since it only asks whether the last durable state is before ``printing``
-(a card found before that is still inside the printer, whatever it holds).
-The printed record's payload is purged right after the card boundary's answer, and the
-WAL checkpointed after the ``printing`` commit's fsync (station/store/db.py).
-"""
+"""One card through the devices and the card state machine (recovery: station/recovery.py)."""
 
 from __future__ import annotations
 

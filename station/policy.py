@@ -1,14 +1,4 @@
-"""Rationing: which records may start now, and how many the station should hold.
-
-Order (in :func:`station.store.buffer.next_records`): urgent cases first, then first-time holders,
-then earliest enrolment. On top of it the office's rules, per local calendar day in its
-time zone (WIB, WITA or WIT — Indonesia keeps no daylight saving):
-- a daily quota of good cards, optionally split by kind (first cards / reprints);
-- a reserve of blanks kept for urgent records: at or below it only urgent records start;
-- nothing starts when the ledger has no blank left.
-The settings come from the ``[rationing]`` config section and are re-read on
-``station reload`` (SIGHUP) without a restart.
-"""
+"""Rationing: which records may start now, and how many the station should hold."""
 
 from __future__ import annotations
 

@@ -1,40 +1,6 @@
 """Recovery after a crash, a kill or a power cut: every attempt left open is settled by its
 last journaled state and by where the printer says the card is, so that the blank ledger
-stays equal to the hopper and the trays, and the station always comes up.
-
-=============================  ================  =========================================
-last state journaled           card in the path  recovery
-=============================  ================  =========================================
-any open state                 yes               rejected: spoiled (failed encode before
-                                                 ``printing``, failed print from it on:
-                                                 recovery itself put it in the reject tray)
-``started``, no reject mark    no                no blank left the hopper: aborted, retried
-before ``printing``, or a      no                the blank left the hopper and went to the
-reject mark                                      reject tray: spoiled
-``printing`` or later, no      no                a finished card may be in the output tray:
-reject mark                                      ``needs_inspection`` (a person looks)
-printer unreachable, or the    ?                 wait: status PAUSED/ERROR with the action;
-card cannot move (cover open)                    retried from the printer worker's loop
-=============================  ================  =========================================
-
-**The reject mark.** A card leaves the path only by :meth:`eject` (a good card, after the
-durable ``printing``) or :meth:`reject`. Before the pipeline (or recovery) sends a card to
-the reject tray it journals durably, in ``attempts.reject_from``, the state the card left
-from, with the blank's serial when the printer knows it (else why it is unknown). A kill
-between the move and the reject's commit is then told apart from a kill before the feed:
-a blank that left the hopper is never counted back into stock. This costs one fsync per
-*failed* card and nothing on a good card's path (bench/utilization has no faults and its
-per-card overhead is unchanged); the alternative, the printer's feed counter recorded at
-``started``, needs a status call per card and a printer that counts (the Evolis "cards
-inserted" counter is read only by ``station doctor``).
-
-**A card no open attempt owns** (the cover was open, the reject failed, the attempt went
-to ``needs_inspection`` and a technician closed the cover leaving the card) is settled
-before the next blank is fed, never charged to the next attempt: rejected, and its owner,
-the last attempt that took a blank, is spoiled once (if a person already resolved it, no
-second row). An attempt whose card never reached ``printing`` is spoiled without asking a
-person, wherever the card went.
-"""
+stays equal to the hopper and the trays, and the station always comes up."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""The daemon's state messages, each with a category the status CLI shows (Klipper-style).
-
-The board keeps the current values in memory and writes them to the ``status`` table
-(non-durable commits: a lost status line after a power cut costs nothing).
-"""
+"""The daemon's state messages, each with a category the status CLI shows (Klipper-style)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,4 @@
-"""The sync thread: keeps the buffer filled, the outbox drained and the leases renewed.
-
-Each round, while the link is up: drain the outbox in batches, renew leases when due,
-lease more records when the buffer is below target (never more than blanks in stock),
-heartbeat when due. A ``LinkDown`` marks the link down and backs off exponentially with
-jitter; the printer worker never waits for this thread, so printing goes on offline.
-A round starts only in the printer's quiet window (station/quiet.py): while a face prints,
-or while no card is under way.
-"""
+"""The sync thread: keeps the buffer filled, the outbox drained and the leases renewed."""
 
 from __future__ import annotations
 

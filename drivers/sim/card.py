@@ -1,13 +1,4 @@
-"""A strict ISO 7816-4 card model (and a SAM) answering APDUs like a real chip would.
-
-Standalone on purpose: :class:`drivers.sim.encoder.SimChipChannel` puts it behind the
-printer's contact station, and a test suite can put it behind vpcd (``power_on()`` gives the ATR,
-``process(apdu)`` the response). No I/O, no timing: the caller adds those.
-
-The card offers :mod:`drivers.ktpel_layout`: MF 3F00 → DF 7F10 → transparent EFs. It
-answers SELECT by FID, READ/UPDATE BINARY, GET DATA (serial), GET CHALLENGE, EXTERNAL
-AUTHENTICATE and, in T=0 mode, GET RESPONSE (case-4 answers come as 61xx first).
-"""
+"""A strict ISO 7816-4 card model (and a SAM) answering APDUs like a real chip would."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""The simulated encoder: the chip of the blank parked at a simulated contact station.
-
-:class:`SimChipChannel` answers with the :class:`drivers.sim.card.SimCard` of the card
-the station holds (or a :class:`~drivers.sim.card.SimSam` in ``sam_mode``) and hands chip
-memory back to the station after every UPDATE BINARY. It needs only the
-:class:`ContactStation` protocol, which :class:`drivers.sim.printer.SimPrinter` offers.
-"""
+"""The simulated encoder: the chip of the blank parked at a simulated contact station."""
 
 from __future__ import annotations
 

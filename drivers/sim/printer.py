@@ -1,16 +1,4 @@
-"""A simulated card printer and chip encoder: a device model with timing, faults, memory.
-
-:class:`SimPrinter` models the hopper of blanks, the card path (contact station, print
-position), the output and reject trays, the ribbon, the cover and jams. Every physical
-fact lives in a JSON state file written atomically at every physical step, so a new
-``SimPrinter`` on the same file after a ``kill -9`` finds the card where it was, like a
-real printer. Faults are drawn from ``random.Random(f"{seed}:{step}")`` per physical step:
-reproducible for a seed, and a restarted printer continues the sequence.
-
-Its contact station (:meth:`SimPrinter.contact_card`, :meth:`SimPrinter.write_chip`) is
-what :class:`drivers.sim.encoder.SimChipChannel` talks to; chip memory is saved into the
-same state file.
-"""
+"""A simulated card printer and chip encoder: a device model with timing, faults, memory."""
 
 from __future__ import annotations
 

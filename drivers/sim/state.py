@@ -1,8 +1,4 @@
-"""The simulator's persistent model: options, timings, faults, the state file format.
-
-Split from :mod:`drivers.sim.printer` to keep modules small; everything here is plain data plus
-the atomic file write the simulator uses at every physical step.
-"""
+"""The simulator's persistent model: options, timings, faults, the state file format."""
 
 from __future__ import annotations
 

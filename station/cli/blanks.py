@@ -1,13 +1,4 @@
-"""The technician's verbs for blanks, spoiled cards and reports.
-
-station blanks receive COUNT --batch ID [--first-serial S]
-station blanks count PHYSICAL
-station blanks adjust ±N --reason TEXT
-station blanks history
-station spoiled list
-station spoiled destroy --witness NAME [--witness NAME] [--place P]
-station report daily [--date D] | monthly --month YYYY-MM   [--json | --csv]
-"""
+"""The technician's verbs for blanks, spoiled cards and reports."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""``station demo``: the whole station on one machine, on config/demo.toml.
-
-Starts the reference queue server on loopback, seeds it, records the delivery of blanks,
-runs ``station run`` as a child process against the simulated printer, shows progress
-live, and once every card is printed and acknowledged stops the daemon with SIGTERM and
-prints ``station status``.
-"""
+"""``station demo``: the whole station on one machine, on config/demo.toml."""
 
 from __future__ import annotations
 

@@ -1,13 +1,4 @@
-"""Technician verbs for the card face and the devices.
-
-    station preview RECORD [--out card.png]   render a record's face to a PNG
-    station doctor                            check the configured printer and encoder
-
-``RECORD`` is a JSON file holding a print-ready record or a signed record (its
-signature is not checked: the preview prints nothing). ``doctor`` reports the printer's
-model, serial, firmware, supplies and sensors, then one line per problem found; it
-exits 0 when none was found, 1 otherwise.
-"""
+"""Technician verbs for the card face and the devices."""
 
 from __future__ import annotations
 

@@ -1,16 +1,4 @@
-"""The ``station`` command: the daemon and the technician's verbs.
-
-station run                         the daemon (systemd runs this)
-station status [--json]             printer, blanks, buffer, outbox, link, last error
-station inspect [--json]            attempts that need a person to look in the trays
-station resolve ATTEMPT --good|--spoiled [--serial S]
-station blanks receive COUNT --batch ID
-station batch key | import FILE | export FILE [--since ISO]   offline batches
-station central serve|seed …        the reference queue server
-station preview RECORD --out card.png   the card face of a record, as a PNG
-station doctor                      printer and encoder checks, a line per problem
-station demo [--cards N]            server + daemon + simulator on the embedded defaults
-"""
+"""The ``station`` command: the daemon and the technician's verbs."""
 
 from __future__ import annotations
 

@@ -1,11 +1,4 @@
-"""``station status`` as text: one screen (80 × 24) in the reader's language.
-
-The daemon stores its state, last error, warning and hold reasons as message codes with
-parameters (:mod:`station.status`); they are rendered here, when read, with
-:func:`station.i18n.show`, so a status written under ``language = "en"`` reads in
-Indonesian with ``--lang id`` and the reverse. A snapshot written before codes were
-stored shows its English text.
-"""
+"""``station status`` as text: one screen (80 × 24) in the reader's language."""
 
 from __future__ import annotations
 

@@ -1,18 +1,4 @@
-"""The SQLite connection, owned by one thread (the Moonraker model), and its migrations.
-
-Every read and write of the daemon runs as a function handed to the owner thread through
-:meth:`Database.run` (or :meth:`Database.submit`, which does not wait); a function is one
-transaction. ``durable=True`` commits with
-``synchronous=FULL`` (an fsync of the WAL); other commits use ``NORMAL``, which survives
-the death of the process (the WAL write is in the OS) but not a power cut: the next
-durable commit makes them durable too. The pipeline chooses its durable points.
-
-WAL checkpoints (copying the WAL back into the database, with an fsync) are not left to
-SQLite, which would run one inside whichever commit crosses its threshold, often a durable
-point the printer is waiting on: :meth:`Database.checkpoint` asks for one at a moment the
-caller knows to be quiet (the printer worker: while a card prints, and when idle), and the
-owner thread runs one by itself only after :data:`CHECKPOINT_EVERY` commits without.
-"""
+"""The SQLite connection, owned by one thread (the Moonraker model), and its migrations."""
 
 from __future__ import annotations
 

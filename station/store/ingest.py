@@ -1,15 +1,4 @@
-"""Taking a signed record into the buffer: one way, whether it came by lease or by batch.
-
-The centre's grant comes first (station/grants.py): a record not granted to this station,
-under this lease, unexpired, is refused and nothing of it kept. Then the record's
-signature, every field (station/records.py) and whether the face can be laid out
-(station/faces/template.py): a record that fails is kept as ``failed`` (reported to the centre,
-never printed), unless the station already holds a record of that id: a refused delivery
-never touches it. A good one is sealed with the data key and buffered with its lease and
-the keyed hash of its NIK; a NIK that disagrees with the record's birth date or sex is
-printed as it is (some real NIKs are wrong and cannot change) and an audit row
-``nik_warning`` says so (no NIK in it).
-"""
+"""Taking a signed record into the buffer: one way, whether it came by lease or by batch."""
 
 from __future__ import annotations
 

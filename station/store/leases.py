@@ -1,9 +1,4 @@
-"""The lease side of the buffer: renewals, lost leases, and leases handed back.
-
-A record leaves the buffer (``released``) in the same transaction that records why, before
-the centre is told: once that commits it can never start here, so the centre may give it
-to another station.
-"""
+"""The lease side of the buffer: renewals, lost leases, and leases handed back."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
 """The blank ledger as the technician works it: receipts, physical counts, adjustments,
-history, and the destruction of spoiled cards with its berita acara.
-
-Invariant at every moment (also across kill -9, since each movement is one transaction
-with the card attempt that caused it): received + adjusted = in stock + used + spoiled +
-in the printer + awaiting inspection (:func:`station.store.figures.ledger_totals`).
-"""
+history, and the destruction of spoiled cards with its berita acara."""
 
 from __future__ import annotations
 

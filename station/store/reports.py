@@ -1,9 +1,4 @@
-"""Daily and monthly blank reports, as an office sends them to the province each month.
-
-Figures per period (local calendar days in the office's time zone): cards printed, blanks
-spoiled by class, spoiled cards destroyed, records deferred (leases handed back for lack
-of blanks or quota), blanks received, adjustments, and the stock at start and end.
-"""
+"""Daily and monthly blank reports, as an office sends them to the province each month."""
 
 from __future__ import annotations
 

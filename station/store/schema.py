@@ -1,8 +1,4 @@
-"""The station database schema as an ordered list of migrations.
-
-``PRAGMA user_version`` holds how many have been applied. Never edit a migration that
-has shipped: append a new one.
-"""
+"""The station database schema as an ordered list of migrations."""
 
 from __future__ import annotations
 
