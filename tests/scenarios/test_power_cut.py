@@ -7,7 +7,6 @@ import os
 import random
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from station.config import load_config
 from tests.support.harness import (
     Central,
     db_counts,
+    result_ids,
     running_central,
     start_daemon,
     station_config,
@@ -217,7 +217,7 @@ def test_kill_minus_nine_loses_nothing_and_prints_no_one_twice(
     settled = log.read_text().count("recovered_attempt")
     assert settled > 0, "the kills never hit a card in the printer: the test proves too little"
     assert covers > 0 or KILLS < 20, "no start with the cover open over a card"
-    assert summary.results == len(set(_result_ids(cfg.db_path)))
+    assert summary.results == len(set(result_ids(cfg.db_path)))
     assert not re.search(r"(?<!\d)\d{16}(?!\d)", log.read_text()), "a NIK reached the log"
     print(  # noqa: T201 - the run's figures, shown with pytest -s
         f"kills={KILLS} settled={settled} asked_a_person={good} covers={covers} "
@@ -229,11 +229,3 @@ def test_kill_minus_nine_loses_nothing_and_prints_no_one_twice(
 
 def _starts(log: Path) -> int:
     return log.read_text().count('"station_started"') if log.exists() else 0
-
-
-def _result_ids(db: Path) -> list[str]:
-    conn = sqlite3.connect(db)
-    try:
-        return [r[0] for r in conn.execute("SELECT result_id FROM outbox")]
-    finally:
-        conn.close()

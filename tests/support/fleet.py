@@ -23,7 +23,15 @@ from drivers.sim.printer import SimPrinter
 from station.cli.main import main
 from station.config import StationConfig, load_config
 from station.link.protocol import ServerSummary
-from tests.support.harness import Central, Centre, db_counts, start_daemon, station_config, wait_for
+from tests.support.harness import (
+    Central,
+    Centre,
+    db_counts,
+    result_ids,
+    start_daemon,
+    station_config,
+    wait_for,
+)
 
 STATIONS = 4
 RECORDS = int(os.environ.get("STATION_TEST_MANY_RECORDS", "100"))
@@ -142,14 +150,6 @@ def leased_again(db: Path, *, by_another: bool) -> int:
                 f"SELECT record_id FROM leases GROUP BY record_id HAVING {having}"
             ).fetchall()
         )
-    finally:
-        conn.close()
-
-
-def result_ids(db: Path) -> list[str]:
-    conn = sqlite3.connect(db)
-    try:
-        return [r[0] for r in conn.execute("SELECT result_id FROM outbox")]
     finally:
         conn.close()
 

@@ -242,3 +242,12 @@ def tray_labels(root: Path, tray: Literal["output", "reject"] = "output") -> Cou
     """How many cards of each record (the label printed on them) lie in a tray of the
     simulated printer a config under ``root`` drives."""
     return Counter(card.label for card in SimPrinter(root / "printer.json").tray_cards(tray))
+
+
+def result_ids(db: Path) -> list[str]:
+    """The result ids in a station's outbox (acknowledged or not), from its database file."""
+    conn = sqlite3.connect(db)
+    try:
+        return [r[0] for r in conn.execute("SELECT result_id FROM outbox")]
+    finally:
+        conn.close()
