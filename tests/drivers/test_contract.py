@@ -1,4 +1,5 @@
-"""The driver contract on the simulator (always) and on real devices (``--hardware``).
+"""The driver contract on the simulator and the PC/SC channel (a real pcscd with a
+virtual card through vpcd), always, and on real devices (``--hardware``).
 
 Hardware runs read the drivers from the environment: ``EKTP_HW_PRINTER`` (a name in
 ``PRINTER_DRIVERS``) with ``EKTP_HW_PRINTER_OPTIONS`` (JSON), ``EKTP_HW_CHIP`` with
@@ -21,6 +22,9 @@ from drivers.sim.encoder import SimChipChannel
 from drivers.sim.printer import SimPrinter
 from tests.drivers.conftest import FAST
 from tests.support.contract import ChipContract, MakeChannel, MakePrinter, PrinterContract
+from tests.support.pcsc_fixtures import PlugCard, encoder_options, require_pyscard
+from tests.support.pcscd import Pcscd
+from tests.support.vcard import strict_card
 
 
 class TestSimPrinterContract(PrinterContract):
@@ -57,6 +61,31 @@ class TestSimChipContract(ChipContract):
         assert isinstance(channel, SimChipChannel)
         assert isinstance(channel.printer, SimPrinter)
         return SimChipChannel(SimPrinter(channel.printer.state_file, timings=FAST))
+
+
+class TestPcscChipContract(ChipContract):
+    """The PC/SC channel through pcscd and vpcd to the project's strict virtual card."""
+
+    @pytest.fixture
+    def make_channel(self, pcscd: Pcscd, plug: PlugCard) -> Iterator[MakeChannel]:
+        require_pyscard()
+        self._options = encoder_options(pcscd)
+        self._opened: list[ChipChannel] = []
+
+        def make(card_present: bool) -> ChipChannel:
+            if card_present:
+                plug(lambda: strict_card(7))
+            return self.reopen(None)
+
+        yield make
+        for channel in self._opened:
+            channel.close()
+
+    def reopen(self, channel: ChipChannel | None) -> ChipChannel:
+        """A new channel on the same reader (a crashed one keeps its handle meanwhile)."""
+        again = load_driver(CHIP_DRIVERS, "pcsc").from_options(self._options)
+        self._opened.append(again)
+        return again
 
 
 def _hw(kind: str) -> tuple[type[Any], dict[str, Any]]:
