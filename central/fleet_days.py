@@ -16,20 +16,28 @@ def day_of(ts: float) -> dt.date:
     return dt.datetime.fromtimestamp(ts, DAY_TZ).date()
 
 
+#: A heartbeat's day (params: :func:`day_row`).
+UPSERT_DAY = (
+    "INSERT INTO station_days (station_id, day, printed, spoiled_json) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (station_id, day) DO UPDATE SET printed = excluded.printed,"
+    " spoiled_json = excluded.spoiled_json"
+)
+
+
+def day_row(hb: p.Heartbeat, now: float) -> tuple[str, str, int, str]:
+    """The parameters of :data:`UPSERT_DAY` for ``hb`` received at ``now``."""
+    return (
+        hb.station_id,
+        day_of(now).isoformat(),
+        hb.cards_today,
+        json.dumps(dict(sorted((hb.spoiled_today or {}).items()))),
+    )
+
+
 def record(c: sqlite3.Connection, hb: p.Heartbeat, now: float) -> None:
     """Write the heartbeat's day into ``station_days`` (inside the heartbeat's
     transaction)."""
-    c.execute(
-        "INSERT INTO station_days (station_id, day, printed, spoiled_json) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (station_id, day) DO UPDATE SET printed = excluded.printed,"
-        " spoiled_json = excluded.spoiled_json",
-        (
-            hb.station_id,
-            day_of(now).isoformat(),
-            hb.cards_today,
-            json.dumps(dict(sorted((hb.spoiled_today or {}).items()))),
-        ),
-    )
+    c.execute(UPSERT_DAY, day_row(hb, now))
 
 
 def days(

@@ -30,6 +30,15 @@ DEFAULT_LEASE_HOLD_S = 7 * 86400.0
 _TAKEN = "lease_id IS NOT NULL AND lease_expires + ? > ?"
 
 
+#: A station's latest heartbeat, and how many came (params: station, body, now).
+UPSERT_HEARTBEAT = (
+    "INSERT INTO heartbeats (station_id, body_json, received_ts, count)"
+    " VALUES (?, ?, ?, 1) ON CONFLICT (station_id) DO UPDATE SET"
+    " body_json = excluded.body_json, received_ts = excluded.received_ts,"
+    " count = heartbeats.count + 1"
+)
+
+
 class SchemaError(RuntimeError):
     """The database was written by a newer version of this server."""
 
@@ -312,19 +321,18 @@ class QueueDB:
 
     def heartbeat(self, hb: p.Heartbeat) -> p.HeartbeatAck:
         now = self.clock()
-        with self._tx() as c:
-            c.execute(
-                "INSERT INTO heartbeats (station_id, body_json, received_ts, count)"
-                " VALUES (?, ?, ?, 1) ON CONFLICT (station_id) DO UPDATE SET"
-                " body_json = excluded.body_json, received_ts = excluded.received_ts,"
-                " count = heartbeats.count + 1",
-                (hb.station_id, hb.model_dump_json(), now),
-            )
-            fleet_days.record(c, hb, now)
-            freed = self._free_held(c, hb.station_id, now) if hb.outbox == 0 else 0
+        freed = self._beat(hb, now)
         if freed:
             log.info("central.holds_freed", station=hb.station_id, records=freed)
         return p.HeartbeatAck(server_time=dt.datetime.fromtimestamp(now, dt.UTC))
+
+    def _beat(self, hb: p.Heartbeat, now: float) -> int:
+        """Store the heartbeat; with an empty outbox free the station's held records (how
+        many were freed)."""
+        with self._tx() as c:
+            c.execute(UPSERT_HEARTBEAT, (hb.station_id, hb.model_dump_json(), now))
+            fleet_days.record(c, hb, now)
+            return self._free_held(c, hb.station_id, now) if hb.outbox == 0 else 0
 
     def _free_held(self, c: sqlite3.Connection, station_id: str, now: float) -> int:
         """The station reports every result in: its expired leases were not printed."""

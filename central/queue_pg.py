@@ -13,7 +13,9 @@ from typing import Any, cast
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from central.queue_db import DEFAULT_LEASE_HOLD_S, QueueDB, SchemaError
+from central import fleet_days
+from central.queue_db import DEFAULT_LEASE_HOLD_S, UPSERT_HEARTBEAT, QueueDB, SchemaError
+from station.link import protocol as p
 from station.records import SignedRecord
 
 #: An advisory lock key only the queue's migrations take.
@@ -164,7 +166,8 @@ class PgQueueDB(QueueDB):
             max_size=pool_size,
             open=False,
             timeout=30.0,
-            kwargs={"connect_timeout": 10},
+            # Autocommit: one statement commits by itself; _tx's BEGIN ... COMMIT for more.
+            kwargs={"connect_timeout": 10, "autocommit": True},
         )
         try:
             self._pool.open(wait=True, timeout=30.0)  # PoolTimeout is a psycopg.Error
@@ -210,6 +213,40 @@ class PgQueueDB(QueueDB):
         try:
             with self._pool.connection() as conn, conn.transaction():
                 # _PgConn speaks the part of sqlite3.Connection the queue's SQL uses.
+                yield cast(sqlite3.Connection, _PgConn(conn))
+        except psycopg.Error as exc:
+            raise sqlite3.OperationalError(f"postgresql: {type(exc).__name__}") from exc
+
+    def _beat(self, hb: p.Heartbeat, now: float) -> int:
+        """As SQLite's in one statement (a round trip; in a transaction, BEGIN, upsert,
+        select, COMMIT and the day's upsert were five): the upserts, and with an empty
+        outbox the held records freed and their leases closed, in data-modifying CTEs."""
+        beat = (hb.station_id, hb.model_dump_json(), now, *fleet_days.day_row(hb, now))
+        upserts = f"WITH beat AS ({UPSERT_HEARTBEAT}), day AS ({fleet_days.UPSERT_DAY})"
+        with self._pool_conn() as c:
+            if hb.outbox != 0:
+                c.execute(upserts + " SELECT 0", beat)
+                return 0
+            row = c.execute(
+                upserts + ","
+                " old AS (SELECT seq, lease_id FROM records WHERE lease_station = ?"
+                " AND state = 'ready' AND lease_expires <= ? FOR UPDATE),"
+                " freed AS (UPDATE records r SET lease_id = NULL, lease_station = NULL,"
+                " lease_expires = NULL FROM old WHERE r.seq = old.seq"
+                " AND r.lease_id = old.lease_id AND r.lease_station = ?"
+                " AND r.state = 'ready' AND r.lease_expires <= ? RETURNING old.lease_id),"
+                " closed AS (UPDATE leases SET closed_ts = ?, close_reason = 'expired'"
+                " WHERE lease_id IN (SELECT lease_id FROM freed) AND closed_ts IS NULL)"
+                " SELECT COUNT(*) FROM freed",
+                (*beat, *(hb.station_id, now) * 2, now),
+            ).fetchone()
+        return int(row[0])
+
+    @contextmanager
+    def _pool_conn(self) -> Iterator[sqlite3.Connection]:
+        """A pooled connection for one statement, which commits by itself (autocommit)."""
+        try:
+            with self._pool.connection() as conn:
                 yield cast(sqlite3.Connection, _PgConn(conn))
         except psycopg.Error as exc:
             raise sqlite3.OperationalError(f"postgresql: {type(exc).__name__}") from exc
