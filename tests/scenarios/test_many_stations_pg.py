@@ -90,7 +90,7 @@ class PgCentre:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", SERVE, *argv], stdout=log, stderr=log, start_new_session=True
             )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # 4 workers importing FastAPI on a loaded machine
         while True:
             try:
                 self.server.summary()
