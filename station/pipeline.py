@@ -363,15 +363,7 @@ class Pipeline:
         )
         card_taken = stage is not AttemptState.STARTED or self._card_in_path() is not False
         if not card_taken:
-            self.db.run(
-                lambda c: attempts.reject_attempt(
-                    c,
-                    attempt,
-                    f"not started: {message}",
-                    spoiled=False,
-                    max_attempts=self.cfg.max_attempts,
-                )
-            )
+            self.db.run(lambda c: attempts.abort_attempt(c, attempt, f"not started: {message}"))
             return Outcome(rid, CardOutcome.ABORTED, message)
         try:
             self.recovery.card_leaving(attempt, stage)
@@ -385,11 +377,10 @@ class Pipeline:
             self.db.run(lambda c: attempts.needs_inspection(c, attempt, why))
             return Outcome(rid, CardOutcome.NEEDS_INSPECTION, why)
         became = self.db.run(
-            lambda c: attempts.reject_attempt(
+            lambda c: attempts.spoil_attempt(
                 c,
                 attempt,
                 reason,
-                spoiled=True,
                 max_attempts=self.cfg.max_attempts,
                 spoil_class=klass,
                 detail=detail,

@@ -206,12 +206,8 @@ class Recovery:
             )
         if early:
             self.db.run(
-                lambda c: attempts.reject_attempt(
-                    c,
-                    att.attempt_id,
-                    "restart before the blank was fed",
-                    spoiled=False,
-                    max_attempts=self.pipeline.cfg.max_attempts,
+                lambda c: attempts.abort_attempt(
+                    c, att.attempt_id, "restart before the blank was fed"
                 )
             )
             return self._outcome(att, CardOutcome.ABORTED, "restart before the blank was fed")
@@ -266,11 +262,10 @@ class Recovery:
 
     def _spoil(self, att: OpenCard, klass: str, why: str) -> Outcome:
         became = self.db.run(
-            lambda c: attempts.reject_attempt(
+            lambda c: attempts.spoil_attempt(
                 c,
                 att.attempt_id,
                 why,
-                spoiled=True,
                 max_attempts=self.pipeline.cfg.max_attempts,
                 spoil_class=klass,
                 detail=f"recovery: {why}",

@@ -99,12 +99,11 @@ def finish_good(
     audit(conn, "printed", attempt_id=attempt_id, record_id=row["record_id"])
 
 
-def reject_attempt(
+def spoil_attempt(
     conn: sqlite3.Connection,
     attempt_id: int,
     reason: str,
     *,
-    spoiled: bool,
     max_attempts: int,
     spoil_class: str = "failed print",
     detail: str | None = None,
@@ -112,9 +111,9 @@ def reject_attempt(
     fault: str | None = None,
     record_caused: bool = False,
 ) -> RecordStatus:
-    """The card (if any) went to the reject tray. Returns what became of the record:
-    ``queued`` (retried) or ``failed`` (reported). A spoiled blank is written to the
-    ledger with its class, detail (jam, step, status word) and ``cause``.
+    """The attempt's blank went to the reject tray, spoiled: written to the ledger with
+    its class, detail (jam, step, status word) and ``cause``, and reported. Returns what
+    became of the record: queued (retried) or failed (reported).
 
     The record is failed at once when the failure is ``record_caused``, or when its
     ``fault`` (a fingerprint: step and status word) is the one the record's previous
@@ -123,40 +122,25 @@ def reject_attempt(
     if spoil_class not in SPOIL_CLASSES:
         raise ValueError(f"unknown spoilage class {spoil_class!r} (known: {SPOIL_CLASSES})")
     row = _attempt(conn, attempt_id)
-    repeated = fault is not None and spoiled and _previous_fault(conn, row) == fault
+    repeated = fault is not None and _previous_fault(conn, row) == fault
     if repeated or record_caused:
         cause = "record"
-    transition(conn, attempt_id, AttemptState.REJECTED if spoiled else AttemptState.ABORTED)
+    _end(conn, row, AttemptState.REJECTED, reason, fault)
     conn.execute(
-        "UPDATE attempts SET reason=?, fault=? WHERE attempt_id=?", (reason, fault, attempt_id)
+        "INSERT INTO ledger(kind, count, attempt_id, serial, reason, class, detail, cause, "
+        "at, serial_note) VALUES ('spoiled', 1, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            attempt_id,
+            row["blank_serial"],
+            reason,
+            spoil_class,
+            detail or reason,
+            cause,
+            time.time(),
+            None if row["blank_serial"] else row["serial_note"],
+        ),
     )
-    if spoiled:
-        conn.execute(
-            "INSERT INTO ledger(kind, count, attempt_id, serial, reason, class, detail, cause, "
-            "at, serial_note) VALUES ('spoiled', 1, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                attempt_id,
-                row["blank_serial"],
-                reason,
-                spoil_class,
-                detail or reason,
-                cause,
-                time.time(),
-                None if row["blank_serial"] else row["serial_note"],
-            ),
-        )
-        write_result(conn, row, "spoiled", row["blank_serial"], reason)
-    else:
-        conn.execute(
-            "UPDATE records SET attempts=attempts-1 WHERE record_id=?", (row["record_id"],)
-        )
-    audit(
-        conn,
-        "rejected" if spoiled else "aborted",
-        attempt_id=attempt_id,
-        record_id=row["record_id"],
-        detail=reason,
-    )
+    write_result(conn, row, "spoiled", row["blank_serial"], reason)
     if repeated:
         # The first blank went the same way: it was the record's fault too.
         conn.execute(
@@ -169,13 +153,42 @@ def reject_attempt(
     if record_caused:
         close_failed(conn, row, f"record-caused: {reason}")
         return RecordStatus.FAILED
-    if spoiled and row["attempts"] >= max_attempts:
+    if row["attempts"] >= max_attempts:
         close_failed(conn, row, f"{max_attempts} attempts failed; last: {reason}")
         return RecordStatus.FAILED
+    _requeue(conn, row)
+    return RecordStatus.QUEUED
+
+
+def abort_attempt(conn: sqlite3.Connection, attempt_id: int, reason: str) -> None:
+    """The attempt ended before its blank was taken (none used, none spoiled): it does
+    not count against the record, which is queued again."""
+    row = _attempt(conn, attempt_id)
+    _end(conn, row, AttemptState.ABORTED, reason, None)
+    conn.execute("UPDATE records SET attempts=attempts-1 WHERE record_id=?", (row["record_id"],))
+    _requeue(conn, row)
+
+
+def _end(
+    conn: sqlite3.Connection,
+    row: sqlite3.Row,
+    state: AttemptState,
+    reason: str,
+    fault: str | None,
+) -> None:
+    transition(conn, row["attempt_id"], state)
+    conn.execute(
+        "UPDATE attempts SET reason=?, fault=? WHERE attempt_id=?",
+        (reason, fault, row["attempt_id"]),
+    )
+    event = "rejected" if state is AttemptState.REJECTED else "aborted"
+    audit(conn, event, attempt_id=row["attempt_id"], record_id=row["record_id"], detail=reason)
+
+
+def _requeue(conn: sqlite3.Connection, row: sqlite3.Row) -> None:
     conn.execute(
         "UPDATE records SET status=? WHERE record_id=?", (RecordStatus.QUEUED, row["record_id"])
     )
-    return RecordStatus.QUEUED
 
 
 def _previous_fault(conn: sqlite3.Connection, row: sqlite3.Row) -> str | None:
@@ -190,7 +203,7 @@ def _previous_fault(conn: sqlite3.Connection, row: sqlite3.Row) -> str | None:
 
 def refuse_started(conn: sqlite3.Connection, attempt_id: int, record_id: str, reason: str) -> None:
     """A started record turned out unprintable before any card moved: no blank used."""
-    reject_attempt(conn, attempt_id, "record refused", spoiled=False, max_attempts=1)
+    abort_attempt(conn, attempt_id, "record refused")
     fail_record(conn, record_id, reason)
 
 
@@ -254,11 +267,10 @@ def resolve(
     if good:
         finish_good(conn, attempt_id, serial)
         return RecordStatus.DONE
-    return reject_attempt(
+    return spoil_attempt(
         conn,
         attempt_id,
         "spoiled (technician inspection)",
-        spoiled=True,
         max_attempts=max_attempts,
         spoil_class=spoil_class,
     )
