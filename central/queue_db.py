@@ -21,6 +21,8 @@ from central.results import chunks, close_lease, marks, record_results
 from station.grants import sign_grant
 from station.link import protocol as p
 from station.records import SignedRecord
+from station.store import migrations
+from station.store.migrations import SchemaError as SchemaError  # the server's name for it
 
 log = structlog.get_logger(__name__)
 
@@ -39,8 +41,20 @@ UPSERT_HEARTBEAT = (
 )
 
 
-class SchemaError(RuntimeError):
-    """The database was written by a newer version of this server."""
+class _Versioned:
+    """The queue database for the migration runner (:mod:`station.store.migrations`)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def apply(self, number: int, step: str) -> None:
+        # executescript commits first; the version bump belongs to the same script.
+        self.conn.executescript(
+            f"BEGIN IMMEDIATE;\n{step}\nPRAGMA user_version = {number};\nCOMMIT;"
+        )
 
 
 def _ts(value: Any, fallback: float) -> float:
@@ -83,17 +97,7 @@ class QueueDB:
 
     def _migrate(self) -> None:
         with self._lock:
-            version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-            if version > len(MIGRATIONS):
-                raise SchemaError(
-                    f"queue DB schema version {version} is newer than this server's "
-                    f"({len(MIGRATIONS)})"
-                )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                # executescript commits first; the version bump belongs to the same script.
-                self._conn.executescript(
-                    f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
-                )
+            migrations.run(MIGRATIONS, _Versioned(self._conn), what="queue DB", reader="server")
 
     @property
     def schema_version(self) -> int:

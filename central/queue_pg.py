@@ -17,6 +17,7 @@ from central import fleet_days
 from central.queue_db import DEFAULT_LEASE_HOLD_S, UPSERT_HEARTBEAT, QueueDB, SchemaError
 from station.link import protocol as p
 from station.records import SignedRecord
+from station.store import migrations
 
 #: An advisory lock key only the queue's migrations take.
 _MIGRATION_LOCK = 0x6B7470  # "ktp"
@@ -143,6 +144,24 @@ class _PgConn:
         return cur
 
 
+class _PgVersioned:
+    """The queue database on PostgreSQL for the migration runner: its version is the
+    highest row of ``schema_version``; the caller holds one transaction and the advisory
+    lock for the whole run (workers starting together migrate once)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def version(self) -> int:
+        self.conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = self.conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def apply(self, number: int, step: str) -> None:
+        self.conn.execute(step)
+        self.conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+
+
 class PgQueueDB(QueueDB):
     """The queue in a PostgreSQL database (``postgresql://user@host:port/db``)."""
 
@@ -183,17 +202,7 @@ class PgQueueDB(QueueDB):
     def _migrate(self) -> None:
         with self._tx() as c:
             c.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
-            c.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = c.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            version = int(row[0] or 0)
-            if version > len(PG_MIGRATIONS):
-                raise SchemaError(
-                    f"queue DB schema version {version} is newer than this "
-                    f"server's ({len(PG_MIGRATIONS)})"
-                )
-            for number, script in enumerate(PG_MIGRATIONS[version:], start=version + 1):
-                c.execute(script)
-                c.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+            migrations.run(PG_MIGRATIONS, _PgVersioned(c), what="queue DB", reader="server")
 
     @property
     def schema_version(self) -> int:

@@ -12,9 +12,8 @@ PACKAGES = ("station", "central", "drivers")
 
 #: What the reference server may use of the station: the wire, the record and its
 #: checks, the NIK rules, grants, messages, logging setup, and the CLI's error kinds (a
-#: leaf module: central's own verbs raise them, station/cli/main prints them). Nothing
-#: that runs a station. (When the one migration runner serves both, its module in
-#: station.store joins this list.)
+#: leaf module: central's own verbs raise them, station/cli/main prints them), and the
+#: one migration runner. Nothing that runs a station.
 CENTRAL_USES_OF_STATION = (
     "station.link",
     "station.records",
@@ -23,6 +22,7 @@ CENTRAL_USES_OF_STATION = (
     "station.i18n",
     "station.cli.errors",
     "station.logs",
+    "station.store.migrations",
 )
 #: The drivers' pure modules (no I/O) the centre's seeding uses to write chip scripts.
 CENTRAL_USES_OF_DRIVERS = ("drivers.ktpel_layout", "drivers.script", "drivers.iso7816")

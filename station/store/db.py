@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import structlog
 
+from station.store import migrations
 from station.store.schema import MIGRATIONS
 
 log = structlog.get_logger(__name__)
@@ -66,19 +67,32 @@ def private(*files: Path) -> None:
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Apply the migrations not yet applied; returns the schema version. The version is
-    read inside each migration's write transaction, so two processes opening a new
-    database at once (the daemon and a CLI verb) never apply one twice."""
-    while True:
-        conn.execute("BEGIN IMMEDIATE")
-        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version >= len(MIGRATIONS):
-            conn.execute("COMMIT")
-            return version
-        for stmt in MIGRATIONS[version]:
-            conn.execute(stmt)
-        conn.execute(f"PRAGMA user_version={version + 1}")
-        conn.execute("COMMIT")
+    """Apply the migrations not yet applied (:mod:`station.store.migrations`); returns the
+    schema version (``PRAGMA user_version``). A database of a newer station is left as it
+    is."""
+    return migrations.run(MIGRATIONS, _Versioned(conn), what="station database", newer_ok=True)
+
+
+class _Versioned:
+    """The station database for the migration runner. The version is read again inside
+    each step's write transaction, so two processes opening a new database at once (the
+    daemon and a CLI verb) never apply one twice."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def apply(self, number: int, step: list[str]) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            if self.version() >= number:
+                return
+            for stmt in step:
+                conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version={number}")
+
+        transaction(self.conn, tx)
 
 
 def transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
