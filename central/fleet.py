@@ -14,20 +14,16 @@ from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from central import fleet_chart
+from central import fleet_chart, fleet_light
 from central.fleet_cache import FleetCache, Region, Station
 from central.fleet_days import day_of
+from central.fleet_light import Light
 from central.http_error import HTTPError
 from central.metrics import TextAnswer
 from station import i18n
 from station.i18n import N_
 
-Light = Literal["green", "amber", "red"]
 LIGHTS: tuple[Light, ...] = ("green", "amber", "red")
-SILENT_AMBER_S = 600.0
-SILENT_RED_S = 3600.0
-LOW_STOCK_DAYS = 3.0
-DISK_LOW_MB = 1024.0
 HTML = "text/html; charset=utf-8"
 LIGHT_NAMES = {"green": N_("green"), "amber": N_("amber"), "red": N_("red")}
 STATE_NAMES = {
@@ -84,34 +80,15 @@ def parse_query(query: str, model: type[BaseModel] = FleetQuery) -> Any:
         raise HTTPError(HTTPStatus.BAD_REQUEST, f"query parameter {where}: {err['msg']}") from exc
 
 
-def light_of(st: Station, now: float) -> tuple[Light, list[str]]:
-    """The station's colour and why (message ids, the worst first)."""
-    hb, silent = st.hb, now - st.received
-    red, amber = [], []
-    if hb.state == "error":
-        red.append(N_("in error"))
-    if silent > SILENT_RED_S:
-        red.append(N_("silent over an hour"))
-    elif silent > SILENT_AMBER_S:
-        amber.append(N_("silent over 10 minutes"))
-    if hb.disk_free_mb is not None and hb.disk_free_mb < DISK_LOW_MB:
-        red.append(N_("disk nearly full"))
-    if hb.state == "paused":
-        amber.append(N_("paused"))
-    elif hb.state not in ("printing", "ready", "error"):
-        amber.append(N_("not printing"))
-    if hb.blanks == 0 or (hb.days_left is not None and hb.days_left < LOW_STOCK_DAYS):
-        amber.append(N_("low stock"))
-    if red:
-        return "red", red + amber
-    return ("amber", amber) if amber else ("green", [])
+def light_of(st: Station, now: float) -> tuple[Light, tuple[str, ...]]:
+    return fleet_light.light(st.judged, now - st.received)
 
 
 @dataclass
 class Row:
     st: Station
     light: Light
-    reasons: list[str]
+    reasons: tuple[str, ...]
     spoiled_today: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -184,7 +161,10 @@ def fleet_page(cache: FleetCache, query: str) -> TextAnswer:
         rows = [r for r in rows if needle in r.st.hb.station_id.lower()]
     groups: dict[Region, Group] = {}
     for r in rows:
-        groups.setdefault(r.st.region, Group(r.st.region, Counter())).counts[r.light] += 1
+        group = groups.get(r.st.region)
+        if group is None:
+            group = groups[r.st.region] = Group(r.st.region, Counter())
+        group.counts[r.light] += 1
     totals = Counter(r.light for r in rows)
     if q.light:
         rows = [r for r in rows if r.light == q.light]
@@ -238,7 +218,7 @@ def station_page(cache: FleetCache, station_id: str, query: str) -> TextAnswer:
     q: StationQuery = parse_query(query, StationQuery)
     sid = unquote(station_id)
     now = cache.db.clock()
-    st = next((s for s in cache.stations() if s.hb.station_id == sid), None)
+    st = cache.station(sid)
     if st is None:
         raise HTTPError(HTTPStatus.NOT_FOUND, f"no station {sid[:64]!r} has sent a heartbeat")
     light, reasons = light_of(st, now)

@@ -7,7 +7,7 @@ import re
 import threading
 from dataclasses import dataclass
 
-from central import metrics
+from central import fleet_light, metrics
 from central.names import PROVINCES, REGENCIES
 from central.queue_db import QueueDB
 from station.link import protocol as p
@@ -41,9 +41,21 @@ class Station:
     hb: p.Heartbeat
     received: float
     count: int
-    body: str
     region: Region
     lines: tuple[str, ...]  # metrics.station_lines
+    judged: fleet_light.Judged
+
+
+def _station(body: str, received: float, count: int) -> Station:
+    hb = p.Heartbeat.model_validate_json(body)
+    return Station(
+        hb,
+        received,
+        count,
+        region_of(hb.station_id),
+        metrics.station_lines(hb, received, count),
+        fleet_light.judge(hb),
+    )
 
 
 class FleetCache:
@@ -54,21 +66,32 @@ class FleetCache:
 
     def stations(self) -> list[Station]:
         """Every station that sent a heartbeat, by station id."""
-        rows = self.db.heartbeat_rows()
+        index = self.db.heartbeat_index()
         with self._lock:
-            old, fresh = self._stations, {}
-            for sid, body, received, count in rows:
-                st = old.get(sid)
-                if st is None or (st.count, st.received, st.body) != (count, received, body):
-                    hb = p.Heartbeat.model_validate_json(body)
-                    lines = metrics.station_lines(hb, received, count)
-                    st = Station(hb, received, count, body, region_of(sid), lines)
-                fresh[sid] = st
-            self._stations = fresh
-        return list(fresh.values())
+            old = self._stations
+            stale = [
+                sid
+                for sid, received, count in index
+                if (st := old.get(sid)) is None or (st.count, st.received) != (count, received)
+            ]
+            fresh = {**old}
+            for body, received, count in self.db.heartbeat_bodies(stale):
+                st = _station(body, received, count)
+                fresh[st.hb.station_id] = st
+            known = {sid for sid, _t, _n in index}
+            self._stations = {sid: fresh[sid] for sid in sorted(known) if sid in fresh}
+            return list(self._stations.values())
+
+    def station(self, station_id: str) -> Station | None:
+        """One station's latest heartbeat (None: it never sent one)."""
+        rows = self.db.heartbeat_bodies([station_id])
+        return _station(*rows[0]) if rows else None
 
     def metrics(self) -> metrics.TextAnswer:
         stations = self.stations()
         return metrics.exposition(
-            [(s.hb.station_id, s.received, s.lines) for s in stations], self.db.clock()
+            [s.hb.station_id for s in stations],
+            [s.received for s in stations],
+            [s.lines for s in stations],
+            self.db.clock(),
         )

@@ -106,17 +106,23 @@ def station_lines(hb: p.Heartbeat, received: float, count: int) -> tuple[str, ..
     return tuple(out)
 
 
-def exposition(stations: Sequence[tuple[str, float, tuple[str, ...]]], now: float) -> TextAnswer:
-    """Every station's figures in the Prometheus text format: (station id, when its last
-    heartbeat came, :func:`station_lines`) a station."""
+def exposition(
+    stations: Sequence[str],
+    received: Sequence[float],
+    lines: Sequence[tuple[str, ...]],
+    now: float,
+) -> TextAnswer:
+    """Every station's figures in the Prometheus text format: the stations' ids, when
+    their last heartbeats came and their :func:`station_lines`, in one order."""
     parts = []
-    for i, (name, kind, doc, _samples) in enumerate(FAMILIES):
+    columns = list(zip(*lines, strict=True)) if lines else [()] * len(FAMILIES)
+    for (name, kind, doc, _samples), column in zip(FAMILIES, columns, strict=True):
         parts.append(_header(name, kind, doc))
-        parts.extend(lines[i] for _id, _t, lines in stations)
+        parts.append("".join(column))
     name, kind, doc = AGE
     parts.append(_header(name, kind, doc))
     parts.extend(
         f'{name}{{station="{_label(sid)}"}} {_num(max(0.0, now - t))}\n'
-        for sid, t, _lines in stations
+        for sid, t in zip(stations, received, strict=True)
     )
     return TextAnswer(body="".join(parts).encode(), media_type=CONTENT_TYPE_LATEST)

@@ -361,16 +361,31 @@ class QueueDB:
             ).fetchone()
         return None if row is None else p.Heartbeat.model_validate_json(row[0])
 
-    def heartbeat_rows(self) -> list[tuple[str, str, float, int]]:
-        """Every station's id, latest heartbeat (its JSON), when it came and how many came."""
+    def heartbeat_index(self) -> list[tuple[str, float, int]]:
+        """Every station that sent a heartbeat: its id, when the last came, how many came."""
         with self._read() as c:
             return [
-                (str(s), str(b), float(t), int(n))
-                for s, b, t, n in c.execute(
-                    "SELECT station_id, body_json, received_ts, count FROM heartbeats"
-                    " ORDER BY station_id"
+                (str(s), float(t), int(n))
+                for s, t, n in c.execute(
+                    "SELECT station_id, received_ts, count FROM heartbeats ORDER BY station_id"
                 )
             ]
+
+    def heartbeat_bodies(self, station_ids: list[str]) -> list[tuple[str, float, int]]:
+        """These stations' latest heartbeats (their JSON), when each came and how many."""
+        out: list[tuple[str, float, int]] = []
+        with self._read() as c:
+            for i in range(0, len(station_ids), 500):
+                chunk = station_ids[i : i + 500]
+                out += [
+                    (str(b), float(t), int(n))
+                    for b, t, n in c.execute(
+                        "SELECT body_json, received_ts, count FROM heartbeats"
+                        f" WHERE station_id IN ({','.join('?' * len(chunk))})",
+                        chunk,
+                    )
+                ]
+        return out
 
     def station_days(
         self, station_id: str, last: dt.date, n: int = 30

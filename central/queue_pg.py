@@ -120,6 +120,9 @@ PG_MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (station_id, day)
     );
     """,
+    """
+    CREATE INDEX heartbeats_seen ON heartbeats (station_id, received_ts, count);
+    """,
 )
 
 

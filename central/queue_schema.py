@@ -128,4 +128,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (station_id, day)
     );
     """,
+    """
+    -- /metrics and /fleet read every station's (arrival, count) at each look to find the
+    -- heartbeats that came since (central/fleet_cache.py): from this index, not the rows
+    -- and their bodies (bench/fleet.py).
+    CREATE INDEX heartbeats_seen ON heartbeats (station_id, received_ts, count);
+    """,
 )
