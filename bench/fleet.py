@@ -10,7 +10,8 @@ left out. Latency is client-side, the whole answer read.
     python bench/fleet.py [--stations 5000] [--scrapes 40] [--beat-rate 80]
 
 Last line: {"bench": "fleet", "stations", "metrics_p99_ms", "fleet_p99_ms",
-"metrics_bytes", "fleet_bytes", "station_page_p99_ms", "heartbeats_sent"}
+"metrics_bytes", "fleet_bytes", "station_page_p99_ms", "metrics_p50_ms", "fleet_p50_ms",
+"heartbeats_sent"}
 """
 
 from __future__ import annotations
@@ -60,9 +61,13 @@ def heartbeat(i: int, rng: random.Random) -> Heartbeat:
     )
 
 
-def p99(samples: list[float]) -> float:
+def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
-    return round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 1)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000, 1)
+
+
+def p99(samples: list[float]) -> float:
+    return pct(samples, 0.99)
 
 
 def main() -> None:
@@ -122,6 +127,8 @@ def main() -> None:
         "metrics_bytes": size["metrics"],
         "fleet_bytes": size["fleet"],
         "station_page_p99_ms": p99(times["station"]),
+        "metrics_p50_ms": pct(times["metrics"], 0.5),
+        "fleet_p50_ms": pct(times["fleet"], 0.5),
         "heartbeats_sent": sent[0],
     }
     print(json.dumps(out))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from http import HTTPStatus
 from pathlib import Path
@@ -84,15 +84,11 @@ def light_of(st: Station, now: float) -> tuple[Light, tuple[str, ...]]:
     return fleet_light.light(st.judged, now - st.received)
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     st: Station
     light: Light
     reasons: tuple[str, ...]
-    spoiled_today: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.spoiled_today = sum((self.st.hb.spoiled_today or {}).values())
 
 
 @dataclass
@@ -143,6 +139,7 @@ def _texts(lang: i18n.Language, now: float) -> dict[str, Any]:
         "num": num,
         "utc": lambda ts: dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "lang": lang,
+        "spoiled": lambda hb: sum((hb.spoiled_today or {}).values()),
     }
 
 

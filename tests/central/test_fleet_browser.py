@@ -72,6 +72,19 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[
         yield centre.url, made, history
 
 
+def _follow(browser: Any, element: Any) -> None:
+    """Click a link or button and wait for the page it leads to (a new URL, loaded)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    before = browser.current_url
+    element.click()
+    WebDriverWait(browser, 20).until(
+        lambda b: (
+            b.current_url != before and b.execute_script("return document.readyState") == "complete"
+        )
+    )
+
+
 def _rows(browser: Any) -> list[Any]:
     return list(browser.find_elements("css selector", "#stations tr.station"))
 
@@ -129,10 +142,10 @@ def test_sorting_by_stock_and_filtering_by_light_follow_the_links(
     url, made, _history = fleet
     browser.get(url + "/fleet?lang=en")
     assert browser.find_element("tag name", "h1").text == "Fleet"
-    browser.find_element("link text", "Stock").click()
+    _follow(browser, browser.find_element("link text", "Stock"))
     stock = [int(r.find_elements("tag name", "td")[4].text) for r in _rows(browser)]
     assert stock == sorted(m.blanks for m in made)
-    browser.find_element("link text", "Stock").click()
+    _follow(browser, browser.find_element("link text", "Stock"))
     stock = [int(r.find_elements("tag name", "td")[4].text) for r in _rows(browser)]
     assert stock == sorted((m.blanks for m in made), reverse=True)
     assert browser.find_element("tag name", "h1").text == "Fleet"  # the language is kept
@@ -140,7 +153,7 @@ def test_sorting_by_stock_and_filtering_by_light_follow_the_links(
     from selenium.webdriver.support.ui import Select
 
     Select(browser.find_element("name", "light")).select_by_value("red")
-    browser.find_element("css selector", "form button").click()
+    _follow(browser, browser.find_element("css selector", "form button"))
     shown = {r.get_attribute("data-station") for r in _rows(browser)}
     assert shown == {m.station_id for m in made if m.light == "red"}
 
@@ -152,7 +165,7 @@ def test_the_station_page_charts_its_last_30_days(
     day, and spoiled blanks stacked by class adding up to what was sent."""
     url, _made, history = fleet
     browser.get(url + "/fleet")
-    browser.find_element("link text", "3273-01").click()
+    _follow(browser, browser.find_element("link text", "3273-01"))
     assert browser.find_element("tag name", "h1").text == "3273-01"
     svg = browser.find_element("id", "chart")
     printed = svg.find_elements("css selector", "rect.printed")
