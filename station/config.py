@@ -19,7 +19,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from drivers.base import CHIP_DRIVERS, PRINTER_DRIVERS
-from station.i18n import Msg, os_error
+from station.i18n import N_, Msg, os_error
 from station.policy import RationingConfig
 
 DEFAULT_PATH = Path("/etc/ektp-station/station.toml")
@@ -275,6 +275,45 @@ def path_owner(path: Path) -> str:
     return "?"
 
 
+#: pydantic's reasons for the common types, as templates of its own English (so the text
+#: stays pydantic's, and the catalog has them in Indonesian).
+PYDANTIC_REASONS = {
+    "greater_than": N_("Input should be greater than {gt}"),
+    "greater_than_equal": N_("Input should be greater than or equal to {ge}"),
+    "less_than": N_("Input should be less than {lt}"),
+    "less_than_equal": N_("Input should be less than or equal to {le}"),
+    "int_parsing": N_("Input should be a valid integer, unable to parse string as an integer"),
+    "int_type": N_("Input should be a valid integer"),
+    "int_from_float": N_("Input should be a valid integer, got a number with a fractional part"),
+    "float_parsing": N_("Input should be a valid number, unable to parse string as a number"),
+    "float_type": N_("Input should be a valid number"),
+    "bool_parsing": N_("Input should be a valid boolean, unable to interpret input"),
+    "bool_type": N_("Input should be a valid boolean"),
+    "string_type": N_("Input should be a valid string"),
+    "dict_type": N_("Input should be a valid dictionary"),
+    "list_type": N_("Input should be a valid list"),
+    "literal_error": N_("Input should be {expected}"),
+    "enum": N_("Input should be {expected}"),
+    "string_too_short": N_("String should have at least {min_length} characters"),
+    "string_too_long": N_("String should have at most {max_length} characters"),
+    "string_pattern_mismatch": N_("String should match pattern '{pattern}'"),
+}
+
+
+def _reason(kind: str, text: str, ctx: dict[str, Any]) -> str:
+    """pydantic's reason as a message when it is one of the common kinds (and reads as
+    pydantic wrote it), else its own text."""
+    template = PYDANTIC_REASONS.get(kind)
+    if template is not None:
+        try:
+            msg = Msg(template, **{k: str(v) for k, v in ctx.items()})
+        except (KeyError, IndexError, ValueError):
+            msg = None
+        if msg == text:
+            return msg
+    return text.removeprefix("Value error, ")
+
+
 def _one_line(exc: ValidationError, path: Path) -> str:
     err = exc.errors()[0]
     key = ".".join(str(p) for p in err["loc"])
@@ -293,7 +332,7 @@ def _one_line(exc: ValidationError, path: Path) -> str:
             key=key,
             path=path,
         )
-    msg = err["msg"].removeprefix("Value error, ")
+    msg = _reason(err["type"], err["msg"], err.get("ctx") or {})
     return Msg(
         "config error: {key} is invalid ({reason}; got {value}): set it in {path} or with {env}",
         key=key,

@@ -130,6 +130,8 @@ def show(entry: Mapping[str, Any] | str | None, lang: Language | None = None) ->
         return ""
     if isinstance(entry, str):
         return translate_text(entry, lang)
+    if not entry.get("params"):  # a code, or text stored as one: read back as text is
+        return translate_text(str(entry.get("code", "")), lang)
     params = {
         k: show(v, lang) if isinstance(v, Mapping) and "code" in v else v
         for k, v in (entry.get("params") or {}).items()

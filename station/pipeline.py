@@ -34,7 +34,7 @@ from station.boot import lease_check
 from station.config import PipelineConfig
 from station.faces.prefetch import FacePrefetcher
 from station.faults import ScriptRefused
-from station.i18n import Msg, stored
+from station.i18n import N_, Msg, stored
 from station.quiet import QuietWindow
 from station.records import (
     PrintReadyRecord,
@@ -108,6 +108,24 @@ def _on_disk(synced: Future[None]) -> None:
         synced.result()
     except OSError as exc:
         raise StorageFault(f"the database could not be synced to disk ({exc.strerror})") from exc
+
+
+#: Where a card failed, as its spoiled row's detail names it.
+STAGES = {
+    "started": N_("started"),
+    "fed": N_("fed"),
+    "encoded": N_("encoded"),
+    "verified": N_("verified"),
+    "printing": N_("printing"),
+    "printed": N_("printed"),
+    "ejected": N_("ejected"),
+}
+#: A spoiled card's reason as inspect and the reports show it: its class, then the detail.
+SPOILED_BECAUSE = {
+    "failed encode": N_("failed encode: {message}"),
+    "failed print": N_("failed print: {message}"),
+    "chip dead/invalid": N_("chip dead/invalid: {message}"),
+}
 
 
 def spoil_class(stage: AttemptState, exc: Exception) -> str:
@@ -345,9 +363,18 @@ class Pipeline:
     def _failed(self, attempt: int, rid: str, stage: AttemptState, exc: Exception) -> Outcome:
         failure = faults.classify(stage, exc)
         klass = spoil_class(stage, exc)
-        message = str(exc) if isinstance(exc, DeviceError) else f"unexpected {type(exc).__name__}"
-        reason = f"{klass}: {message}"
-        detail = f"{stage}: {type(exc).__name__}: {message}"
+        message: str = (
+            str(exc)
+            if isinstance(exc, DeviceError)
+            else Msg("unexpected {error}", error=type(exc).__name__)
+        )
+        reason = Msg(SPOILED_BECAUSE[klass], message=message)
+        detail = Msg(
+            "{stage}: {error}: {message}",
+            stage=Msg(STAGES.get(stage, str(stage))),
+            error=type(exc).__name__,
+            message=message,
+        )
         frames = exc.frames if isinstance(exc, DeviceError) else ()
         if isinstance(exc, DeviceError):
             self.board.error(type(exc).__name__, message, exc.action, frames)
@@ -363,7 +390,11 @@ class Pipeline:
         )
         card_taken = stage is not AttemptState.STARTED or self._card_in_path() is not False
         if not card_taken:
-            self.db.run(lambda c: attempts.abort_attempt(c, attempt, f"not started: {message}"))
+            self.db.run(
+                lambda c: attempts.abort_attempt(
+                    c, attempt, Msg("not started: {message}", message=message)
+                )
+            )
             return Outcome(rid, CardOutcome.ABORTED, message)
         try:
             self.recovery.card_leaving(attempt, stage)

@@ -198,11 +198,19 @@ class Recovery:
             return self._spoil(
                 att,
                 klass,
-                f"restart at {att.state}: the card in the printer was moved to the reject tray",
+                Msg(
+                    "restart at {state}: the card in the printer was moved to the reject tray",
+                    state=str(att.state),
+                ),
             )
         if att.reject_from is not None or (early and att.state is not AttemptState.STARTED):
             return self._spoil(
-                att, klass, f"restart at {att.state} after the card left for the reject tray"
+                att,
+                klass,
+                Msg(
+                    "restart at {state} after the card left for the reject tray",
+                    state=str(att.state),
+                ),
             )
         if early:
             self.db.run(

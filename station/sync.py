@@ -18,7 +18,7 @@ from station.config import CentralConfig, buffer_target
 from station.crypto import DataKey
 from station.disk import DiskGuard
 from station.fleet_beat import fleet_fields, heartbeat_state
-from station.i18n import Msg
+from station.i18n import Msg, stored
 from station.link.client import CentralRefused, LinkDown, QueueClient, RefusedLease
 from station.link.protocol import (
     MAX_BATCH,
@@ -125,7 +125,7 @@ class SyncLoop:
                 delay = 0.0 if busy else self.cfg.sync_interval_s
             except LinkDown as exc:
                 outcome = "link_down"
-                self._set_link(False, str(exc))
+                self._set_link(False, exc.args[0] if exc.args else str(exc))
                 self._backoff = min(max(self._backoff * 2, 0.5), self.cfg.retry_max_s)
                 delay = self._backoff * random.uniform(0.5, 1.0)
             except CentralRefused as exc:
@@ -144,7 +144,14 @@ class SyncLoop:
     def _set_link(self, up: bool, detail: str = "") -> None:
         if up != self._link_up:
             self._link_up = up
-            self.board.set(link={"up": up, "since": time.time(), "detail": detail})
+            self.board.set(
+                link={
+                    "up": up,
+                    "since": time.time(),
+                    "detail": str(detail),
+                    "detail_msg": stored(detail) if isinstance(detail, Msg) else None,
+                }
+            )
             log.info("link_up" if up else "link_down", detail=detail)
 
     def round(self) -> bool:

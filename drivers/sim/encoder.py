@@ -6,7 +6,7 @@ import time
 from typing import Any, Protocol, runtime_checkable
 
 from drivers.base import CardPrinter, ChipChannel, validate_options
-from drivers.errors import ChipDead, NoCard
+from drivers.errors import N_, ChipDead, NoCard
 from drivers.sim.card import SimCard, SimSam
 from drivers.sim.state import SimCardRecord, SimChipOptions, SimTimings
 
@@ -77,10 +77,14 @@ class SimChipChannel(ChipChannel):
         deadline = time.monotonic() + timeout
         while (record := self.printer.contact_card()) is None:
             if time.monotonic() >= deadline:
-                raise NoCard(f"no card at the contact station after {timeout:.3f} s")
+                raise NoCard(
+                    N_("no card at the contact station after {timeout} s").format(
+                        timeout=f"{timeout:.3f}"
+                    )
+                )
             time.sleep(self.poll_s)
         if record.chip_dead:
-            raise ChipDead(f"card {record.serial}: chip mute, no ATR")
+            raise ChipDead(N_("card {serial}: chip mute, no ATR").format(serial=record.serial))
         files = {int(fid, 16): bytes.fromhex(content) for fid, content in record.chip.items()}
         self._card = SimCard(
             record.chip_serial, files=files, t0=self.t0, require_auth=self.require_auth
@@ -91,13 +95,13 @@ class SimChipChannel(ChipChannel):
     def _transmit_internal(self, apdu: bytes) -> bytes:
         card = self._card
         if card is None:
-            raise NoCard("transmit: not connected to a card")
+            raise NoCard(N_("transmit: not connected to a card"))
         serial = self._serial
         if serial is not None:
             here = self.printer.contact_card()
             if here is None or here.serial != serial:
                 self._card = None
-                raise NoCard(f"card {serial} left the contact station")
+                raise NoCard(N_("card {serial} left the contact station").format(serial=serial))
         if self.printer.timings.encode_apdu > 0:
             time.sleep(self.printer.timings.encode_apdu / 1000.0)
         if isinstance(card, SimCard):

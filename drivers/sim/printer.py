@@ -25,6 +25,7 @@ from drivers.base import (
     validate_options,
 )
 from drivers.errors import (
+    N_,
     CardJam,
     CoverOpen,
     DeviceBusy,
@@ -157,7 +158,11 @@ class SimPrinter(CardPrinter):
     @contextmanager
     def _op(self, what: str) -> Iterator[None]:
         if not self._op_lock.acquire(blocking=False):
-            raise DeviceBusy(f"{what}: printer busy with {self._busy or 'a command'}")
+            raise DeviceBusy(
+                N_("{what}: printer busy with {busy}").format(
+                    what=what, busy=self._busy or "a command"
+                )
+            )
         self._busy = what
         try:
             yield
@@ -172,25 +177,25 @@ class SimPrinter(CardPrinter):
 
     def _check_ready(self, what: str) -> None:
         if self._state.cover_open:
-            raise CoverOpen(f"{what}: cover open")
+            raise CoverOpen(N_("{what}: cover open").format(what=what))
         if self._jammed():
-            raise CardJam(f"{what}: card jammed in the path; reject it first")
+            raise CardJam(N_("{what}: card jammed in the path; reject it first").format(what=what))
 
     def _card_ready(self, what: str) -> SimCardRecord:
         """The card in the path, which the next movement needs (checks cover and jam)."""
         self._check_ready(what)
         card = self._state.path
         if card is None:
-            raise PrinterError(f"{what}: no card in the path")
+            raise PrinterError(N_("{what}: no card in the path").format(what=what))
         if card.position is CardPosition.JAMMED:
-            raise CardJam(f"{what}: the card in the path is jammed; reject it")
+            raise CardJam(N_("{what}: the card in the path is jammed; reject it").format(what=what))
         return card
 
     def _cover_fault(self, what: str, faults: set[str]) -> None:
         if "cover_open" in faults:
             self._state.cover_open = True
             self._save()
-            raise CoverOpen(f"{what}: cover opened")
+            raise CoverOpen(N_("{what}: cover opened").format(what=what))
 
     # -- the printer contract ----------------------------------------------------------
 
@@ -230,9 +235,11 @@ class SimPrinter(CardPrinter):
             with self._lock:
                 self._check_ready("feed")
                 if self._state.path is not None:
-                    raise PrinterError("feed: a card is already in the path; eject or reject it")
+                    raise PrinterError(
+                        N_("feed: a card is already in the path; eject or reject it")
+                    )
                 if not self._state.hopper:
-                    raise FeederEmpty("feed: input hopper empty")
+                    raise FeederEmpty(N_("feed: input hopper empty"))
                 faults = self._draw()
             self._sleep(self.timings.feed)
             with self._lock:
@@ -241,7 +248,11 @@ class SimPrinter(CardPrinter):
                 if "feeder_misfeed" in faults:
                     self._count("misfeeds")
                     self._save()
-                    raise FeederEmpty(f"feed: no card picked (misfeed, {len(st.hopper)} left)")
+                    raise FeederEmpty(
+                        N_("feed: no card picked (misfeed, {hopper} left)").format(
+                            hopper=len(st.hopper)
+                        )
+                    )
                 card = SimCardRecord(serial=st.hopper.pop(0), chip_dead="chip_dead" in faults)
                 st.path = card
                 self._count("fed")
@@ -249,7 +260,7 @@ class SimPrinter(CardPrinter):
                     card.position = CardPosition.JAMMED
                     self._count("jams")
                     self._save()
-                    raise CardJam("feed: card jammed on its way to the contact station")
+                    raise CardJam(N_("feed: card jammed on its way to the contact station"))
                 self._save()
                 return card.serial
 
@@ -258,13 +269,13 @@ class SimPrinter(CardPrinter):
             with self._lock:
                 card = self._card_ready("print")
                 if self._state.ribbon_left <= 0:
-                    raise RibbonOut("print: ribbon finished")
+                    raise RibbonOut(N_("print: ribbon finished"))
                 faults = self._draw()
                 self._cover_fault("print", faults)
                 if "ribbon_out" in faults:
                     self._state.ribbon_left = 0
                     self._save()
-                    raise RibbonOut("print: ribbon ran out")
+                    raise RibbonOut(N_("print: ribbon ran out"))
                 card.position, card.printed, card.label = CardPosition.PRINT, "started", job.label
                 card.front_sha256 = hashlib.sha256(job.front).hexdigest()
                 back = None if job.back is None else hashlib.sha256(job.back).hexdigest()
@@ -277,7 +288,7 @@ class SimPrinter(CardPrinter):
                     card.printed = "failed"
                     self._count("print_failed")
                     self._save()
-                    raise PrintFailed("print: panel transfer failed")
+                    raise PrintFailed(N_("print: panel transfer failed"))
                 card.printed = "done"
                 self._count("printed")
                 self._save()
@@ -293,12 +304,12 @@ class SimPrinter(CardPrinter):
                 st = self._state
                 card = st.path
                 if card is None:  # pragma: no cover - the op lock keeps the card in place
-                    raise PrinterError("eject: card vanished")
+                    raise PrinterError(N_("eject: card vanished"))
                 if "eject_jam" in faults:
                     card.position = CardPosition.JAMMED
                     self._count("jams")
                     self._save()
-                    raise CardJam("eject: card jammed on its way to the output tray")
+                    raise CardJam(N_("eject: card jammed on its way to the output tray"))
                 self._to_tray("output", card)
                 self._count("ejected")
                 self._save()
@@ -309,7 +320,7 @@ class SimPrinter(CardPrinter):
                 if self._state.path is None:
                     return
                 if self._state.cover_open:
-                    raise CoverOpen("reject: cover open")
+                    raise CoverOpen(N_("reject: cover open"))
             self._sleep(self.timings.reject)
             with self._lock:
                 st = self._state
@@ -344,7 +355,9 @@ class SimPrinter(CardPrinter):
         with self._lock:
             card = self._state.path
             if card is None or card.serial != serial or card.position is not CardPosition.CONTACT:
-                raise NoCard(f"card {serial} is no longer at the contact station")
+                raise NoCard(
+                    N_("card {serial} is no longer at the contact station").format(serial=serial)
+                )
             card.chip = {f"{fid:04X}": content.hex() for fid, content in sorted(files.items())}
             self._dirty = True
             if persist:

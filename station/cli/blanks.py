@@ -10,7 +10,7 @@ from typing import Any
 
 from station.cli.common import config, emit, who, with_db
 from station.cli.errors import Refused
-from station.i18n import N_, Msg, _, os_error
+from station.i18n import N_, Msg, _, os_error, tr
 from station.papers.common import Signer, class_label
 from station.papers.destruction import serial_label
 from station.papers.report import write_report
@@ -96,7 +96,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     for r in rows:
         when = dt.datetime.fromtimestamp(r["at"], tz).strftime("%Y-%m-%d %H:%M")
         extra = " ".join(
-            class_label(r[k]) if k == "class" else str(r[k])
+            class_label(r[k]) if k == "class" else tr(str(r[k])) if k == "reason" else str(r[k])
             for k in ("batch", "serial", "class", "reason", "who")
             if k in r
         )
@@ -112,7 +112,7 @@ def cmd_spoiled_list(args: argparse.Namespace) -> int:
     lines = [
         f"{dt.datetime.fromtimestamp(r['at'], tz):%Y-%m-%d %H:%M}  "
         f"{serial_label(r):<20} {class_label(r['class']):<22} "
-        f"{r['detail'] or ''}"
+        f"{tr(r['detail'] or '')}"
         for r in rows
     ]
     emit(

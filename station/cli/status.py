@@ -100,7 +100,8 @@ def render_status(snap: dict[str, Any]) -> str:
         line = (_("up since {ago}") if link.get("up") else _("DOWN since {ago}")).format(
             ago=ago(link.get("since"))
         )
-        rows.append((_("link:"), line + (f" ({link['detail']})" if link.get("detail") else "")))
+        detail = text_of(link, "detail", "detail_msg")
+        rows.append((_("link:"), line + (f" ({detail})" if detail else "")))
     else:
         rows.append((_("link:"), _("unknown")))
     if c.get("days_left") is not None:

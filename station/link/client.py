@@ -21,6 +21,7 @@ from tenacity import (
 )
 
 from station.grants import SignedGrant
+from station.i18n import N_, Msg
 from station.link.protocol import (
     CardResult,
     Heartbeat,
@@ -49,6 +50,20 @@ _ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 class CentralError(Exception):
     pass
+
+
+#: httpx's transport errors a link meets, by name: the English text stays the name (what
+#: engineers search for); the catalog says in words what happened.
+TRANSPORT_ERRORS = {
+    "ConnectError": N_("ConnectError"),
+    "ConnectTimeout": N_("ConnectTimeout"),
+    "ReadTimeout": N_("ReadTimeout"),
+    "WriteTimeout": N_("WriteTimeout"),
+    "PoolTimeout": N_("PoolTimeout"),
+    "ReadError": N_("ReadError"),
+    "WriteError": N_("WriteError"),
+    "RemoteProtocolError": N_("RemoteProtocolError"),
+}
 
 
 class LinkDown(CentralError):
@@ -207,7 +222,7 @@ class QueueClient:
                 "POST", path, content=body.model_dump_json(), headers=headers
             ) as resp:
                 if resp.status_code >= 500 or resp.status_code == 429:
-                    raise LinkDown(f"{path}: HTTP {resp.status_code}")
+                    raise LinkDown(Msg("{path}: HTTP {status}", path=path, status=resp.status_code))
                 raw = read_bounded(
                     resp.iter_raw(), resp.headers.get("content-encoding", ""), limit, path
                 )
@@ -215,7 +230,9 @@ class QueueClient:
             tls = describe_tls_failure(exc)
             if tls is not None:
                 raise TlsFailure(f"{path}: {tls}") from exc
-            raise LinkDown(f"{path}: {type(exc).__name__}") from exc
+            name = type(exc).__name__
+            why = Msg(TRANSPORT_ERRORS[name]) if name in TRANSPORT_ERRORS else name
+            raise LinkDown(Msg("{path}: {error}", path=path, error=why)) from exc
         if resp.status_code >= 400:
             text = raw[:200].decode("utf-8", "replace")
             raise CentralRefused(f"{path}: HTTP {resp.status_code} {text}")

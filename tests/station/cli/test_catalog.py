@@ -5,15 +5,16 @@ Indonesian catalog, the values the operator gave, and the devices' own technical
 
 from __future__ import annotations
 
+import argparse
 import getpass
 import re
-import sqlite3
 from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
 
-from station.cli.main import main
+from drivers.errors import DeviceError
+from station.cli.main import build_parser, main
 from tests.support.harness import Central, running_station, station_config, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -29,28 +30,42 @@ DEVICE = "ektp-station simulator sim"
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[\w+ *\] ")
 
 
+def _error_codes() -> list[str]:
+    """The devices' error codes status and the spoiled rows show in brackets (the error's
+    class name, as in the log): a code, not a sentence."""
+    found, todo = [], [DeviceError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls.__name__)
+        todo += cls.__subclasses__()
+    return found
+
+
+def _cli_words() -> list[str]:
+    """The CLI's verbs, options and metavars (they stay as they are in both languages)."""
+    words, todo = [], [build_parser()]
+    while todo:
+        parser = todo.pop()
+        for action in parser._actions:
+            words += [*action.option_strings, str(action.metavar or ""), action.dest]
+            if isinstance(action, argparse._SubParsersAction):
+                words += list(action.choices)
+                todo += action.choices.values()
+    return words
+
+
 def _vocabulary() -> set[str]:
     with PO.open("rb") as fh:
         texts = [str(m.string) for m in read_po(fh) if m.id]
-    words = " ".join([*texts, GIVEN, SHARED, DEVICE, getpass.getuser()])
+    words = " ".join(
+        [*texts, GIVEN, SHARED, DEVICE, *_error_codes(), *_cli_words(), getpass.getuser()]
+    )
     return {w.lower() for w in re.findall(r"[A-Za-z]{3,}", words)}
-
-
-def _device_details(db: Path) -> set[str]:
-    """Words of the devices' own failure details the ledger and attempts keep."""
-    conn = sqlite3.connect(db)
-    try:
-        rows = [
-            r[0] or ""
-            for r in conn.execute("SELECT detail FROM ledger UNION ALL SELECT reason FROM attempts")
-        ]
-    finally:
-        conn.close()
-    return {w.lower() for w in re.findall(r"[A-Za-z]{3,}", " ".join(rows))}
 
 
 def _words(line: str) -> list[str]:
     line = re.sub(r"\S*[/\\]\S*", " ", line)  # paths and URLs
+    line = re.sub(r"\b\w+(?:[_.]\w+)+\b", " ", line)  # config keys, their variables
     line = re.sub(r"\b[\w.-]*\d[\w.-]*\b", " ", line)  # ids, serials, numbers, dates
     line = re.sub(r"\b[A-Za-z0-9+/=]{40,}\b", " ", line)  # keys
     return [w.lower() for w in re.findall(r"[A-Za-z]{3,}", line)]
@@ -76,10 +91,14 @@ def test_every_verb_speaks_indonesian(
     )
     outputs: list[tuple[str, str]] = []
 
-    def verb(*argv: str, ok: bool = True) -> None:
+    def verb(*argv: str, ok: bool = True, cfg: Path = config, code: int | None = None) -> None:
         capsys.readouterr()
-        code = main(["--config", str(config), *argv, "--lang", "id"])
-        assert (code == 0) is ok, (argv, code)
+        try:
+            got_code = main(["--config", str(cfg), *argv, "--lang", "id"])
+        except SystemExit as exc:  # --help
+            got_code = int(exc.code or 0)
+        assert (got_code == 0) is ok, (argv, got_code)
+        assert code is None or got_code == code, (argv, got_code)
         got = capsys.readouterr()
         outputs.append((" ".join(argv), got.out + got.err))
 
@@ -122,8 +141,25 @@ def test_every_verb_speaks_indonesian(
     verb("batch", "key")
     verb("batch", "export", str(tmp_path / "results.json"))
     verb("batch", "import", str(tmp_path / "missing.json"), ok=False)
+    # The reference server's verbs: their help, and a refusal.
+    for path in (["central"], ["central", "serve"], ["central", "seed"], ["central", "batch"]):
+        verb(*path, "--help")
+    for path in (["register"], ["create"], ["ingest"]):
+        verb("central", "batch", *path, "--help")
+    verb("central", "seed", "0", "--db", str(tmp_path / "q.db"), "--key-dir", "k", ok=False, code=2)
+    # A centre that cannot be reached: the link's reason in the status.
+    (tmp_path / "off").mkdir()
+    off = station_config(tmp_path / "off", central, url="http://127.0.0.1:9")
+    with running_station(off) as station:
+        wait_for("the link down", lambda: (station.board.get("link") or {}).get("up") is False)
+        verb("status", cfg=off)
+    # A config value out of range: pydantic's reason, in Indonesian.
+    bad = tmp_path / "bad.toml"
+    bad.write_text(config.read_text().replace("max_attempts = 10", "max_attempts = 0"))
+    assert bad.read_text() != config.read_text()
+    verb("status", cfg=bad, ok=False, code=78)
 
-    allowed = _vocabulary() | _device_details(tmp_path / "station/station.db")
+    allowed = _vocabulary()
     english = []
     for argv, text in outputs:
         assert text.strip(), argv
