@@ -6,6 +6,7 @@ import contextlib
 import signal
 import sqlite3
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +49,11 @@ WORKER_DIED_ACTION = Msg(
 WORKER_STUCK_ACTION = Msg(
     "check the printer and the encoder (power, cable); the watchdog restarts the daemon"
 )
+#: The interpreter's thread switch interval (Python's default is 5 ms). A thread waiting
+#: for the database owner (the printer worker at a durable point) needs the interpreter
+#: lock twice per round trip; while the sync thread runs Python (a lease's checks, JSON),
+#: each hand-over waited up to the interval: ~10 ms a round trip, the per-card p99.
+SWITCH_INTERVAL_S = 0.001
 #: Exit status when the printer worker died (EX_SOFTWARE): systemd restarts the daemon.
 EXIT_WORKER_DIED = 70
 
@@ -217,6 +223,7 @@ class Station:
     def start(self) -> None:
         """Come up whatever the printer's state: what recovery cannot finish yet (cover
         open, printer unreachable) shows as the state and is retried by the worker."""
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.board.state(Category.STARTING, Msg("opening printer and recovering"))
         self.board.set(pid=_pid(), started_at=time.time())
         model = "unknown"

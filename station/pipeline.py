@@ -256,9 +256,7 @@ class Pipeline:
             # before this card's write-ahead commit, on an idle-priority process.
             self.faces.ahead(started.upcoming)
         record = prepared.record
-        bad_script = faults.script_fault(
-            list(record.chip_script), sam=self.chip.sam_channel() is not None
-        )
+        bad_script = prepared.script_fault(sam=self.chip.sam_channel() is not None)
         if bad_script is not None:  # before any blank moves
             return self._refuse(attempt, rid, f"chip script: {bad_script}")
         self._at = AttemptState.STARTED

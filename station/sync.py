@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -35,6 +36,8 @@ from station.store.db import Database
 from station.store.ingest import Checked, buffer_checked, check, granted, refuse
 
 log = structlog.get_logger("station.sync")
+
+T = TypeVar("T")
 
 #: Lease ids one renew or release request may carry (station/link/protocol.py).
 LEASE_IDS_PER_REQUEST = 10 * MAX_BATCH
@@ -92,6 +95,8 @@ class SyncLoop:
         self._next_vacuum = time.monotonic() + self.cfg.vacuum_every_h * 3600
         self._backoff = 0.0
         self._link_up: bool | None = None
+        #: This round has waited out the quiet window's ``max_wait_s`` once already.
+        self._overdue = False
         self._thread = threading.Thread(target=self._run, name="sync", daemon=True)
 
     @property
@@ -114,7 +119,8 @@ class SyncLoop:
 
     def _run(self) -> None:
         while not self.stop_event.is_set():
-            self.quiet.wait()
+            self._overdue = False
+            self._quiet()
             if self.stop_event.is_set():
                 break
             started, outcome = time.monotonic(), "ok"
@@ -141,9 +147,23 @@ class SyncLoop:
             self.wake.wait(delay)
             self.wake.clear()
 
+    def _quiet(self) -> None:
+        """Wait for the printer's quiet window before each step of a round (a request, a
+        transaction, a record's checks), not only before the round: a round outlasts the
+        print it started in, and its steps would land on the next card's durable points.
+        Once a round has waited ``max_wait_s`` out, its other steps go on at once."""
+        if not self._overdue:
+            self._overdue = not self.quiet.wait()
+
+    def _db(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
+        """One transaction through the database owner, in the quiet window."""
+        self._quiet()
+        return self.db.run(fn, durable=durable)
+
     def _set_link(self, up: bool, detail: str = "") -> None:
         if up != self._link_up:
             self._link_up = up
+            self._quiet()  # a status write is a transaction too
             self.board.set(
                 link={
                     "up": up,
@@ -168,42 +188,42 @@ class SyncLoop:
             self._next_beat = now + self.cfg.heartbeat_every_s
         if now >= self._next_vacuum:
             # Give back the pages purged payloads occupied (secure_delete zeroed them).
-            self.db.run(lambda c: c.execute("PRAGMA incremental_vacuum"), durable=False)
+            self._db(lambda c: c.execute("PRAGMA incremental_vacuum"), durable=False)
             self._next_vacuum = now + self.cfg.vacuum_every_h * 3600
         return busy
 
     def drain_outbox(self) -> bool:
-        pending = self.db.run(
+        pending = self._db(
             lambda c: outbox.pending_results(c, self.cfg.outbox_batch), durable=False
         )
         if not pending:
             return False
         results = [CardResult.model_validate_json(body) for _, body in pending]
+        self._quiet()
         answer = self.client.results(results)
         acked = answer.acked
         # Not fsync'd: an ack a power cut loses only sends the result again, and the
         # centre acknowledges a duplicate result_id without counting it twice.
-        self.db.run(lambda c: outbox.ack_results(c, acked), durable=False)
+        self._db(lambda c: outbox.ack_results(c, acked), durable=False)
         if answer.refused:
             log.warning("results_refused", count=len(answer.refused))
-            self.db.run(lambda c: outbox.settle_refused(c, answer.refused))
+            self._db(lambda c: outbox.settle_refused(c, answer.refused))
         return len(pending) == self.cfg.outbox_batch
 
     def renew(self) -> None:
         """Renew every active lease, :data:`RENEW_CHUNK` a request: one request for 10,000
         leases held the interpreter and the database for ~2 s, and the printer with them
         (bench/endurance.py)."""
-        active = self.db.run(leases.active_leases, durable=False)
+        active = self._db(leases.active_leases, durable=False)
         for at in range(0, len(active), RENEW_CHUNK):
-            if at:  # a long renewal is spread over the printer's quiet windows
-                self.quiet.wait()
+            self._quiet()  # a long renewal is spread over the printer's quiet windows
             self._renew(active[at : at + RENEW_CHUNK])
 
     def _renew(self, lease_ids: list[str]) -> None:
         sent_at = (time.time(), time.monotonic())
         answer = self.client.renew(lease_ids)
         renewed = {lid: (sent_at[0] + ttl, sent_at[1] + ttl) for lid, ttl in answer.renewed.items()}
-        self.db.run(lambda c: leases.renew_leases(c, renewed, answer.lost))
+        self._db(lambda c: leases.renew_leases(c, renewed, answer.lost))
         if answer.lost:
             log.warning("leases_lost", count=len(answer.lost))
 
@@ -223,32 +243,48 @@ class SyncLoop:
         stopped too long), with the reason, so the centre can route them elsewhere or
         issue a Suket."""
 
-        def decide(conn: sqlite3.Connection) -> dict[str, list[str]]:
+        def excess(conn: sqlite3.Connection) -> tuple[list[tuple[str, str]], str] | None:
             allow = self._allowance(conn)
             paused = not allow.stop and self.paused_too_long()
             capacity = 0 if allow.stop or paused else allow.capacity
-            if capacity is not None:
-                excess = leases.excess_leases(conn, capacity, allow.urgent_only)
-                if excess:
-                    reason = allow.stop or (
-                        "paused"
-                        if paused
-                        else "no_blanks"
-                        if capacity >= figures.ledger_totals(conn)["in_stock"]
-                        else "quota"
-                    )
-                    leases.release_records(conn, excess, reason)
-                    log.info("leases_released", count=len(excess), reason=reason)
+            if capacity is None:
+                return None
+            found = leases.excess_leases(conn, capacity, allow.urgent_only)
+            if not found:
+                return None
+            reason = allow.stop or (
+                "paused"
+                if paused
+                else "no_blanks"
+                if capacity >= figures.ledger_totals(conn)["in_stock"]
+                else "quota"
+            )
+            return found, reason
+
+        def probe(conn: sqlite3.Connection) -> tuple[bool, dict[str, list[str]]]:
+            return excess(conn) is not None, leases.unsent_releases(conn)
+
+        def decide(conn: sqlite3.Connection) -> dict[str, list[str]]:
+            found = excess(conn)
+            if found is not None:
+                leases.release_records(conn, *found)
+                log.info("leases_released", count=len(found[0]), reason=found[1])
             return leases.unsent_releases(conn)
 
-        for reason, unsent in self.db.run(decide).items():
+        # Most rounds release nothing: a read first, the durable write only when needed
+        # (decided again inside it, as the printer may have started a record meanwhile).
+        more, unsent_by_reason = self._db(probe, durable=False)
+        if more:
+            unsent_by_reason = self._db(decide)
+        for reason, unsent in unsent_by_reason.items():
             for at in range(0, len(unsent), LEASE_IDS_PER_REQUEST):
                 lease_ids = unsent[at : at + LEASE_IDS_PER_REQUEST]
+                self._quiet()
                 self.client.release(lease_ids, reason)  # type: ignore[arg-type]
                 self._mark_sent(lease_ids)
 
     def _mark_sent(self, lease_ids: list[str]) -> None:
-        self.db.run(lambda c: leases.releases_sent(c, lease_ids), durable=False)
+        self._db(lambda c: leases.releases_sent(c, lease_ids), durable=False)
 
     def fill_buffer(self) -> bool:
         def room(conn: sqlite3.Connection) -> int:
@@ -259,20 +295,23 @@ class SyncLoop:
                 target = min(target, capacity)
             return max(0, target - figures.counts(conn)["buffered"])
 
-        want = min(self.db.run(room, durable=False), self.cfg.lease_batch)
+        want = min(self._db(room, durable=False), self.cfg.lease_batch)
         if want <= 0 or (self.deps.disk is not None and self.deps.disk.low()):
             return False
+        self._quiet()
         sent_at = (time.time(), time.monotonic())
         answer = self.client.lease(want)
         # Signatures, fields, images and layout are checked here, not in the database
-        # thread (~1-2 ms a record); the transaction only stores the outcome. Between
-        # records the interpreter lock is offered to the printer worker.
+        # thread (~1-2 ms a record); the transaction only stores the outcome. Each
+        # record's checks wait for the quiet window, so they hold the interpreter lock
+        # only while a face prints (or nothing does), never across a durable point.
         checked: list[tuple[LeasedRecord, Checked]] = []
         for item in answer.records:
+            self._quiet()
             checked.append((item, check(item.signed, self.keys)))
             time.sleep(0)
         if checked or answer.refused:
-            self.db.run(lambda c: self._ingest(c, checked, answer.refused, sent_at))
+            self._db(lambda c: self._ingest(c, checked, answer.refused, sent_at))
         if checked:
             self.deps.on_records()
         got = len(answer.records) + len(answer.refused)
@@ -314,10 +353,16 @@ class SyncLoop:
 
     def heartbeat(self) -> None:
         rationing, disk = self.rationing, self.deps.disk
-        stock = self.db.run(lambda c: policy.stock_outlook(c, rationing), durable=False)
         midnight = policy.local_midnight(rationing.tz)
         free_mb = disk.free_mb() if disk is not None else None
-        fleet = self.db.run(lambda c: fleet_fields(c, self.board, midnight, free_mb), durable=False)
+        stock, fleet = self._db(  # one read for both
+            lambda c: (
+                policy.stock_outlook(c, rationing),
+                fleet_fields(c, self.board, midnight, free_mb),
+            ),
+            durable=False,
+        )
+        self._quiet()
         self.client.heartbeat(
             Heartbeat(
                 **fleet,

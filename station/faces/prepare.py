@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from drivers.base import PrintJob
 from station.faces.template import FaceError, to_print_job
+from station.faults import script_fault
 from station.records import PrintReadyRecord, RecordError, SignedRecord, parse_record
 
 
@@ -16,6 +17,12 @@ from station.records import PrintReadyRecord, RecordError, SignedRecord, parse_r
 class Prepared:
     record: PrintReadyRecord
     job: PrintJob
+    #: What makes the chip script fail its own checks (:func:`station.faults.script_fault`)
+    #: without and with a SAM channel: found here, off the printer worker's path.
+    script_faults: tuple[str | None, str | None]
+
+    def script_fault(self, *, sam: bool) -> str | None:
+        return self.script_faults[sam]
 
 
 def prepare_plain(plain: bytes) -> Prepared:
@@ -31,4 +38,5 @@ def prepare_plain(plain: bytes) -> Prepared:
         job = to_print_job(record)
     except FaceError as exc:
         raise RecordError(f"card face: {exc}") from exc
-    return Prepared(record, job)
+    steps = list(record.chip_script)
+    return Prepared(record, job, (script_fault(steps, sam=False), script_fault(steps, sam=True)))
