@@ -30,7 +30,8 @@ from station.disk import DiskGuard
 from station.faces.prefetch import FacePrefetcher
 from station.i18n import Msg, os_error, stored
 from station.link.client import QueueClient, TlsSettings
-from station.pipeline import GoodCard, Hold, Pipeline, PipelineDeps, Started
+from station.outcome import GoodCard
+from station.pipeline import Hold, Pipeline, PipelineDeps, Started
 from station.quiet import QuietWindow
 from station.records import load_public_key
 from station.status import Category, StatusBoard

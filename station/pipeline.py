@@ -35,6 +35,7 @@ from station.config import PipelineConfig
 from station.faces.prefetch import FacePrefetcher
 from station.faults import ScriptRefused
 from station.i18n import N_, Msg, stored
+from station.outcome import GoodCard, Outcome
 from station.quiet import QuietWindow
 from station.records import (
     PrintReadyRecord,
@@ -60,15 +61,6 @@ class Started:
 
 
 @dataclass(frozen=True)
-class GoodCard:
-    """A card in the output tray whose result is written at the next card boundary."""
-
-    record_id: str
-    attempt: int
-    serial: str | None
-
-
-@dataclass(frozen=True)
 class Hold:
     """Nothing may start now, by the office's rules: ``reason`` is no_blanks, quota or
     reserve; ``message`` and ``action`` are what ``station status`` shows."""
@@ -86,16 +78,6 @@ HOLD_ACTIONS = {
     "quota": Msg("none: the quota is the office's rule ([rationing] in the config)"),
     "reserve": Msg("none: the last blanks are kept for urgent records; receive more blanks"),
 }
-
-
-@dataclass
-class Outcome:
-    record_id: str
-    result: CardOutcome
-    reason: str = ""
-    good: GoodCard | None = None
-    #: Ended by an exception no device contract names (the worker waits a moment).
-    crashed: bool = False
 
 
 class StorageFault(Exception):

@@ -7,13 +7,14 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
 from drivers.base import CardPosition, PrinterStatus
 from drivers.errors import DeviceError
 from station.i18n import Msg
+from station.outcome import Outcome
 from station.status import Category
 from station.store import attempts, buffer
 from station.store.states import (
@@ -25,7 +26,20 @@ from station.store.states import (
 )
 
 if TYPE_CHECKING:
-    from station.pipeline import Outcome, Pipeline
+    from drivers.base import CardPrinter
+    from station.config import PipelineConfig
+    from station.status import StatusBoard
+    from station.store.db import Database
+
+
+class CardHost(Protocol):
+    """What recovery needs of the pipeline it settles cards for."""
+
+    db: Database
+    printer: CardPrinter
+    board: StatusBoard
+    cfg: PipelineConfig
+
 
 log = structlog.get_logger("station.recovery")
 
@@ -105,7 +119,7 @@ def mark_reject(
 class Recovery:
     """Settles what a crash left open, now or as soon as the printer allows (see module)."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: CardHost) -> None:
         self.pipeline = pipeline
         self.db = pipeline.db
         self.printer = pipeline.printer
@@ -283,6 +297,4 @@ class Recovery:
 
     @staticmethod
     def _outcome(att: OpenCard, result: CardOutcome, reason: str) -> Outcome:
-        from station.pipeline import Outcome
-
         return Outcome(att.record_id, result, reason)
