@@ -265,26 +265,18 @@ def test_cli_verbs_carry_a_batch_both_ways(
     assert _cli("--config", str(config), "batch", "pubkey") == 0
     box = tmp_path / "t-01.box"
     box.write_text(capsys.readouterr().out.strip())
-    assert (
-        _cli(
-            "central",
-            "batch",
-            "create",
-            "--db",
-            db,
-            "--key-dir",
-            str(central.key_dir),
-            "--station",
-            "t-01",
-            "--count",
-            "3",
-            "--days",
-            "2",
-            "--out",
-            str(tmp_path / "b.json"),
-        )
-        == 2
+    create = ("central", "batch", "create", "--db", db, "--key-dir", str(central.key_dir))
+    create += (
+        "--station",
+        "t-01",
+        "--count",
+        "3",
+        "--days",
+        "2",
+        "--out",
+        str(tmp_path / "b.json"),
     )
+    assert _cli(*create) == 2
     assert "no batch key registered for station 't-01'" in capsys.readouterr().err
     assert central.server.summary().leased == 0  # nothing leased for a file never written
     assert (
@@ -304,26 +296,7 @@ def test_cli_verbs_carry_a_batch_both_ways(
         == 0
     )
     assert "results and batch key registered" in capsys.readouterr().out
-    assert (
-        _cli(
-            "central",
-            "batch",
-            "create",
-            "--db",
-            db,
-            "--key-dir",
-            str(central.key_dir),
-            "--station",
-            "t-01",
-            "--count",
-            "3",
-            "--days",
-            "2",
-            "--out",
-            str(tmp_path / "b.json"),
-        )
-        == 0
-    )
+    assert _cli(*create) == 0
     assert _cli("--config", str(config), "batch", "import", str(tmp_path / "b.json")) == 0
     assert "3 records buffered" in capsys.readouterr().out
     assert _cli("--config", str(config), "batch", "export", str(tmp_path / "r.json")) == 0
