@@ -265,17 +265,9 @@ def test_cli_verbs_carry_a_batch_both_ways(
     assert _cli("--config", str(config), "batch", "pubkey") == 0
     box = tmp_path / "t-01.box"
     box.write_text(capsys.readouterr().out.strip())
-    create = ("central", "batch", "create", "--db", db, "--key-dir", str(central.key_dir))
-    create += (
-        "--station",
-        "t-01",
-        "--count",
-        "3",
-        "--days",
-        "2",
-        "--out",
-        str(tmp_path / "b.json"),
-    )
+    out = str(tmp_path / "b.json")
+    create = ["central", "batch", "create", "--db", db, "--key-dir", str(central.key_dir)]
+    create += ["--station", "t-01", "--count", "3", "--days", "2", "--out", out]
     assert _cli(*create) == 2
     assert "no batch key registered for station 't-01'" in capsys.readouterr().err
     assert central.server.summary().leased == 0  # nothing leased for a file never written
