@@ -58,15 +58,17 @@ from tests.support.serve import SERVE
 NOW = "2025-06-01T00:00:00+00:00"
 
 
-def records(n: int, key_dir: Path) -> list[SignedRecord]:
-    """``n`` records: copies of 50 signed ones under new ids."""
+def records(n: int, key_dir: Path, first: int = 0) -> list[SignedRecord]:
+    """``n`` records: copies of 50 signed ones under new ids (after the ``first``)."""
     key_id, key = load_or_create_key(key_dir)
     base = list(signed_records(50, key, 0, key_id=key_id))
     out = []
     for i in range(n):
         src = base[i % len(base)]
         out.append(
-            src.model_copy(update={"record": {**src.record, "record_id": f"PRR-{i + 1:07d}"}})
+            src.model_copy(
+                update={"record": {**src.record, "record_id": f"PRR-{first + i + 1:07d}"}}
+            )
         )
     return out
 
@@ -319,6 +321,10 @@ def run_engine(
         served = sum(len(v) for v in load.latency.values())
         centre_cpu, load_cpu = tree_cpu_s(servers) - centre_cpu, children_cpu_s() - load_cpu
         mix_p99 = {ep: p99(v) for ep, v in sorted(load.latency.items())}
+        # The mix may have leased the whole queue: saturation gets records of its own.
+        queue = open_queue(db)
+        queue.add_records(records(args.saturate_records, key_dir, first=args.records))
+        queue.close()
         leases_per_s = asyncio.run(saturate(url, load, args.clients, args.saturate_s))
         summary = httpx.get(url + "/v1/summary", timeout=30.0).json()
     finally:
@@ -352,6 +358,9 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8, help="stations leasing at saturation")
     ap.add_argument("--saturate-s", type=float, default=5.0)
     ap.add_argument("--records", type=int, default=12000)
+    ap.add_argument(
+        "--saturate-records", type=int, default=20000, help="records added for saturation"
+    )
     ap.add_argument("--engines", default="sqlite,postgresql")
     args = ap.parse_args()
     out = []
