@@ -32,7 +32,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.utilization import instrument, overheads_ms, start_server_process, timings
+from bench.outage import start_server_process, stop_server_process
+from bench.utilization import instrument, overheads_ms, timings
 from station import logs
 from station.boot import boot_id
 from station.config import load_config
@@ -366,8 +367,7 @@ def station_run(
         finally:
             station.stop()
     finally:
-        server.terminate()
-        server.wait()
+        stop_server_process(server)
     points = marks.per_card(cards)
     conn = sqlite3.connect(cfg.db_path)
     conn.execute("PRAGMA incremental_vacuum")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import itertools
 
-from central.seed import new_records, seed
+from bench.outage import start_server_process, stop_server_process
+from central.seed import new_records
 from drivers.script import ScriptRunner, read_chip_serial
 from drivers.sim.encoder import SimChipChannel
 from drivers.sim.printer import SimPrinter
@@ -43,7 +43,7 @@ from station.config import load_config
 from station.daemon import Station
 from station.faces.template import to_print_job
 from station.records import parse_record
-from tests.support.harness import Central, station_config, wait_for
+from tests.support.harness import station_config, wait_for
 
 
 def timings(card_ms: float) -> dict[str, float]:
@@ -118,38 +118,6 @@ def bare_loop(root: Path, records: list[dict[str, Any]], card_ms: float) -> tupl
         printer.print_card(job)
         printer.eject()
     return time.perf_counter() - t0, clock.total
-
-
-def start_server_process(root: Path, cards: int) -> tuple[subprocess.Popen[str], Central]:
-    """The reference server in its own process, as the centre is on another machine."""
-    db, keys = root / "central" / "queue.db", root / "central" / "keys"
-    db.parent.mkdir(parents=True)
-    seed(db, cards, seed=0, key_dir=keys)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "station.cli.main",
-            "central",
-            "serve",
-            "--db",
-            str(db),
-            "--port",
-            "0",
-            "--key-dir",
-            str(keys),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().split()[-1]
-    return proc, Central(_UrlOnly(url), db, keys)  # type: ignore[arg-type]
-
-
-class _UrlOnly:
-    def __init__(self, url: str) -> None:
-        self.url = url
 
 
 @dataclass
@@ -273,8 +241,7 @@ def station_run(root: Path, cards: int, card_ms: float) -> StationRun:
         finally:
             station.stop()
     finally:
-        server.terminate()
-        server.wait()
+        stop_server_process(server)
     points = marks.per_card(cards)
     overheads = overheads_ms(points)
     return StationRun(
